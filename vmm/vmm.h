@@ -1,0 +1,89 @@
+// The public, embeddable API of vmm. A program that wants to run a microVM
+// includes this header and links libvmm; the `vmm` command is a thin front end
+// over it. There is no global state: any number of Vm objects may exist and
+// run in one process.
+//
+//   vmm::VmConfig config;
+//   config.kernel_path = "guest.elf";
+//   config.serial.mode = vmm::SerialConfig::Mode::kCallback;
+//   config.serial.sink = [](std::string_view bytes) { ... };
+//   auto vm = vmm::Vm::Create(std::move(config));
+//   if (!vm.ok()) { ... }
+//   vmm::ExitStatus status = (*vm)->Run();  // blocks until the guest ends
+#ifndef VMM_VMM_VMM_H_
+#define VMM_VMM_VMM_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace vmm {
+
+// Where the guest's serial console (COM1) goes.
+struct SerialConfig {
+  enum class Mode {
+    kStdio,     // output to stdout, input from stdin (raw mode on a TTY)
+    kFile,      // output appended to `path`, no input
+    kOff,       // UART present, output discarded
+    kCallback,  // output handed to `sink`, no input
+  };
+  Mode mode = Mode::kStdio;
+  std::string path;                              // for kFile
+  std::function<void(std::string_view)> sink;    // for kCallback; called from vCPU threads
+};
+
+struct VmConfig {
+  std::string kernel_path;   // bzImage, ELF vmlinux, or ELF with a PVH note
+  std::string initrd_path;   // optional
+  std::string cmdline;       // kernel command line
+  uint64_t memory_bytes = 512ull << 20;
+  int cpus = 1;
+  SerialConfig serial;
+  // Stop the guest after this long; the exit status says kTimeout.
+  absl::Duration timeout = absl::InfiniteDuration();
+  // Back guest RAM with a memfd so it can be shared with another process.
+  bool memfd_backed = false;
+};
+
+// How a VM ended.
+struct ExitStatus {
+  enum class Reason {
+    kPowerOff,   // guest powered off
+    kReset,      // guest asked for a reset (i8042, triple fault)
+    kDebugExit,  // guest wrote `debug_code` to the debug-exit port
+    kTimeout,    // VmConfig::timeout elapsed
+    kStopped,    // Vm::RequestStop was called
+    kError,      // the VMM failed; `message` says why
+  };
+  Reason reason = Reason::kError;
+  uint8_t debug_code = 0;
+  std::string message;
+
+  // The `vmm` command's exit code for this status: power-off and reset 0,
+  // debug-exit (code << 1) | 1 (as QEMU's isa-debug-exit), timeout 124,
+  // stopped 0... see README.md for the full contract.
+  int ProcessExitCode() const;
+};
+
+class Vm {
+ public:
+  // Loads the kernel and builds the machine. Fails with a one-line message for
+  // a bad configuration (missing kernel, too little memory, ...).
+  static absl::StatusOr<std::unique_ptr<Vm>> Create(VmConfig config);
+  virtual ~Vm() = default;
+
+  // Runs the guest until it ends; callable once.
+  virtual ExitStatus Run() = 0;
+  // Asks a running guest to stop; Run() then returns kStopped. Safe from any
+  // thread, including before Run().
+  virtual void RequestStop() = 0;
+};
+
+}  // namespace vmm
+
+#endif  // VMM_VMM_VMM_H_
