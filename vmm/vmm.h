@@ -61,12 +61,12 @@ struct ExitStatus {
     kError,      // the VMM failed; `message` says why
   };
   Reason reason = Reason::kError;
-  uint8_t debug_code = 0;
+  uint32_t debug_code = 0;  // the value written to the debug-exit port
   std::string message;
 
-  // The `vmm` command's exit code for this status: power-off and reset 0,
-  // debug-exit (code << 1) | 1 (as QEMU's isa-debug-exit), timeout 124,
-  // stopped 0... see README.md for the full contract.
+  // The `vmm` command's exit code for this status (README.md, "Exit
+  // status"): power-off and reset 0; debug-exit ((code << 1) | 1) & 0xff, as
+  // QEMU's isa-debug-exit; timeout 124; stopped on request 130; error 1.
   int ProcessExitCode() const;
 };
 

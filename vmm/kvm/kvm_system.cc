@@ -1,0 +1,79 @@
+#include "vmm/kvm/kvm_system.h"
+
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_format.h"
+#include "base/status_macros.h"
+
+namespace vmm {
+
+absl::StatusOr<KvmSystem> KvmSystem::Open(absl::string_view path) {
+  std::string p(path);
+  int fd = ::open(p.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    int err = errno;
+    if (err == ENOENT) {
+      return absl::UnavailableError(absl::StrFormat(
+          "%s does not exist: this host has no KVM (is the kvm module loaded?)", p));
+    }
+    if (err == EACCES || err == EPERM) {
+      return absl::PermissionDeniedError(absl::StrFormat(
+          "no permission to open %s: add your user to the 'kvm' group or run as root", p));
+    }
+    return absl::ErrnoToStatus(err, absl::StrFormat("open %s", p));
+  }
+  KvmSystem kvm{UniqueFd(fd)};
+  int version = ::ioctl(fd, KVM_GET_API_VERSION, 0);
+  if (version != KVM_API_VERSION) {
+    return absl::UnavailableError(absl::StrFormat(
+        "KVM_GET_API_VERSION returned %d, expected %d", version, KVM_API_VERSION));
+  }
+  return kvm;
+}
+
+int KvmSystem::CheckExtension(int capability) const {
+  int r = ::ioctl(fd_.get(), KVM_CHECK_EXTENSION, capability);
+  return r < 0 ? 0 : r;
+}
+
+int KvmSystem::MaxVcpus() const {
+  int max = CheckExtension(KVM_CAP_MAX_VCPUS);
+  if (max > 0) return max;
+  int nr = CheckExtension(KVM_CAP_NR_VCPUS);
+  return nr > 0 ? nr : 4;  // api.rst: assume 4 when neither is reported
+}
+
+absl::StatusOr<int> KvmSystem::VcpuMmapSize() const {
+  int size = ::ioctl(fd_.get(), KVM_GET_VCPU_MMAP_SIZE, 0);
+  if (size <= 0) return ErrnoStatus("KVM_GET_VCPU_MMAP_SIZE");
+  return size;
+}
+
+absl::StatusOr<std::vector<kvm_cpuid_entry2>> KvmSystem::GetSupportedCpuid() const {
+  // Grow the buffer until KVM stops answering E2BIG.
+  for (uint32_t n = 128; n <= 4096; n *= 2) {
+    size_t bytes = sizeof(kvm_cpuid2) + n * sizeof(kvm_cpuid_entry2);
+    auto buf = std::make_unique<uint64_t[]>((bytes + 7) / 8);
+    auto* cpuid = reinterpret_cast<kvm_cpuid2*>(buf.get());
+    cpuid->nent = n;
+    if (::ioctl(fd_.get(), KVM_GET_SUPPORTED_CPUID, cpuid) == 0) {
+      return std::vector<kvm_cpuid_entry2>(cpuid->entries, cpuid->entries + cpuid->nent);
+    }
+    if (errno != E2BIG) return ErrnoStatus("KVM_GET_SUPPORTED_CPUID");
+  }
+  return absl::InternalError("KVM_GET_SUPPORTED_CPUID: more than 4096 entries");
+}
+
+bool KvmSystem::IsPvmHost() {
+  struct stat st;
+  return ::stat("/sys/module/kvm_pvm", &st) == 0;
+}
+
+}  // namespace vmm

@@ -1,0 +1,65 @@
+// A KVM virtual machine: memory slots, the in-kernel interrupt controllers,
+// ioeventfds, irqfds and GSI routing.
+#ifndef VMM_VMM_KVM_KVM_VM_H_
+#define VMM_VMM_KVM_KVM_VM_H_
+
+#include <linux/kvm.h>
+
+#include <cstdint>
+#include <optional>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "base/guest_address.h"
+#include "base/unique_fd.h"
+#include "vmm/kvm/kvm_system.h"
+
+namespace vmm {
+
+class KvmVcpu;
+
+// Where an ioeventfd listens.
+enum class IoSpace { kPio, kMmio };
+
+class KvmVm {
+ public:
+  static absl::StatusOr<KvmVm> Create(const KvmSystem& kvm);
+
+  int fd() const { return fd_.get(); }
+
+  absl::Status SetUserMemoryRegion(uint32_t slot, GuestAddress guest, uint64_t size,
+                                   void* host, uint32_t flags = 0);
+  absl::Status SetTssAddr(uint64_t addr);
+  absl::Status SetIdentityMapAddr(uint64_t addr);
+  // In-kernel PIC, IOAPIC and per-vCPU LAPICs; must precede vCPU creation.
+  absl::Status CreateIrqchip();
+  absl::Status CreatePit2();
+  // Sets the level of an interrupt line (GSI) of the in-kernel irqchip.
+  absl::Status SetIrqLine(uint32_t gsi, bool level);
+
+  // Signals `eventfd` when the guest writes to [addr, addr + len); with
+  // `datamatch`, only when the written value equals it.
+  absl::Status AddIoeventfd(int eventfd, IoSpace space, uint64_t addr, uint32_t len,
+                            std::optional<uint64_t> datamatch = std::nullopt);
+  absl::Status RemoveIoeventfd(int eventfd, IoSpace space, uint64_t addr, uint32_t len,
+                               std::optional<uint64_t> datamatch = std::nullopt);
+  // Injects `gsi` each time `eventfd` is signalled.
+  absl::Status AddIrqfd(int eventfd, uint32_t gsi);
+  absl::Status RemoveIrqfd(int eventfd, uint32_t gsi);
+  // Replaces the whole GSI routing table.
+  absl::Status SetGsiRouting(absl::Span<const kvm_irq_routing_entry> entries);
+
+  absl::StatusOr<KvmVcpu> CreateVcpu(const KvmSystem& kvm, uint32_t id);
+
+ private:
+  explicit KvmVm(UniqueFd fd) : fd_(std::move(fd)) {}
+  absl::Status Ioeventfd(int eventfd, IoSpace space, uint64_t addr, uint32_t len,
+                         std::optional<uint64_t> datamatch, bool remove);
+  absl::Status Irqfd(int eventfd, uint32_t gsi, bool remove);
+
+  UniqueFd fd_;
+};
+
+}  // namespace vmm
+
+#endif  // VMM_VMM_KVM_KVM_VM_H_

@@ -1,0 +1,157 @@
+#include "vmm/vcpu_runner.h"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <mutex>
+#include <string>
+
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+
+namespace vmm {
+namespace {
+
+void InstallKickHandler() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    struct sigaction sa {};
+    sa.sa_handler = [](int) {};  // only interrupts KVM_RUN (no SA_RESTART)
+    sigemptyset(&sa.sa_mask);
+    sigaction(VcpuKickSignal(), &sa, nullptr);
+  });
+}
+
+ExitStatus Status(ExitStatus::Reason reason, std::string message = "") {
+  ExitStatus s;
+  s.reason = reason;
+  s.message = std::move(message);
+  return s;
+}
+
+}  // namespace
+
+int VcpuKickSignal() { return SIGRTMIN; }
+
+VcpuRunner::VcpuRunner(KvmVcpu vcpu, const Bus* pio, const Bus* mmio,
+                       std::function<void(ExitStatus)> on_exit)
+    : vcpu_(std::move(vcpu)), pio_(pio), mmio_(mmio), on_exit_(std::move(on_exit)) {
+  InstallKickHandler();
+}
+
+VcpuRunner::~VcpuRunner() {
+  Stop();
+  Join();
+}
+
+void VcpuRunner::Start() {
+  started_ = true;
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void VcpuRunner::Stop() {
+  stop_ = true;
+  vcpu_.SetImmediateExit(true);
+  if (started_ && thread_.joinable()) pthread_kill(thread_.native_handle(), VcpuKickSignal());
+}
+
+void VcpuRunner::Join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void VcpuRunner::Fail(std::string message) {
+  on_exit_(Status(ExitStatus::Reason::kError,
+                  absl::StrFormat("vCPU %d: %s", vcpu_.id(), message)));
+}
+
+void VcpuRunner::Loop() {
+  // The kick signal must be deliverable on this thread.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, VcpuKickSignal());
+  pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+
+  while (!stop_) {
+    absl::StatusOr<VcpuExit> exit = vcpu_.Run();
+    if (!exit.ok()) {
+      Fail(std::string(exit.status().message()));
+      return;
+    }
+    if (!Handle(*exit)) return;
+  }
+}
+
+bool VcpuRunner::Handle(const VcpuExit& exit) {
+  using Kind = VcpuExit::Kind;
+  switch (exit.kind) {
+    case Kind::kIoIn:
+    case Kind::kIoOut: {
+      counts_.pio.fetch_add(1, std::memory_order_relaxed);
+      // `count` > 1 is a rep ins/outs: one bus access per element.
+      for (uint32_t i = 0; i < exit.count; ++i) {
+        absl::Span<uint8_t> element = exit.data.subspan(i * exit.size, exit.size);
+        bool handled = exit.kind == Kind::kIoIn ? pio_->Read(exit.port, element)
+                                                : pio_->Write(exit.port, element);
+        if (!handled) counts_.unhandled_pio.fetch_add(1, std::memory_order_relaxed);
+      }
+      return true;
+    }
+    case Kind::kMmioRead:
+    case Kind::kMmioWrite: {
+      counts_.mmio.fetch_add(1, std::memory_order_relaxed);
+      bool handled = exit.kind == Kind::kMmioRead ? mmio_->Read(exit.addr, exit.data)
+                                                  : mmio_->Write(exit.addr, exit.data);
+      if (!handled) counts_.unhandled_mmio.fetch_add(1, std::memory_order_relaxed);
+      return true;
+    }
+    case Kind::kInterrupted:
+      return true;  // the loop condition decides
+    case Kind::kShutdown:
+      // A triple fault: real hardware resets.
+      on_exit_(Status(ExitStatus::Reason::kReset, "triple fault"));
+      return false;
+    case Kind::kSystemEvent:
+      if (exit.system_event == KVM_SYSTEM_EVENT_SHUTDOWN) {
+        on_exit_(Status(ExitStatus::Reason::kPowerOff));
+      } else if (exit.system_event == KVM_SYSTEM_EVENT_RESET) {
+        on_exit_(Status(ExitStatus::Reason::kReset));
+      } else {
+        Fail(absl::StrFormat("unexpected system event %d", exit.system_event));
+      }
+      return false;
+    case Kind::kHlt:
+      // With the in-kernel LAPIC, HLT never reaches user space.
+      Fail("HLT exit without an in-kernel LAPIC");
+      return false;
+    case Kind::kInternalError: {
+      std::string detail;
+      if (!exit.insn_bytes.empty()) {
+        detail = " instruction bytes: " +
+                 absl::StrJoin(exit.insn_bytes, " ", [](std::string* out, uint8_t b) {
+                   absl::StrAppendFormat(out, "%02x", b);
+                 });
+      }
+      std::string where;
+      absl::StatusOr<kvm_regs> regs = vcpu_.GetRegs();
+      absl::StatusOr<kvm_sregs> sregs = vcpu_.GetSregs();
+      if (regs.ok() && sregs.ok()) {
+        const char* mode = (sregs->efer & (1u << 10)) && sregs->cs.l ? "64-bit"
+                           : (sregs->cr0 & 1)                      ? "protected"
+                                                                   : "real";
+        where = absl::StrFormat(" at RIP 0x%x (%s mode)", regs->rip, mode);
+      }
+      Fail(absl::StrFormat("KVM internal error, suberror %d%s;%s", exit.suberror, where,
+                           detail.empty() ? " no instruction bytes reported" : detail));
+      return false;
+    }
+    case Kind::kFailEntry:
+      Fail(absl::StrFormat("KVM_EXIT_FAIL_ENTRY, hardware reason 0x%x", exit.hardware_reason));
+      return false;
+    case Kind::kOther:
+      Fail(absl::StrFormat("unexpected KVM exit reason %d", exit.raw_reason));
+      return false;
+  }
+  return false;
+}
+
+}  // namespace vmm

@@ -1,0 +1,65 @@
+// One thread per vCPU: KVM_RUN in a loop, port-I/O and MMIO exits dispatched
+// to the buses, terminal exits reported to the VM.
+#ifndef VMM_VMM_VCPU_RUNNER_H_
+#define VMM_VMM_VCPU_RUNNER_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <thread>
+
+#include "devices/bus.h"
+#include "vmm/kvm/kvm_vcpu.h"
+#include "vmm/vmm.h"
+
+namespace vmm {
+
+// Exits counted per vCPU, for diagnostics and for proving that a data path
+// took no user-space exits.
+struct VcpuExitCounts {
+  std::atomic<uint64_t> pio{0};
+  std::atomic<uint64_t> mmio{0};
+  std::atomic<uint64_t> unhandled_pio{0};
+  std::atomic<uint64_t> unhandled_mmio{0};
+};
+
+class VcpuRunner {
+ public:
+  // `on_exit` is called (from the vCPU thread) when the guest reaches a
+  // terminal state or the vCPU fails; the VM then stops every runner.
+  VcpuRunner(KvmVcpu vcpu, const Bus* pio, const Bus* mmio,
+             std::function<void(ExitStatus)> on_exit);
+  ~VcpuRunner();
+  VcpuRunner(const VcpuRunner&) = delete;
+  VcpuRunner& operator=(const VcpuRunner&) = delete;
+
+  KvmVcpu& vcpu() { return vcpu_; }
+  const VcpuExitCounts& counts() const { return counts_; }
+
+  void Start();
+  // Makes the thread leave KVM_RUN and return; safe from any thread.
+  void Stop();
+  void Join();
+
+ private:
+  void Loop();
+  // Handles one exit; returns false when the vCPU must stop.
+  bool Handle(const VcpuExit& exit);
+  void Fail(std::string message);
+
+  KvmVcpu vcpu_;
+  const Bus* pio_;
+  const Bus* mmio_;
+  std::function<void(ExitStatus)> on_exit_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> started_{false};
+  std::thread thread_;
+  VcpuExitCounts counts_;
+};
+
+// The signal used to kick vCPU threads out of KVM_RUN.
+int VcpuKickSignal();
+
+}  // namespace vmm
+
+#endif  // VMM_VMM_VCPU_RUNNER_H_
