@@ -1,0 +1,37 @@
+// The Linux bzImage loader (Documentation/arch/x86/boot.rst): validates the
+// setup header, loads the protected-mode kernel and reports the 64-bit entry.
+#ifndef VMM_ARCH_X86_64_LOADER_BZIMAGE_H_
+#define VMM_ARCH_X86_64_LOADER_BZIMAGE_H_
+
+#include <cstdint>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "arch/x86_64/loader/loaded_kernel.h"
+#include "base/guest_memory.h"
+
+namespace vmm::x86_64 {
+
+// Where the setup header sits in the file (and in boot_params).
+inline constexpr uint64_t kSetupHeaderOffset = 0x1f1;
+inline constexpr uint64_t kBootFlagOffset = 0x1fe;
+inline constexpr uint64_t kHeaderMagicOffset = 0x202;
+inline constexpr uint16_t kBootFlag = 0xaa55;
+inline constexpr uint32_t kHeaderMagic = 0x53726448;  // "HdrS"
+// The oldest protocol with a 64-bit entry point (XLF_KERNEL_64).
+inline constexpr uint16_t kMinBootProtocol = 0x020c;
+// The 64-bit entry is this far into the protected-mode kernel.
+inline constexpr uint64_t kEntry64Offset = 0x200;
+
+// True if `image` carries the "HdrS" setup header magic.
+bool LooksLikeBzImage(absl::Span<const uint8_t> image);
+
+// Loads the protected-mode part of a bzImage at its preferred address (or
+// 1 MiB), after checking the boot flag, the protocol version (>= 2.12), that
+// the kernel has a 64-bit entry, and that the kernel plus its init_size fits
+// in guest RAM. `image` is untrusted.
+absl::StatusOr<LoadedKernel> LoadBzImage(const GuestMemory& mem, absl::Span<const uint8_t> image);
+
+}  // namespace vmm::x86_64
+
+#endif  // VMM_ARCH_X86_64_LOADER_BZIMAGE_H_
