@@ -1,0 +1,297 @@
+#include "devices/legacy/serial.h"
+
+#include <utility>
+
+namespace vmm {
+namespace {
+
+// Register offsets (DLAB selects the divisor latch at 0 and 1).
+constexpr uint64_t kRbrThrDll = 0;
+constexpr uint64_t kIerDlm = 1;
+constexpr uint64_t kIirFcr = 2;
+constexpr uint64_t kLcr = 3;
+constexpr uint64_t kMcr = 4;
+constexpr uint64_t kLsr = 5;
+constexpr uint64_t kMsr = 6;
+constexpr uint64_t kScr = 7;
+
+constexpr uint8_t kIerRxData = 0x01;      // ERBFI
+constexpr uint8_t kIerThrEmpty = 0x02;    // ETBEI
+constexpr uint8_t kIerLineStatus = 0x04;  // ELSI
+constexpr uint8_t kIerModemStatus = 0x08; // EDSSI
+constexpr uint8_t kIerMask = 0x0f;        // bits 7:4 read as 0 on a 16550A
+
+constexpr uint8_t kIirNone = 0x01;
+constexpr uint8_t kIirModemStatus = 0x00;
+constexpr uint8_t kIirThrEmpty = 0x02;
+constexpr uint8_t kIirRxData = 0x04;
+constexpr uint8_t kIirLineStatus = 0x06;
+constexpr uint8_t kIirRxTimeout = 0x0c;
+constexpr uint8_t kIirFifosEnabled = 0xc0;
+
+constexpr uint8_t kFcrEnable = 0x01;
+constexpr uint8_t kFcrClearRx = 0x02;
+
+constexpr uint8_t kLcrDlab = 0x80;
+
+constexpr uint8_t kMcrDtr = 0x01;
+constexpr uint8_t kMcrRts = 0x02;
+constexpr uint8_t kMcrOut1 = 0x04;
+constexpr uint8_t kMcrOut2 = 0x08;
+constexpr uint8_t kMcrLoop = 0x10;
+constexpr uint8_t kMcrMask = 0x1f;
+
+constexpr uint8_t kLsrDataReady = 0x01;
+constexpr uint8_t kLsrOverrun = 0x02;
+constexpr uint8_t kLsrThrEmpty = 0x20;
+constexpr uint8_t kLsrTxEmpty = 0x40;
+
+constexpr uint8_t kMsrDeltaCts = 0x01;
+constexpr uint8_t kMsrDeltaDsr = 0x02;
+constexpr uint8_t kMsrTrailingRi = 0x04;
+constexpr uint8_t kMsrDeltaDcd = 0x08;
+constexpr uint8_t kMsrCts = 0x10;
+constexpr uint8_t kMsrDsr = 0x20;
+constexpr uint8_t kMsrRi = 0x40;
+constexpr uint8_t kMsrDcd = 0x80;
+
+// RX FIFO trigger levels selected by FCR bits 7:6.
+constexpr size_t kRxTriggers[4] = {1, 4, 8, 14};
+
+bool InRegisterFile(uint64_t offset, size_t i) {
+  return offset < Serial::kRegisterCount && i < Serial::kRegisterCount - offset;
+}
+
+}  // namespace
+
+Serial::Serial(std::shared_ptr<IrqLine> irq, OutputSink output, RxSpaceCallback on_rx_space)
+    : irq_(std::move(irq)), output_(std::move(output)), on_rx_space_(std::move(on_rx_space)) {}
+
+void Serial::Read(uint64_t offset, absl::Span<uint8_t> data) {
+  bool notify;
+  {
+    absl::MutexLock lock(&mu_);
+    for (size_t i = 0; i < data.size(); ++i) {
+      data[i] = InRegisterFile(offset, i) ? ReadRegister(offset + i) : 0xff;
+    }
+    notify = TakeRxSpaceNotification();
+  }
+  if (notify && on_rx_space_) on_rx_space_();
+}
+
+void Serial::Write(uint64_t offset, absl::Span<const uint8_t> data) {
+  bool notify;
+  {
+    absl::MutexLock lock(&mu_);
+    for (size_t i = 0; i < data.size(); ++i) {
+      if (InRegisterFile(offset, i)) WriteRegister(offset + i, data[i]);
+    }
+    notify = TakeRxSpaceNotification();
+  }
+  if (notify && on_rx_space_) on_rx_space_();
+}
+
+size_t Serial::EnqueueInput(absl::Span<const uint8_t> bytes) {
+  absl::MutexLock lock(&mu_);
+  size_t accepted = 0;
+  // In loopback the receiver is disconnected from the line: hold input back
+  // rather than lose it.
+  if (!(mcr_ & kMcrLoop)) {
+    while (accepted < bytes.size() && rx_count_ < RxCapacity()) Receive(bytes[accepted++]);
+  }
+  if (accepted < bytes.size()) host_waiting_ = true;
+  UpdateIrq();
+  return accepted;
+}
+
+uint8_t Serial::ReadRegister(uint64_t reg) {
+  switch (reg) {
+    case kRbrThrDll: {
+      if (lcr_ & kLcrDlab) return dll_;
+      uint8_t byte = PopRx();
+      UpdateIrq();
+      return byte;
+    }
+    case kIerDlm:
+      return (lcr_ & kLcrDlab) ? dlm_ : ier_;
+    case kIirFcr: {
+      uint8_t iir = PendingInterrupt();
+      // Reading IIR acknowledges a THR-empty interrupt it reports.
+      if (iir == kIirThrEmpty) {
+        thre_pending_ = false;
+        UpdateIrq();
+      }
+      return iir | (fifo_enabled_ ? kIirFifosEnabled : 0);
+    }
+    case kLcr:
+      return lcr_;
+    case kMcr:
+      return mcr_;
+    case kLsr: {
+      uint8_t lsr = Lsr();
+      overrun_ = false;  // error bits clear on read
+      UpdateIrq();
+      return lsr;
+    }
+    case kMsr: {
+      uint8_t msr = ModemInputs() | msr_deltas_;
+      msr_deltas_ = 0;
+      UpdateIrq();
+      return msr;
+    }
+    case kScr:
+      return scr_;
+  }
+  return 0xff;
+}
+
+void Serial::WriteRegister(uint64_t reg, uint8_t value) {
+  switch (reg) {
+    case kRbrThrDll:
+      if (lcr_ & kLcrDlab) {
+        dll_ = value;
+      } else {
+        Transmit(value);
+      }
+      break;
+    case kIerDlm:
+      if (lcr_ & kLcrDlab) {
+        dlm_ = value;
+      } else {
+        WriteIer(value);
+      }
+      break;
+    case kIirFcr:
+      WriteFcr(value);
+      break;
+    case kLcr:
+      lcr_ = value;
+      break;
+    case kMcr:
+      WriteMcr(value);
+      break;
+    case kScr:
+      scr_ = value;
+      break;
+    default:  // LSR and MSR are read-only
+      break;
+  }
+}
+
+void Serial::Transmit(uint8_t byte) {
+  if (mcr_ & kMcrLoop) {
+    Receive(byte);
+  } else if (output_) {
+    output_(absl::MakeConstSpan(&byte, 1));
+  }
+  // The byte left at once: THR is empty again.
+  thre_pending_ = true;
+  UpdateIrq();
+}
+
+void Serial::Receive(uint8_t byte) {
+  if (rx_count_ == RxCapacity()) {
+    overrun_ = true;
+    // In 16450 mode the new character overwrites RBR; with FIFOs it is lost.
+    if (!fifo_enabled_) rx_[rx_head_] = byte;
+    return;
+  }
+  rx_[(rx_head_ + rx_count_) % kRxFifoCapacity] = byte;
+  ++rx_count_;
+}
+
+uint8_t Serial::PopRx() {
+  if (rx_count_ == 0) return 0;
+  uint8_t byte = rx_[rx_head_];
+  rx_head_ = (rx_head_ + 1) % kRxFifoCapacity;
+  --rx_count_;
+  return byte;
+}
+
+void Serial::ClearRxFifo() {
+  rx_head_ = 0;
+  rx_count_ = 0;
+}
+
+size_t Serial::RxCapacity() const { return fifo_enabled_ ? kRxFifoCapacity : 1; }
+
+void Serial::WriteFcr(uint8_t value) {
+  bool enable = value & kFcrEnable;
+  // Switching FIFO mode clears the FIFOs; other bits only take with bit 0 set.
+  if (enable != fifo_enabled_) {
+    fifo_enabled_ = enable;
+    ClearRxFifo();
+  }
+  if (enable) {
+    if (value & kFcrClearRx) ClearRxFifo();
+    // Bit 2 clears the TX FIFO, which is always empty here.
+    rx_trigger_ = kRxTriggers[value >> 6];
+  }
+  UpdateIrq();
+}
+
+void Serial::WriteIer(uint8_t value) {
+  uint8_t old = ier_;
+  ier_ = value & kIerMask;
+  // Enabling ETBEI while THR is empty (always, here) raises THRE at once;
+  // Linux's 8250 driver relies on it to start transmitting.
+  if ((ier_ & kIerThrEmpty) && !(old & kIerThrEmpty)) thre_pending_ = true;
+  UpdateIrq();
+}
+
+void Serial::WriteMcr(uint8_t value) {
+  uint8_t before = ModemInputs();
+  mcr_ = value & kMcrMask;
+  uint8_t after = ModemInputs();
+  uint8_t changed = before ^ after;
+  if (changed & kMsrCts) msr_deltas_ |= kMsrDeltaCts;
+  if (changed & kMsrDsr) msr_deltas_ |= kMsrDeltaDsr;
+  if (changed & kMsrDcd) msr_deltas_ |= kMsrDeltaDcd;
+  if ((before & kMsrRi) && !(after & kMsrRi)) msr_deltas_ |= kMsrTrailingRi;
+  UpdateIrq();
+}
+
+uint8_t Serial::ModemInputs() const {
+  if (!(mcr_ & kMcrLoop)) return kMsrCts | kMsrDsr | kMsrDcd;  // the host end is ready
+  uint8_t inputs = 0;
+  if (mcr_ & kMcrRts) inputs |= kMsrCts;
+  if (mcr_ & kMcrDtr) inputs |= kMsrDsr;
+  if (mcr_ & kMcrOut1) inputs |= kMsrRi;
+  if (mcr_ & kMcrOut2) inputs |= kMsrDcd;
+  return inputs;
+}
+
+uint8_t Serial::Lsr() const {
+  uint8_t lsr = kLsrThrEmpty | kLsrTxEmpty;
+  if (rx_count_ > 0) lsr |= kLsrDataReady;
+  if (overrun_) lsr |= kLsrOverrun;
+  return lsr;
+}
+
+uint8_t Serial::PendingInterrupt() const {
+  if ((ier_ & kIerLineStatus) && overrun_) return kIirLineStatus;
+  if ((ier_ & kIerRxData) && rx_count_ > 0) {
+    // Below the trigger level the chip reports a character timeout; there is
+    // no time here, so the timeout has always expired.
+    return fifo_enabled_ && rx_count_ < rx_trigger_ ? kIirRxTimeout : kIirRxData;
+  }
+  if ((ier_ & kIerThrEmpty) && thre_pending_) return kIirThrEmpty;
+  if ((ier_ & kIerModemStatus) && msr_deltas_ != 0) return kIirModemStatus;
+  return kIirNone;
+}
+
+void Serial::UpdateIrq() {
+  bool level = PendingInterrupt() != kIirNone && (mcr_ & kMcrOut2) && !(mcr_ & kMcrLoop);
+  if (level == irq_asserted_) return;
+  irq_asserted_ = level;
+  // Under the lock, so concurrent updates reach the line in state order.
+  if (irq_) irq_->SetLevel(level);
+}
+
+bool Serial::TakeRxSpaceNotification() {
+  if (!host_waiting_ || (mcr_ & kMcrLoop) || rx_count_ >= RxCapacity()) return false;
+  host_waiting_ = false;
+  return true;
+}
+
+}  // namespace vmm
