@@ -70,6 +70,10 @@ inline constexpr uint64_t kHighRamStart = kMmioHoleEnd;
 // --- Interrupts ---
 inline constexpr uint32_t kIoapicPins = 24;
 inline constexpr uint32_t kSerialIrq = 4;  // COM1
+// The PC convention: the PIT's ISA IRQ 0 reaches IOAPIC pin 2 (pin 0 is the
+// 8259's ExtINT). KVM's in-kernel PIT raises GSI 0, so the VM's GSI routing
+// (irq_routing.h) sends GSI 0 there, and the MP table / ACPI say so.
+inline constexpr uint32_t kPitIoapicPin = 2;
 
 // --- Port I/O ---
 inline constexpr uint16_t kSerialPort = 0x3f8;  // COM1, 8 ports
