@@ -1,0 +1,80 @@
+#include "runtime/cmdline.h"
+
+// Bounds every scan: a command line without a terminator must not send us
+// through all of memory.
+#define CMDLINE_MAX 4096
+
+static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n'; }
+
+// Finds the first token that is `key=value` (or, when `bare_ok`, also a
+// bare `key`). Returns the value (or the end of a bare token) or NULL.
+static const char* find_token(const char* cmdline, const char* key,
+                              bool bare_ok, size_t* value_len) {
+  size_t key_len = 0;
+  while (key[key_len]) ++key_len;
+  size_t i = 0;
+  while (i < CMDLINE_MAX && cmdline[i]) {
+    while (i < CMDLINE_MAX && is_space(cmdline[i])) ++i;
+    size_t start = i;
+    while (i < CMDLINE_MAX && cmdline[i] && !is_space(cmdline[i])) ++i;
+    size_t len = i - start;
+    if (len < key_len) continue;
+    bool same = true;
+    for (size_t k = 0; k < key_len && same; ++k) {
+      same = cmdline[start + k] == key[k];
+    }
+    if (!same) continue;
+    if (len == key_len && bare_ok) {
+      *value_len = 0;
+      return cmdline + i;
+    }
+    if (len > key_len && cmdline[start + key_len] == '=') {
+      *value_len = len - key_len - 1;
+      return cmdline + start + key_len + 1;
+    }
+  }
+  return 0;
+}
+
+const char* cmdline_find(const char* cmdline, const char* key,
+                         size_t* value_len) {
+  size_t len = 0;
+  const char* value = find_token(cmdline, key, false, &len);
+  if (value != 0 && value_len != 0) *value_len = len;
+  return value;
+}
+
+bool cmdline_has(const char* cmdline, const char* key) {
+  size_t len = 0;
+  return find_token(cmdline, key, true, &len) != 0;
+}
+
+bool cmdline_get_u64(const char* cmdline, const char* key, uint64_t* value) {
+  size_t len = 0;
+  const char* s = cmdline_find(cmdline, key, &len);
+  if (s == 0 || len == 0) return false;
+  unsigned base = 10;
+  if (len > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+    base = 16;
+    s += 2;
+    len -= 2;
+  }
+  uint64_t result = 0;
+  for (size_t i = 0; i < len; ++i) {
+    char c = s[i];
+    unsigned digit;
+    if (c >= '0' && c <= '9') {
+      digit = (unsigned)(c - '0');
+    } else if (base == 16 && c >= 'a' && c <= 'f') {
+      digit = (unsigned)(c - 'a' + 10);
+    } else if (base == 16 && c >= 'A' && c <= 'F') {
+      digit = (unsigned)(c - 'A' + 10);
+    } else {
+      return false;
+    }
+    if (result > (UINT64_MAX - digit) / base) return false;  // overflow
+    result = result * base + digit;
+  }
+  *value = result;
+  return true;
+}

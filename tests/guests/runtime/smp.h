@@ -1,0 +1,24 @@
+// Application processor bring-up through the local APIC (xAPIC MMIO).
+#ifndef VMM_TESTS_GUESTS_RUNTIME_SMP_H_
+#define VMM_TESTS_GUESTS_RUNTIME_SMP_H_
+
+#include <stdint.h>
+
+#include "runtime/mp_table.h"
+
+// Physical page the real-mode AP trampoline is copied to (SIPI vector 0x10).
+#define AP_TRAMPOLINE_PADDR 0x10000u
+
+// This CPU's local APIC ID.
+uint32_t lapic_id(uint32_t lapic_paddr);
+
+// Sends INIT-SIPI-SIPI to every processor in `mp` except this one and
+// waits (bounded by time) until each has reported "cpu <apic id> up".
+// Returns how many CPUs are running, this one included.
+uint32_t smp_start_aps(const struct mp_info* mp);
+
+// Entered by each AP from entry.S on its own stack in 64-bit mode: reports
+// "cpu <apic id> up", counts itself and halts.
+void ap_main(void);
+
+#endif  // VMM_TESTS_GUESTS_RUNTIME_SMP_H_
