@@ -45,18 +45,26 @@ VcpuRunner::~VcpuRunner() {
 }
 
 void VcpuRunner::Start() {
-  started_ = true;
+  absl::MutexLock lock(&thread_mu_);
   thread_ = std::thread([this] { Loop(); });
 }
 
 void VcpuRunner::Stop() {
   stop_ = true;
   vcpu_.SetImmediateExit(true);
-  if (started_ && thread_.joinable()) pthread_kill(thread_.native_handle(), VcpuKickSignal());
+  // A thread that has not reached KVM_RUN yet sees immediate_exit; one in the
+  // guest needs the signal.
+  absl::MutexLock lock(&thread_mu_);
+  if (thread_.joinable()) pthread_kill(thread_.native_handle(), VcpuKickSignal());
 }
 
 void VcpuRunner::Join() {
-  if (thread_.joinable()) thread_.join();
+  std::thread thread;
+  {
+    absl::MutexLock lock(&thread_mu_);
+    thread = std::move(thread_);
+  }
+  if (thread.joinable()) thread.join();
 }
 
 void VcpuRunner::Fail(std::string message) {

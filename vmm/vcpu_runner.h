@@ -8,6 +8,8 @@
 #include <functional>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "devices/bus.h"
 #include "vmm/kvm/kvm_vcpu.h"
 #include "vmm/vmm.h"
@@ -52,8 +54,10 @@ class VcpuRunner {
   const Bus* mmio_;
   std::function<void(ExitStatus)> on_exit_;
   std::atomic<bool> stop_{false};
-  std::atomic<bool> started_{false};
-  std::thread thread_;
+  // Guards the thread handle: Stop() may race with Start() when another vCPU
+  // ends the VM while this one is being started.
+  absl::Mutex thread_mu_;
+  std::thread thread_ ABSL_GUARDED_BY(thread_mu_);
   VcpuExitCounts counts_;
 };
 

@@ -6,11 +6,14 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <string>
 
 #include "absl/strings/str_format.h"
 #include "base/status_macros.h"
+#include "vmm/kvm/kvm_error.h"
+#include "vmm/kvm/kvm_uapi.h"
 
 namespace vmm {
 
@@ -27,7 +30,7 @@ absl::StatusOr<KvmSystem> KvmSystem::Open(absl::string_view path) {
       return absl::PermissionDeniedError(absl::StrFormat(
           "no permission to open %s: add your user to the 'kvm' group or run as root", p));
     }
-    return absl::ErrnoToStatus(err, absl::StrFormat("open %s", p));
+    return absl::UnavailableError(absl::StrFormat("cannot open %s: %s", p, std::strerror(err)));
   }
   KvmSystem kvm{UniqueFd(fd)};
   int version = ::ioctl(fd, KVM_GET_API_VERSION, 0);
@@ -52,21 +55,20 @@ int KvmSystem::MaxVcpus() const {
 
 absl::StatusOr<int> KvmSystem::VcpuMmapSize() const {
   int size = ::ioctl(fd_.get(), KVM_GET_VCPU_MMAP_SIZE, 0);
-  if (size <= 0) return ErrnoStatus("KVM_GET_VCPU_MMAP_SIZE");
+  if (size <= 0) return KvmError("KVM_GET_VCPU_MMAP_SIZE");
   return size;
 }
 
 absl::StatusOr<std::vector<kvm_cpuid_entry2>> KvmSystem::GetSupportedCpuid() const {
   // Grow the buffer until KVM stops answering E2BIG.
   for (uint32_t n = 128; n <= 4096; n *= 2) {
-    size_t bytes = sizeof(kvm_cpuid2) + n * sizeof(kvm_cpuid_entry2);
-    auto buf = std::make_unique<uint64_t[]>((bytes + 7) / 8);
-    auto* cpuid = reinterpret_cast<kvm_cpuid2*>(buf.get());
-    cpuid->nent = n;
-    if (::ioctl(fd_.get(), KVM_GET_SUPPORTED_CPUID, cpuid) == 0) {
-      return std::vector<kvm_cpuid_entry2>(cpuid->entries, cpuid->entries + cpuid->nent);
+    kvm_uapi::FlexBuffer<kvm_uapi::Cpuid2Header, kvm_cpuid_entry2> buf(n);
+    buf.header()->nent = n;
+    if (::ioctl(fd_.get(), kvm_uapi::kGetSupportedCpuid, buf.data()) == 0) {
+      uint32_t got = buf.header()->nent < n ? buf.header()->nent : n;
+      return std::vector<kvm_cpuid_entry2>(buf.entries(), buf.entries() + got);
     }
-    if (errno != E2BIG) return ErrnoStatus("KVM_GET_SUPPORTED_CPUID");
+    if (errno != E2BIG) return KvmError("KVM_GET_SUPPORTED_CPUID");
   }
   return absl::InternalError("KVM_GET_SUPPORTED_CPUID: more than 4096 entries");
 }

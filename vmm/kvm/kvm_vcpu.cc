@@ -9,6 +9,8 @@
 
 #include "absl/strings/str_format.h"
 #include "base/status_macros.h"
+#include "vmm/kvm/kvm_error.h"
+#include "vmm/kvm/kvm_uapi.h"
 
 namespace vmm {
 namespace {
@@ -16,13 +18,13 @@ namespace {
 template <typename T>
 absl::StatusOr<T> IoctlGet(int fd, unsigned long request, const char* name) {
   T value{};
-  if (::ioctl(fd, request, &value) != 0) return ErrnoStatus(name);
+  if (::ioctl(fd, request, &value) != 0) return KvmError(name);
   return value;
 }
 
 template <typename T>
 absl::Status IoctlSet(int fd, unsigned long request, const T& value, const char* name) {
-  if (::ioctl(fd, request, &value) != 0) return ErrnoStatus(name);
+  if (::ioctl(fd, request, &value) != 0) return KvmError(name);
   return absl::OkStatus();
 }
 
@@ -33,7 +35,7 @@ absl::StatusOr<KvmVcpu> KvmVcpu::Create(UniqueFd fd, uint32_t id, size_t mmap_si
     return absl::InternalError(absl::StrFormat("vCPU mmap size %d is too small", mmap_size));
   }
   void* run = ::mmap(nullptr, mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
-  if (run == MAP_FAILED) return ErrnoStatus(absl::StrFormat("mmap kvm_run of vCPU %d", id));
+  if (run == MAP_FAILED) return KvmError(absl::StrFormat("mmap kvm_run of vCPU %d", id));
   return KvmVcpu(std::move(fd), id, static_cast<kvm_run*>(run), mmap_size);
 }
 
@@ -96,19 +98,17 @@ absl::StatusOr<kvm_translation> KvmVcpu::Translate(uint64_t linear_address) cons
   kvm_translation tr{};
   tr.linear_address = linear_address;
   if (::ioctl(fd_.get(), KVM_TRANSLATE, &tr) != 0) {
-    return ErrnoStatus(absl::StrFormat("KVM_TRANSLATE 0x%x", linear_address));
+    return KvmError(absl::StrFormat("KVM_TRANSLATE 0x%x", linear_address));
   }
   return tr;
 }
 
 absl::Status KvmVcpu::SetMsrs(absl::Span<const kvm_msr_entry> msrs) {
-  size_t bytes = sizeof(kvm_msrs) + msrs.size() * sizeof(kvm_msr_entry);
-  auto buf = std::make_unique<uint64_t[]>((bytes + 7) / 8);
-  auto* list = reinterpret_cast<kvm_msrs*>(buf.get());
-  list->nmsrs = static_cast<uint32_t>(msrs.size());
-  if (!msrs.empty()) std::memcpy(list->entries, msrs.data(), msrs.size() * sizeof(kvm_msr_entry));
-  int n = ::ioctl(fd_.get(), KVM_SET_MSRS, list);
-  if (n < 0) return ErrnoStatus("KVM_SET_MSRS");
+  kvm_uapi::FlexBuffer<kvm_uapi::MsrsHeader, kvm_msr_entry> buf(msrs.size());
+  buf.header()->nmsrs = static_cast<uint32_t>(msrs.size());
+  if (!msrs.empty()) std::memcpy(buf.entries(), msrs.data(), msrs.size() * sizeof(kvm_msr_entry));
+  int n = ::ioctl(fd_.get(), kvm_uapi::kSetMsrs, buf.data());
+  if (n < 0) return KvmError("KVM_SET_MSRS");
   if (static_cast<size_t>(n) != msrs.size()) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "KVM_SET_MSRS: KVM refused MSR 0x%x (set %d of %d)", msrs[n].index, n, msrs.size()));
@@ -117,25 +117,22 @@ absl::Status KvmVcpu::SetMsrs(absl::Span<const kvm_msr_entry> msrs) {
 }
 
 absl::StatusOr<uint64_t> KvmVcpu::GetMsr(uint32_t index) const {
-  alignas(kvm_msrs) uint8_t buf[sizeof(kvm_msrs) + sizeof(kvm_msr_entry)] = {};
-  auto* msrs = reinterpret_cast<kvm_msrs*>(buf);
-  msrs->nmsrs = 1;
-  msrs->entries[0].index = index;
-  int n = ::ioctl(fd_.get(), KVM_GET_MSRS, msrs);
-  if (n != 1) return ErrnoStatus(absl::StrFormat("KVM_GET_MSRS 0x%x", index));
-  return msrs->entries[0].data;
+  kvm_uapi::FlexBuffer<kvm_uapi::MsrsHeader, kvm_msr_entry> buf(1);
+  buf.header()->nmsrs = 1;
+  buf.entries()[0].index = index;
+  int n = ::ioctl(fd_.get(), kvm_uapi::kGetMsrs, buf.data());
+  if (n != 1) return KvmError(absl::StrFormat("KVM_GET_MSRS 0x%x", index));
+  return buf.entries()[0].data;
 }
 
 absl::Status KvmVcpu::SetCpuid(absl::Span<const kvm_cpuid_entry2> entries) {
-  size_t bytes = sizeof(kvm_cpuid2) + entries.size() * sizeof(kvm_cpuid_entry2);
-  auto buf = std::make_unique<uint64_t[]>((bytes + 7) / 8);
-  auto* cpuid = reinterpret_cast<kvm_cpuid2*>(buf.get());
-  cpuid->nent = static_cast<uint32_t>(entries.size());
+  kvm_uapi::FlexBuffer<kvm_uapi::Cpuid2Header, kvm_cpuid_entry2> buf(entries.size());
+  buf.header()->nent = static_cast<uint32_t>(entries.size());
   if (!entries.empty()) {
-    std::memcpy(cpuid->entries, entries.data(), entries.size() * sizeof(kvm_cpuid_entry2));
+    std::memcpy(buf.entries(), entries.data(), entries.size() * sizeof(kvm_cpuid_entry2));
   }
-  if (::ioctl(fd_.get(), KVM_SET_CPUID2, cpuid) != 0) {
-    return ErrnoStatus(absl::StrFormat("KVM_SET_CPUID2 vcpu=%d entries=%d", id_, entries.size()));
+  if (::ioctl(fd_.get(), kvm_uapi::kSetCpuid2, buf.data()) != 0) {
+    return KvmError(absl::StrFormat("KVM_SET_CPUID2 vcpu=%d entries=%d", id_, entries.size()));
   }
   return absl::OkStatus();
 }
@@ -151,7 +148,7 @@ absl::StatusOr<VcpuExit> KvmVcpu::Run() {
       exit.kind = VcpuExit::Kind::kInterrupted;
       return exit;
     }
-    return ErrnoStatus(absl::StrFormat("KVM_RUN vcpu=%d", id_));
+    return KvmError(absl::StrFormat("KVM_RUN vcpu=%d", id_));
   }
   return Decode();
 }

@@ -7,6 +7,8 @@
 
 #include "absl/strings/str_format.h"
 #include "base/status_macros.h"
+#include "vmm/kvm/kvm_error.h"
+#include "vmm/kvm/kvm_uapi.h"
 #include "vmm/kvm/kvm_vcpu.h"
 
 namespace vmm {
@@ -16,7 +18,7 @@ absl::StatusOr<KvmVm> KvmVm::Create(const KvmSystem& kvm) {
   do {
     fd = ::ioctl(kvm.fd(), KVM_CREATE_VM, 0);
   } while (fd < 0 && errno == EINTR);
-  if (fd < 0) return ErrnoStatus("KVM_CREATE_VM");
+  if (fd < 0) return KvmError("KVM_CREATE_VM");
   return KvmVm(UniqueFd(fd));
 }
 
@@ -29,7 +31,7 @@ absl::Status KvmVm::SetUserMemoryRegion(uint32_t slot, GuestAddress guest, uint6
   region.memory_size = size;
   region.userspace_addr = reinterpret_cast<uint64_t>(host);
   if (::ioctl(fd_.get(), KVM_SET_USER_MEMORY_REGION, &region) != 0) {
-    return ErrnoStatus(absl::StrFormat("KVM_SET_USER_MEMORY_REGION slot=%d gpa=0x%x size=0x%x",
+    return KvmError(absl::StrFormat("KVM_SET_USER_MEMORY_REGION slot=%d gpa=0x%x size=0x%x",
                                        slot, guest.value(), size));
   }
   return absl::OkStatus();
@@ -37,7 +39,7 @@ absl::Status KvmVm::SetUserMemoryRegion(uint32_t slot, GuestAddress guest, uint6
 
 absl::Status KvmVm::SetTssAddr(uint64_t addr) {
   if (::ioctl(fd_.get(), KVM_SET_TSS_ADDR, static_cast<unsigned long>(addr)) != 0) {
-    return ErrnoStatus(absl::StrFormat("KVM_SET_TSS_ADDR 0x%x", addr));
+    return KvmError(absl::StrFormat("KVM_SET_TSS_ADDR 0x%x", addr));
   }
   return absl::OkStatus();
 }
@@ -45,20 +47,20 @@ absl::Status KvmVm::SetTssAddr(uint64_t addr) {
 absl::Status KvmVm::SetIdentityMapAddr(uint64_t addr) {
   uint64_t a = addr;
   if (::ioctl(fd_.get(), KVM_SET_IDENTITY_MAP_ADDR, &a) != 0) {
-    return ErrnoStatus(absl::StrFormat("KVM_SET_IDENTITY_MAP_ADDR 0x%x", addr));
+    return KvmError(absl::StrFormat("KVM_SET_IDENTITY_MAP_ADDR 0x%x", addr));
   }
   return absl::OkStatus();
 }
 
 absl::Status KvmVm::CreateIrqchip() {
-  if (::ioctl(fd_.get(), KVM_CREATE_IRQCHIP, 0) != 0) return ErrnoStatus("KVM_CREATE_IRQCHIP");
+  if (::ioctl(fd_.get(), KVM_CREATE_IRQCHIP, 0) != 0) return KvmError("KVM_CREATE_IRQCHIP");
   return absl::OkStatus();
 }
 
 absl::Status KvmVm::CreatePit2() {
   kvm_pit_config config{};
   config.flags = KVM_PIT_SPEAKER_DUMMY;
-  if (::ioctl(fd_.get(), KVM_CREATE_PIT2, &config) != 0) return ErrnoStatus("KVM_CREATE_PIT2");
+  if (::ioctl(fd_.get(), KVM_CREATE_PIT2, &config) != 0) return KvmError("KVM_CREATE_PIT2");
   return absl::OkStatus();
 }
 
@@ -67,7 +69,7 @@ absl::Status KvmVm::SetIrqLine(uint32_t gsi, bool level) {
   irq.irq = gsi;
   irq.level = level ? 1 : 0;
   if (::ioctl(fd_.get(), KVM_IRQ_LINE, &irq) != 0) {
-    return ErrnoStatus(absl::StrFormat("KVM_IRQ_LINE gsi=%d level=%d", gsi, irq.level));
+    return KvmError(absl::StrFormat("KVM_IRQ_LINE gsi=%d level=%d", gsi, irq.level));
   }
   return absl::OkStatus();
 }
@@ -85,7 +87,7 @@ absl::Status KvmVm::Ioeventfd(int eventfd, IoSpace space, uint64_t addr, uint32_
   }
   if (remove) io.flags |= KVM_IOEVENTFD_FLAG_DEASSIGN;
   if (::ioctl(fd_.get(), KVM_IOEVENTFD, &io) != 0) {
-    return ErrnoStatus(absl::StrFormat("KVM_IOEVENTFD %s %s addr=0x%x len=%d",
+    return KvmError(absl::StrFormat("KVM_IOEVENTFD %s %s addr=0x%x len=%d",
                                        remove ? "deassign" : "assign",
                                        space == IoSpace::kPio ? "pio" : "mmio", addr, len));
   }
@@ -108,7 +110,7 @@ absl::Status KvmVm::Irqfd(int eventfd, uint32_t gsi, bool remove) {
   irqfd.gsi = gsi;
   if (remove) irqfd.flags = KVM_IRQFD_FLAG_DEASSIGN;
   if (::ioctl(fd_.get(), KVM_IRQFD, &irqfd) != 0) {
-    return ErrnoStatus(absl::StrFormat("KVM_IRQFD %s gsi=%d", remove ? "deassign" : "assign", gsi));
+    return KvmError(absl::StrFormat("KVM_IRQFD %s gsi=%d", remove ? "deassign" : "assign", gsi));
   }
   return absl::OkStatus();
 }
@@ -117,23 +119,20 @@ absl::Status KvmVm::AddIrqfd(int eventfd, uint32_t gsi) { return Irqfd(eventfd, 
 absl::Status KvmVm::RemoveIrqfd(int eventfd, uint32_t gsi) { return Irqfd(eventfd, gsi, true); }
 
 absl::Status KvmVm::SetGsiRouting(absl::Span<const kvm_irq_routing_entry> entries) {
-  size_t bytes = sizeof(kvm_irq_routing) + entries.size() * sizeof(kvm_irq_routing_entry);
-  auto buf = std::make_unique<uint64_t[]>((bytes + 7) / 8);
-  auto* routing = reinterpret_cast<kvm_irq_routing*>(buf.get());
-  routing->nr = static_cast<uint32_t>(entries.size());
-  routing->flags = 0;
+  kvm_uapi::FlexBuffer<kvm_uapi::IrqRoutingHeader, kvm_irq_routing_entry> buf(entries.size());
+  buf.header()->nr = static_cast<uint32_t>(entries.size());
   if (!entries.empty()) {
-    std::memcpy(routing->entries, entries.data(), entries.size() * sizeof(kvm_irq_routing_entry));
+    std::memcpy(buf.entries(), entries.data(), entries.size() * sizeof(kvm_irq_routing_entry));
   }
-  if (::ioctl(fd_.get(), KVM_SET_GSI_ROUTING, routing) != 0) {
-    return ErrnoStatus(absl::StrFormat("KVM_SET_GSI_ROUTING entries=%d", entries.size()));
+  if (::ioctl(fd_.get(), kvm_uapi::kSetGsiRouting, buf.data()) != 0) {
+    return KvmError(absl::StrFormat("KVM_SET_GSI_ROUTING entries=%d", entries.size()));
   }
   return absl::OkStatus();
 }
 
 absl::StatusOr<KvmVcpu> KvmVm::CreateVcpu(const KvmSystem& kvm, uint32_t id) {
   int fd = ::ioctl(fd_.get(), KVM_CREATE_VCPU, static_cast<unsigned long>(id));
-  if (fd < 0) return ErrnoStatus(absl::StrFormat("KVM_CREATE_VCPU id=%d", id));
+  if (fd < 0) return KvmError(absl::StrFormat("KVM_CREATE_VCPU id=%d", id));
   UniqueFd vcpu_fd(fd);
   ASSIGN_OR_RETURN(int mmap_size, kvm.VcpuMmapSize());
   return KvmVcpu::Create(std::move(vcpu_fd), id, static_cast<size_t>(mmap_size));

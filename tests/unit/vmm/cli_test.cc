@@ -1,0 +1,382 @@
+#include "vmm/cli.h"
+
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace vmm::cli {
+namespace {
+
+using ::testing::HasSubstr;
+using Action = CliRequest::Action;
+
+// Runs ParseCommandLine on `vmm <args...>`.
+absl::StatusOr<CliRequest> Parse(std::initializer_list<std::string> args) {
+  std::vector<std::string> storage = {"vmm"};
+  storage.insert(storage.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& arg : storage) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  return ParseCommandLine(static_cast<int>(storage.size()), argv.data());
+}
+
+// Parses `--kernel k <args...>` and returns the config, failing the test if
+// the line was rejected.
+VmConfig ParseRun(std::initializer_list<std::string> args) {
+  std::vector<std::string> all = {"--kernel", "k"};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv = {const_cast<char*>("vmm")};
+  for (std::string& arg : all) argv.push_back(arg.data());
+  absl::StatusOr<CliRequest> request = ParseCommandLine(static_cast<int>(argv.size()), argv.data());
+  EXPECT_TRUE(request.ok()) << request.status();
+  if (!request.ok()) return VmConfig{};
+  EXPECT_EQ(request->action, Action::kRun);
+  return request->config;
+}
+
+// Expects the line to be rejected as bad usage with `fragment` in the message.
+void ExpectUsageError(std::initializer_list<std::string> args, const std::string& fragment) {
+  absl::StatusOr<CliRequest> request = Parse(args);
+  ASSERT_FALSE(request.ok()) << "accepted a bad command line";
+  EXPECT_EQ(request.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(request.status().message()), HasSubstr(fragment));
+  EXPECT_FALSE(absl::StrContains(request.status().message(), "\n"));
+}
+
+// --- Running ---
+
+TEST(CliTest, KernelAloneGivesLibraryDefaults) {
+  absl::StatusOr<CliRequest> request = Parse({"--kernel", "/boot/vmlinuz"});
+  ASSERT_TRUE(request.ok()) << request.status();
+  ASSERT_EQ(request->action, Action::kRun);
+  const VmConfig& config = request->config;
+  const VmConfig defaults;
+  EXPECT_EQ(config.kernel_path, "/boot/vmlinuz");
+  EXPECT_EQ(config.initrd_path, "");
+  EXPECT_EQ(config.cmdline, "");
+  EXPECT_EQ(config.memory_bytes, defaults.memory_bytes);
+  EXPECT_EQ(config.cpus, defaults.cpus);
+  EXPECT_EQ(config.serial.mode, SerialConfig::Mode::kStdio);
+  EXPECT_EQ(config.timeout, absl::InfiniteDuration());
+  EXPECT_FALSE(config.memfd_backed);
+}
+
+TEST(CliTest, EveryFlagReachesTheConfigInSpaceForm) {
+  VmConfig config = ParseRun({"--initrd", "initrd.img", "--cmdline", "console=ttyS0 quiet",
+                              "--memory", "1G", "--cpus", "4", "--serial", "file=out.log",
+                              "--timeout", "2.5", "--memfd"});
+  EXPECT_EQ(config.kernel_path, "k");
+  EXPECT_EQ(config.initrd_path, "initrd.img");
+  EXPECT_EQ(config.cmdline, "console=ttyS0 quiet");
+  EXPECT_EQ(config.memory_bytes, 1ull << 30);
+  EXPECT_EQ(config.cpus, 4);
+  EXPECT_EQ(config.serial.mode, SerialConfig::Mode::kFile);
+  EXPECT_EQ(config.serial.path, "out.log");
+  EXPECT_EQ(config.timeout, absl::Milliseconds(2500));
+  EXPECT_TRUE(config.memfd_backed);
+}
+
+TEST(CliTest, EveryFlagReachesTheConfigInEqualsForm) {
+  absl::StatusOr<CliRequest> request =
+      Parse({"--kernel=bz", "--initrd=rd", "--cmdline=root=/dev/vda rw", "--memory=64M",
+             "--cpus=2", "--serial=off", "--timeout=10", "--memfd=true"});
+  ASSERT_TRUE(request.ok()) << request.status();
+  const VmConfig& config = request->config;
+  EXPECT_EQ(config.kernel_path, "bz");
+  EXPECT_EQ(config.initrd_path, "rd");
+  EXPECT_EQ(config.cmdline, "root=/dev/vda rw");  // only the first '=' splits
+  EXPECT_EQ(config.memory_bytes, 64ull << 20);
+  EXPECT_EQ(config.cpus, 2);
+  EXPECT_EQ(config.serial.mode, SerialConfig::Mode::kOff);
+  EXPECT_EQ(config.timeout, absl::Seconds(10));
+  EXPECT_TRUE(config.memfd_backed);
+}
+
+TEST(CliTest, SingleDashFlagsWorkLikeDoubleDash) {
+  VmConfig config = ParseRun({"-cpus", "3", "-memory=2M"});
+  EXPECT_EQ(config.cpus, 3);
+  EXPECT_EQ(config.memory_bytes, 2ull << 20);
+}
+
+TEST(CliTest, BooleanMemfdCanBeTurnedOffAndDoesNotEatTheNextArgument) {
+  EXPECT_FALSE(ParseRun({"--memfd=false"}).memfd_backed);
+  EXPECT_FALSE(ParseRun({"--memfd", "--nomemfd"}).memfd_backed);
+  VmConfig config = ParseRun({"--memfd", "--cpus", "2"});
+  EXPECT_TRUE(config.memfd_backed);
+  EXPECT_EQ(config.cpus, 2);
+}
+
+TEST(CliTest, LaterFlagOverridesEarlier) {
+  EXPECT_EQ(ParseRun({"--cpus", "2", "--cpus", "5"}).cpus, 5);
+}
+
+TEST(CliTest, EachParseStartsFromDefaults) {
+  ParseRun({"--cpus", "8", "--memfd", "--initrd", "x", "--timeout", "1"});
+  VmConfig config = ParseRun({});
+  EXPECT_EQ(config.cpus, 1);
+  EXPECT_FALSE(config.memfd_backed);
+  EXPECT_EQ(config.initrd_path, "");
+  EXPECT_EQ(config.timeout, absl::InfiniteDuration());
+}
+
+TEST(CliTest, ValueMayStartWithDashInSpaceForm) {
+  EXPECT_EQ(ParseRun({"--cmdline", "-v"}).cmdline, "-v");
+}
+
+TEST(CliTest, EmptyCmdlineAndInitrdAreAllowed) {
+  VmConfig config = ParseRun({"--cmdline=", "--initrd="});
+  EXPECT_EQ(config.cmdline, "");
+  EXPECT_EQ(config.initrd_path, "");
+}
+
+TEST(CliTest, CpusAcceptsTheWholeRange) {
+  EXPECT_EQ(ParseRun({"--cpus", "1"}).cpus, 1);
+  EXPECT_EQ(ParseRun({"--cpus", "255"}).cpus, 255);
+}
+
+// --- Help and version ---
+
+TEST(CliTest, HelpIsARequestNotAnError) {
+  for (const char* flag : {"--help", "-h", "-help"}) {
+    absl::StatusOr<CliRequest> request = Parse({flag});
+    ASSERT_TRUE(request.ok()) << flag << ": " << request.status();
+    EXPECT_EQ(request->action, Action::kPrintHelp) << flag;
+  }
+}
+
+TEST(CliTest, HelpWinsOverOtherErrorsOnTheLine) {
+  absl::StatusOr<CliRequest> request = Parse({"--bogus", "--memory=0", "--help"});
+  ASSERT_TRUE(request.ok()) << request.status();
+  EXPECT_EQ(request->action, Action::kPrintHelp);
+}
+
+TEST(CliTest, VersionIsARequest) {
+  absl::StatusOr<CliRequest> request = Parse({"--version"});
+  ASSERT_TRUE(request.ok()) << request.status();
+  EXPECT_EQ(request->action, Action::kPrintVersion);
+}
+
+TEST(CliTest, VersionTextIsNameAndVersion) {
+  EXPECT_TRUE(absl::StartsWith(VersionText(), "vmm 0.")) << VersionText();
+  EXPECT_TRUE(absl::EndsWith(VersionText(), "\n"));
+}
+
+TEST(CliTest, HelpTextDocumentsEveryFlagAndItsDefault) {
+  const std::string help = HelpText();
+  for (const char* flag : {"--kernel PATH", "--initrd PATH", "--cmdline STR", "--memory SIZE",
+                           "--cpus N", "--serial MODE", "--timeout SECONDS", "--memfd",
+                           "--help", "--version"}) {
+    EXPECT_THAT(help, HasSubstr(flag));
+  }
+  EXPECT_THAT(help, HasSubstr("Default: 512M"));
+  EXPECT_THAT(help, HasSubstr("Default: stdio"));
+  EXPECT_THAT(help, HasSubstr("Exit status"));
+}
+
+TEST(CliTest, HelpAndVersionTakeNoValue) {
+  ExpectUsageError({"--help=yes"}, "--help takes no value");
+  ExpectUsageError({"--version=1"}, "--version takes no value");
+}
+
+// --- Bad usage ---
+
+TEST(CliTest, MissingKernelIsRejected) {
+  ExpectUsageError({}, "--kernel PATH is required");
+  ExpectUsageError({"--memory", "1G"}, "--kernel PATH is required");
+  ExpectUsageError({"--kernel="}, "--kernel PATH is required");
+}
+
+TEST(CliTest, UnknownFlagIsRejectedByName) {
+  ExpectUsageError({"--kernel", "k", "--bogus"}, "unknown flag '--bogus'");
+  ExpectUsageError({"--kernel", "k", "--bogus=1"}, "unknown flag '--bogus=1'");
+}
+
+TEST(CliTest, AbslBuiltinFlagsAreNotOurs) {
+  ExpectUsageError({"--kernel", "k", "--flagfile=/etc/passwd"}, "unknown flag");
+  ExpectUsageError({"--kernel", "k", "--helpfull"}, "unknown flag");
+}
+
+TEST(CliTest, NoPrefixOnlyNegatesBooleans) {
+  ExpectUsageError({"--kernel", "k", "--nocpus"}, "unknown flag");
+  ExpectUsageError({"--kernel", "k", "--nomemfd=true"}, "--nomemfd takes no value");
+}
+
+TEST(CliTest, PositionalArgumentsAreRejected) {
+  ExpectUsageError({"--kernel", "k", "extra"}, "unexpected argument 'extra'");
+  ExpectUsageError({"bzImage"}, "unexpected argument 'bzImage'");
+  ExpectUsageError({"--kernel", "k", "-"}, "unexpected argument '-'");
+  ExpectUsageError({"--kernel", "k", "--", "--cpus"}, "unexpected argument '--cpus'");
+}
+
+TEST(CliTest, DoubleDashAloneIsAccepted) {
+  absl::StatusOr<CliRequest> request = Parse({"--kernel", "k", "--"});
+  EXPECT_TRUE(request.ok()) << request.status();
+}
+
+TEST(CliTest, FlagWithoutValueAtTheEndIsRejected) {
+  ExpectUsageError({"--kernel"}, "--kernel needs a value");
+  ExpectUsageError({"--kernel", "k", "--memory"}, "--memory needs a value");
+}
+
+TEST(CliTest, BadMemoryIsRejectedWithTheValue) {
+  ExpectUsageError({"--kernel", "k", "--memory", "lots"}, "invalid value 'lots' for --memory");
+  ExpectUsageError({"--kernel", "k", "--memory=0"}, "greater than zero");
+  ExpectUsageError({"--kernel", "k", "--memory=0M"}, "greater than zero");
+  ExpectUsageError({"--kernel", "k", "--memory=20000000000G"}, "64 bits");
+}
+
+TEST(CliTest, CpusOutOfRangeIsRejected) {
+  ExpectUsageError({"--kernel", "k", "--cpus", "0"}, "between 1 and 255");
+  ExpectUsageError({"--kernel", "k", "--cpus", "256"}, "between 1 and 255");
+  ExpectUsageError({"--kernel", "k", "--cpus=99999999999"}, "between 1 and 255");
+}
+
+TEST(CliTest, CpusMustBeAPlainNumber) {
+  for (const char* bad : {"-1", "two", "1.5", "0x4", "", " 2", "+2"}) {
+    ExpectUsageError({"--kernel", "k", std::string("--cpus=") + bad}, "--cpus");
+  }
+}
+
+TEST(CliTest, BadSerialModeIsRejected) {
+  ExpectUsageError({"--kernel", "k", "--serial", "pty"}, "expected stdio, file=PATH or off");
+  ExpectUsageError({"--kernel", "k", "--serial", "file="}, "file= needs a path");
+  ExpectUsageError({"--kernel", "k", "--serial", "file"}, "needs a path");
+  ExpectUsageError({"--kernel", "k", "--serial="}, "--serial");
+}
+
+TEST(CliTest, NonPositiveTimeoutIsRejected) {
+  ExpectUsageError({"--kernel", "k", "--timeout", "0"}, "greater than zero");
+  ExpectUsageError({"--kernel", "k", "--timeout", "0.0"}, "greater than zero");
+  ExpectUsageError({"--kernel", "k", "--timeout=-1"}, "greater than zero");
+  ExpectUsageError({"--kernel", "k", "--timeout=-5s"}, "greater than zero");
+}
+
+TEST(CliTest, BadMemfdValueIsRejected) {
+  ExpectUsageError({"--kernel", "k", "--memfd=maybe"}, "invalid value 'maybe' for --memfd");
+}
+
+TEST(CliTest, FirstErrorIsReported) {
+  ExpectUsageError({"--cpus=0", "--bogus"}, "--cpus");
+}
+
+// --- Value parsers ---
+
+TEST(ParseByteSizeTest, PlainBytes) {
+  EXPECT_EQ(ParseByteSize("4096").value(), 4096u);
+  EXPECT_EQ(ParseByteSize("1").value(), 1u);
+  EXPECT_EQ(ParseByteSize("18446744073709551615").value(), UINT64_MAX);
+}
+
+TEST(ParseByteSizeTest, BinarySuffixesInEveryAcceptedSpelling) {
+  struct Case {
+    const char* text;
+    uint64_t bytes;
+  };
+  for (const Case& c : std::initializer_list<Case>{
+           {"64K", 64ull << 10},  {"64k", 64ull << 10},  {"64KB", 64ull << 10},
+           {"64KiB", 64ull << 10}, {"512M", 512ull << 20}, {"512m", 512ull << 20},
+           {"512MB", 512ull << 20}, {"512MiB", 512ull << 20}, {"512mib", 512ull << 20},
+           {"2G", 2ull << 30},    {"2g", 2ull << 30},    {"2GiB", 2ull << 30},
+           {"2GB", 2ull << 30},   {"1T", 1ull << 40},    {"1TiB", 1ull << 40}}) {
+    absl::StatusOr<uint64_t> bytes = ParseByteSize(c.text);
+    ASSERT_TRUE(bytes.ok()) << c.text << ": " << bytes.status();
+    EXPECT_EQ(*bytes, c.bytes) << c.text;
+  }
+}
+
+TEST(ParseByteSizeTest, RejectsZeroGarbageAndOverflow) {
+  for (const char* bad : {"", "0", "0G", "M", "abc", "12X", "12MiBs", "1.5G", "-1", "+1",
+                          " 1M", "1M ", "1 M", "0x100", "16E", "16777216T",
+                          "18446744073709551616", "99999999999999999999999"}) {
+    EXPECT_FALSE(ParseByteSize(bad).ok()) << "accepted '" << bad << "'";
+  }
+}
+
+TEST(ParseByteSizeTest, LargestValueThatFitsWithSuffixIsAccepted) {
+  EXPECT_EQ(ParseByteSize("16777215T").value(), 16777215ull << 40);
+  EXPECT_FALSE(ParseByteSize("17179869184G").ok());  // 2^34 GiB = 2^64
+}
+
+TEST(ParseSerialSpecTest, AcceptsEachMode) {
+  EXPECT_EQ(ParseSerialSpec("stdio")->mode, SerialConfig::Mode::kStdio);
+  EXPECT_EQ(ParseSerialSpec("off")->mode, SerialConfig::Mode::kOff);
+  absl::StatusOr<SerialConfig> file = ParseSerialSpec("file=/tmp/a=b.log");
+  ASSERT_TRUE(file.ok());
+  EXPECT_EQ(file->mode, SerialConfig::Mode::kFile);
+  EXPECT_EQ(file->path, "/tmp/a=b.log");
+}
+
+TEST(ParseSerialSpecTest, RejectsUnknownModesAndEmptyPath) {
+  for (const char* bad : {"", "STDIO", "file", "file=", "callback", "stdio ", "tty"}) {
+    EXPECT_FALSE(ParseSerialSpec(bad).ok()) << "accepted '" << bad << "'";
+  }
+}
+
+TEST(ParseTimeoutTest, DecimalSecondsAndDurations) {
+  EXPECT_EQ(ParseTimeout("30").value(), absl::Seconds(30));
+  EXPECT_EQ(ParseTimeout("0.5").value(), absl::Milliseconds(500));
+  EXPECT_EQ(ParseTimeout(".25").value(), absl::Milliseconds(250));
+  EXPECT_EQ(ParseTimeout("90s").value(), absl::Seconds(90));
+  EXPECT_EQ(ParseTimeout("2m").value(), absl::Minutes(2));
+  EXPECT_EQ(ParseTimeout("1h30m").value(), absl::Minutes(90));
+  EXPECT_EQ(ParseTimeout("none").value(), absl::InfiniteDuration());
+}
+
+TEST(ParseTimeoutTest, RejectsNonPositiveInfiniteAndGarbage) {
+  for (const char* bad : {"", "0", "0.0", "0s", "-1", "-0.5", "+1", "inf", "nan", "1e3",
+                          "1..2", ".", "abc", "10 s", "1x", "99999999999999999999999999"}) {
+    EXPECT_FALSE(ParseTimeout(bad).ok()) << "accepted '" << bad << "'";
+  }
+}
+
+// --- Exit codes and error lines ---
+
+TEST(ExitCodeTest, UserInputErrorsExitWithUsageCode) {
+  for (absl::Status status : {absl::InvalidArgumentError("not a bzImage"),
+                              absl::NotFoundError("kernel: no such file"),
+                              absl::FailedPreconditionError("memory too small"),
+                              absl::OutOfRangeError("too many cpus"),
+                              absl::AlreadyExistsError("x")}) {
+    EXPECT_EQ(ExitCodeForError(status), 2) << status;
+  }
+}
+
+TEST(ExitCodeTest, RuntimeFailuresExitWithOne) {
+  for (absl::Status status :
+       {absl::UnavailableError("/dev/kvm: no such file"), absl::PermissionDeniedError("/dev/kvm"),
+        absl::InternalError("KVM_RUN"), absl::UnknownError("?"), absl::ResourceExhaustedError("m"),
+        absl::CancelledError(""), absl::DeadlineExceededError(""), absl::AbortedError(""),
+        absl::UnimplementedError(""), absl::DataLossError(""), absl::UnauthenticatedError("")}) {
+    EXPECT_EQ(ExitCodeForError(status), 1) << status;
+  }
+}
+
+TEST(ExitCodeTest, ConstantsMatchTheMapping) {
+  EXPECT_EQ(kExitUsage, 2);
+  EXPECT_EQ(kExitVmmFailure, 1);
+}
+
+TEST(ErrorLineTest, UsageErrorPointsAtHelp) {
+  EXPECT_EQ(UsageErrorLine(absl::InvalidArgumentError("unknown flag '--x'")),
+            "vmm: unknown flag '--x'; see --help");
+}
+
+TEST(ErrorLineTest, OtherErrorsArePrefixedOnly) {
+  EXPECT_EQ(ErrorLine(absl::NotFoundError("kernel 'bz': No such file or directory")),
+            "vmm: kernel 'bz': No such file or directory");
+}
+
+TEST(ErrorLineTest, MultiLineMessagesBecomeOneLine) {
+  EXPECT_EQ(ErrorLine(absl::InternalError("a\nb")), "vmm: a; b");
+  EXPECT_EQ(ErrorLine(absl::InternalError("")), "vmm: INTERNAL");
+}
+
+}  // namespace
+}  // namespace vmm::cli

@@ -1,0 +1,462 @@
+#include "vmm/cli.h"
+
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/marshalling.h"
+#include "absl/flags/reflection.h"
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/strip.h"
+#include "absl/strings/string_view.h"
+#include "base/status_macros.h"
+
+#ifndef VMM_VERSION
+#define VMM_VERSION "0.1.0"
+#endif
+
+// Flag value types: each parses through the same function the tests exercise,
+// so the flag can never hold a value the CLI would reject.
+namespace vmm::cli::flag_types {
+
+struct ByteSizeFlag {
+  uint64_t bytes = 0;
+};
+struct SerialFlag {
+  SerialConfig config;
+};
+struct TimeoutFlag {
+  absl::Duration value = absl::InfiniteDuration();
+};
+
+bool AbslParseFlag(absl::string_view text, ByteSizeFlag* out, std::string* error) {
+  absl::StatusOr<uint64_t> bytes = ParseByteSize(text);
+  if (!bytes.ok()) {
+    *error = std::string(bytes.status().message());
+    return false;
+  }
+  out->bytes = *bytes;
+  return true;
+}
+
+// The largest suffix that divides exactly, so the default reads "512M".
+std::string AbslUnparseFlag(const ByteSizeFlag& size) {
+  static constexpr struct {
+    char suffix;
+    int shift;
+  } kUnits[] = {{'T', 40}, {'G', 30}, {'M', 20}, {'K', 10}};
+  for (const auto& unit : kUnits) {
+    const uint64_t mask = (uint64_t{1} << unit.shift) - 1;
+    if (size.bytes != 0 && (size.bytes & mask) == 0) {
+      return absl::StrCat(size.bytes >> unit.shift, std::string(1, unit.suffix));
+    }
+  }
+  return absl::StrCat(size.bytes);
+}
+
+bool AbslParseFlag(absl::string_view text, SerialFlag* out, std::string* error) {
+  absl::StatusOr<SerialConfig> config = ParseSerialSpec(text);
+  if (!config.ok()) {
+    *error = std::string(config.status().message());
+    return false;
+  }
+  out->config = *std::move(config);
+  return true;
+}
+
+std::string AbslUnparseFlag(const SerialFlag& serial) {
+  switch (serial.config.mode) {
+    case SerialConfig::Mode::kStdio:
+      return "stdio";
+    case SerialConfig::Mode::kFile:
+      return absl::StrCat("file=", serial.config.path);
+    case SerialConfig::Mode::kOff:
+      return "off";
+    case SerialConfig::Mode::kCallback:
+      break;  // not expressible on a command line
+  }
+  return "callback";
+}
+
+bool AbslParseFlag(absl::string_view text, TimeoutFlag* out, std::string* error) {
+  absl::StatusOr<absl::Duration> timeout = ParseTimeout(text);
+  if (!timeout.ok()) {
+    *error = std::string(timeout.status().message());
+    return false;
+  }
+  out->value = *timeout;
+  return true;
+}
+
+std::string AbslUnparseFlag(const TimeoutFlag& timeout) {
+  if (timeout.value == absl::InfiniteDuration()) return "none";
+  return absl::FormatDuration(timeout.value);
+}
+
+}  // namespace vmm::cli::flag_types
+
+using vmm::cli::flag_types::ByteSizeFlag;
+using vmm::cli::flag_types::SerialFlag;
+using vmm::cli::flag_types::TimeoutFlag;
+
+// Defaults come from VmConfig so the CLI and the library cannot disagree.
+ABSL_FLAG(std::string, kernel, "",
+          "Guest kernel: bzImage, ELF vmlinux, or ELF with a PVH note. Required.");
+ABSL_FLAG(std::string, initrd, "", "Initial ramdisk to load for the kernel.");
+ABSL_FLAG(std::string, cmdline, "", "Kernel command line.");
+ABSL_FLAG(ByteSizeFlag, memory, ByteSizeFlag{vmm::VmConfig{}.memory_bytes},
+          "Guest RAM: bytes or K/M/G/T (binary; 512M = 512MiB).");
+ABSL_FLAG(int, cpus, vmm::VmConfig{}.cpus, "Number of vCPUs, 1..255.");
+ABSL_FLAG(SerialFlag, serial, SerialFlag{vmm::VmConfig{}.serial},
+          "Guest console (COM1): stdio, file=PATH (append), or off.");
+ABSL_FLAG(TimeoutFlag, timeout, TimeoutFlag{vmm::VmConfig{}.timeout},
+          "Stop the guest after this many seconds (e.g. 30, 0.5, 2m); exit 124.");
+ABSL_FLAG(bool, memfd, vmm::VmConfig{}.memfd_backed,
+          "Back guest RAM with a memfd (shareable with another process).");
+
+namespace vmm::cli {
+namespace {
+
+constexpr absl::string_view kProgram = "vmm";
+constexpr int kMaxCpus = 255;
+
+absl::Status ValidateCpus(absl::string_view text) {
+  if (text.empty() || text.find_first_not_of("0123456789") != absl::string_view::npos) {
+    return absl::InvalidArgumentError("expected a whole number of vCPUs");
+  }
+  int cpus = 0;
+  if (!absl::SimpleAtoi(text, &cpus) || cpus < 1 || cpus > kMaxCpus) {
+    return absl::InvalidArgumentError(absl::StrCat("must be between 1 and ", kMaxCpus));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateBool(absl::string_view text) {
+  bool value = false;
+  std::string error;
+  if (!absl::ParseFlag(text, &value, &error)) {
+    return absl::InvalidArgumentError("expected true or false");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateAny(absl::string_view) { return absl::OkStatus(); }
+
+// The flags `vmm` accepts, in --help order. Only these are looked up: any
+// other flag linked into the binary (absl's own, a library's) is "unknown".
+struct FlagSpec {
+  absl::string_view name;
+  absl::string_view value_name;  // empty for the boolean
+  absl::Status (*validate)(absl::string_view);
+};
+
+absl::Status ValidateSize(absl::string_view text) { return ParseByteSize(text).status(); }
+absl::Status ValidateSerial(absl::string_view text) { return ParseSerialSpec(text).status(); }
+absl::Status ValidateTimeout(absl::string_view text) { return ParseTimeout(text).status(); }
+
+constexpr FlagSpec kFlags[] = {
+    {"kernel", "PATH", ValidateAny},    {"initrd", "PATH", ValidateAny},
+    {"cmdline", "STR", ValidateAny},    {"memory", "SIZE", ValidateSize},
+    {"cpus", "N", ValidateCpus},        {"serial", "MODE", ValidateSerial},
+    {"timeout", "SECONDS", ValidateTimeout}, {"memfd", "", ValidateBool},
+};
+
+const FlagSpec* FindSpec(absl::string_view name) {
+  for (const FlagSpec& spec : kFlags) {
+    if (spec.name == name) return &spec;
+  }
+  return nullptr;
+}
+
+absl::StatusOr<absl::CommandLineFlag*> Registered(absl::string_view name) {
+  absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+  if (flag == nullptr) {
+    return absl::InternalError(absl::StrCat("flag --", name, " is not registered"));
+  }
+  return flag;
+}
+
+absl::Status ResetFlagsToDefaults() {
+  for (const FlagSpec& spec : kFlags) {
+    ASSIGN_OR_RETURN(absl::CommandLineFlag * flag, Registered(spec.name));
+    std::string error;
+    if (!flag->ParseFrom(flag->DefaultValue(), &error)) {
+      return absl::InternalError(absl::StrCat("resetting --", spec.name, ": ", error));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Applies one `--name[=value]` (value already split off or taken from the
+// next argument) after checking it with the flag's own parser.
+absl::Status SetFlag(const FlagSpec& spec, absl::string_view value) {
+  if (absl::Status valid = spec.validate(value); !valid.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid value '", value, "' for --", spec.name, ": ", valid.message()));
+  }
+  ASSIGN_OR_RETURN(absl::CommandLineFlag * flag, Registered(spec.name));
+  std::string error;
+  if (!flag->ParseFrom(value, &error)) return absl::InvalidArgumentError(error);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<VmConfig> ConfigFromFlags() {
+  VmConfig config;
+  config.kernel_path = absl::GetFlag(FLAGS_kernel);
+  if (config.kernel_path.empty()) {
+    return absl::InvalidArgumentError("--kernel PATH is required");
+  }
+  config.initrd_path = absl::GetFlag(FLAGS_initrd);
+  config.cmdline = absl::GetFlag(FLAGS_cmdline);
+  config.memory_bytes = absl::GetFlag(FLAGS_memory).bytes;
+  config.cpus = absl::GetFlag(FLAGS_cpus);
+  config.serial = absl::GetFlag(FLAGS_serial).config;
+  config.timeout = absl::GetFlag(FLAGS_timeout).value;
+  config.memfd_backed = absl::GetFlag(FLAGS_memfd);
+  return config;
+}
+
+// One line whatever the message holds.
+std::string OneLine(const absl::Status& status) {
+  std::string message(status.message());
+  if (message.empty()) message = absl::StatusCodeToString(status.code());
+  return absl::StrReplaceAll(message, {{"\r\n", "; "}, {"\n", "; "}, {"\r", "; "}});
+}
+
+}  // namespace
+
+absl::StatusOr<uint64_t> ParseByteSize(absl::string_view text) {
+  size_t digits = 0;
+  while (digits < text.size() && absl::ascii_isdigit(static_cast<unsigned char>(text[digits]))) {
+    ++digits;
+  }
+  if (digits == 0) {
+    return absl::InvalidArgumentError("expected a size such as 512M, 2G or 1048576");
+  }
+  uint64_t number = 0;
+  if (!absl::SimpleAtoi(text.substr(0, digits), &number)) {
+    return absl::InvalidArgumentError("size does not fit in 64 bits");
+  }
+  absl::string_view suffix = text.substr(digits);
+  int shift = 0;
+  if (!suffix.empty()) {
+    switch (absl::ascii_toupper(static_cast<unsigned char>(suffix[0]))) {
+      case 'K': shift = 10; break;
+      case 'M': shift = 20; break;
+      case 'G': shift = 30; break;
+      case 'T': shift = 40; break;
+      default: shift = -1; break;
+    }
+    absl::string_view rest = suffix.substr(1);
+    if (shift < 0 || !(rest.empty() || rest == "B" || rest == "iB" || rest == "b" ||
+                       rest == "ib" || rest == "IB")) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown size suffix '", suffix, "' (use K, M, G or T)"));
+    }
+  }
+  if (number == 0) return absl::InvalidArgumentError("size must be greater than zero");
+  if (number > (std::numeric_limits<uint64_t>::max() >> shift)) {
+    return absl::InvalidArgumentError("size does not fit in 64 bits");
+  }
+  return number << shift;
+}
+
+absl::StatusOr<SerialConfig> ParseSerialSpec(absl::string_view text) {
+  SerialConfig config;
+  if (text == "stdio") {
+    config.mode = SerialConfig::Mode::kStdio;
+  } else if (text == "off") {
+    config.mode = SerialConfig::Mode::kOff;
+  } else if (absl::ConsumePrefix(&text, "file=")) {
+    if (text.empty()) return absl::InvalidArgumentError("file= needs a path, e.g. file=console.log");
+    config.mode = SerialConfig::Mode::kFile;
+    config.path = std::string(text);
+  } else if (text == "file") {
+    return absl::InvalidArgumentError("file needs a path, e.g. file=console.log");
+  } else {
+    return absl::InvalidArgumentError("expected stdio, file=PATH or off");
+  }
+  return config;
+}
+
+absl::StatusOr<absl::Duration> ParseTimeout(absl::string_view text) {
+  // "none" is how the default (no timeout) prints; accept it back.
+  if (text == "none") return absl::InfiniteDuration();
+  absl::Duration timeout;
+  // A plain decimal number is seconds; digits and at most one dot only, so
+  // "inf", "nan", "1e9" and signs are rejected.
+  const bool plain_number =
+      !text.empty() && text.find_first_not_of("0123456789.") == absl::string_view::npos &&
+      text.find('.') == text.rfind('.') && text != ".";
+  if (plain_number) {
+    double seconds = 0;
+    if (!absl::SimpleAtod(text, &seconds)) {
+      return absl::InvalidArgumentError("expected seconds, e.g. 30 or 0.5");
+    }
+    timeout = absl::Seconds(seconds);
+  } else if (text.empty() || text[0] == '-' || text[0] == '+' ||
+             !absl::ParseDuration(text, &timeout)) {
+    if (!text.empty() && text[0] == '-') {
+      return absl::InvalidArgumentError("timeout must be greater than zero");
+    }
+    return absl::InvalidArgumentError("expected seconds, e.g. 30, 0.5 or 2m");
+  }
+  if (timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("timeout must be greater than zero");
+  }
+  if (timeout == absl::InfiniteDuration()) {
+    return absl::InvalidArgumentError("timeout must be finite (omit --timeout for none)");
+  }
+  return timeout;
+}
+
+absl::StatusOr<CliRequest> ParseCommandLine(int argc, char** argv) {
+  RETURN_IF_ERROR(ResetFlagsToDefaults());
+  bool help = false;
+  bool version = false;
+  absl::Status first_error;
+  auto fail = [&first_error](absl::Status status) {
+    if (first_error.ok()) first_error = std::move(status);
+  };
+
+  bool flags_ended = false;
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view arg = argv[i] != nullptr ? argv[i] : "";
+    if (!flags_ended && arg == "--") {
+      flags_ended = true;
+      continue;
+    }
+    if (flags_ended || arg.size() < 2 || arg[0] != '-') {
+      fail(absl::InvalidArgumentError(
+          absl::StrCat("unexpected argument '", arg, "' (vmm takes flags only)")));
+      continue;
+    }
+    absl::string_view name = arg;
+    if (!absl::ConsumePrefix(&name, "--")) name.remove_prefix(1);
+    absl::string_view value;
+    const size_t eq = name.find('=');
+    const bool has_value = eq != absl::string_view::npos;
+    if (has_value) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+    }
+
+    if (name == "help" || name == "h" || name == "version") {
+      if (has_value) {
+        fail(absl::InvalidArgumentError(absl::StrCat("--", name, " takes no value")));
+      } else {
+        (name == "version" ? version : help) = true;
+      }
+      continue;
+    }
+
+    const FlagSpec* spec = FindSpec(name);
+    bool negated = false;  // --nomemfd, as absl spells a false boolean
+    if (spec == nullptr && absl::StartsWith(name, "no")) {
+      const FlagSpec* positive = FindSpec(name.substr(2));
+      if (positive != nullptr && positive->value_name.empty()) {
+        spec = positive;
+        negated = true;
+      }
+    }
+    if (spec == nullptr) {
+      fail(absl::InvalidArgumentError(absl::StrCat("unknown flag '", arg, "'")));
+      continue;
+    }
+    if (spec->value_name.empty()) {  // boolean: never consumes the next argument
+      if (negated && has_value) {
+        fail(absl::InvalidArgumentError(absl::StrCat("--", name, " takes no value")));
+        continue;
+      }
+      if (!has_value) value = negated ? "false" : "true";
+    } else if (!has_value) {
+      if (i + 1 >= argc || argv[i + 1] == nullptr) {
+        fail(absl::InvalidArgumentError(
+            absl::StrCat("--", name, " needs a value: --", name, " ", spec->value_name)));
+        continue;
+      }
+      value = argv[++i];
+    }
+    if (absl::Status set = SetFlag(*spec, value); !set.ok()) fail(std::move(set));
+  }
+
+  // Asking for help is never an error, whatever else is on the line.
+  CliRequest request;
+  if (help) {
+    request.action = CliRequest::Action::kPrintHelp;
+    return request;
+  }
+  if (version) {
+    request.action = CliRequest::Action::kPrintVersion;
+    return request;
+  }
+  RETURN_IF_ERROR(first_error);
+  ASSIGN_OR_RETURN(request.config, ConfigFromFlags());
+  return request;
+}
+
+std::string HelpText() {
+  std::string text = absl::StrCat(
+      "Usage: ", kProgram, " --kernel PATH [flags]\n\n",
+      "Boots a kernel in a lightweight KVM virtual machine.\n\nFlags:\n");
+  auto add_line = [&text](absl::string_view left, absl::string_view help) {
+    absl::StrAppend(&text, absl::StrFormat("  %-22s ", std::string(left)), help, "\n");
+  };
+  for (const FlagSpec& spec : kFlags) {
+    const absl::CommandLineFlag* flag = absl::FindCommandLineFlag(spec.name);
+    if (flag == nullptr) continue;
+    std::string left = absl::StrCat("--", spec.name);
+    if (!spec.value_name.empty()) absl::StrAppend(&left, " ", spec.value_name);
+    std::string help = flag->Help();
+    const std::string default_value = flag->DefaultValue();
+    if (!spec.value_name.empty() && !default_value.empty()) {
+      absl::StrAppend(&help, " Default: ", default_value, ".");
+    }
+    add_line(left, help);
+  }
+  add_line("--help, -h", "Print this help and exit.");
+  add_line("--version", "Print the version and exit.");
+  absl::StrAppend(&text,
+                  "\nFlags take --flag=value or --flag value.\n\n"
+                  "Exit status:\n"
+                  "  0     the guest powered off or reset\n"
+                  "  2N+1  the guest wrote N to the debug-exit port (modulo 256)\n"
+                  "  124   --timeout elapsed\n"
+                  "  130   stopped by SIGINT (Ctrl-C) or SIGTERM\n"
+                  "  1     the VMM failed\n"
+                  "  2     bad usage or configuration (flags, kernel file, memory size)\n");
+  return text;
+}
+
+std::string VersionText() { return absl::StrCat(kProgram, " ", VMM_VERSION, "\n"); }
+
+int ExitCodeForError(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kOutOfRange:
+    case absl::StatusCode::kAlreadyExists:
+      return kExitUsage;
+    default:
+      return kExitVmmFailure;
+  }
+}
+
+std::string UsageErrorLine(const absl::Status& status) {
+  return absl::StrCat(kProgram, ": ", OneLine(status), "; see --help");
+}
+
+std::string ErrorLine(const absl::Status& status) {
+  return absl::StrCat(kProgram, ": ", OneLine(status));
+}
+
+}  // namespace vmm::cli

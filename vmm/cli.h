@@ -1,0 +1,77 @@
+// The `vmm` command line: turns argv into a VmConfig (or a request for help or
+// the version) and maps errors to exit codes. Kept apart from main() so every
+// rule here is unit-tested without a VM.
+//
+//   vmm --kernel PATH [--initrd PATH] [--cmdline STR] [--memory 512M]
+//       [--cpus N] [--serial stdio|file=PATH|off] [--timeout SECONDS] [--memfd]
+//
+// Flags are absl flags (their help strings feed --help), but argv is walked
+// here rather than by absl::ParseCommandLine, so every usage error is one line
+// and exit code 2 instead of absl's multi-line dump and exit 1.
+#ifndef VMM_VMM_CLI_H_
+#define VMM_VMM_CLI_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "vmm/vmm.h"
+
+namespace vmm::cli {
+
+// Exit codes of the `vmm` command that are not about how the guest ended.
+inline constexpr int kExitVmmFailure = 1;  // the VMM itself failed at runtime
+inline constexpr int kExitUsage = 2;       // bad flags or bad user input
+
+// What the user asked for.
+struct CliRequest {
+  enum class Action {
+    kRun,          // boot `config`
+    kPrintHelp,    // print HelpText() to stdout, exit 0
+    kPrintVersion  // print VersionText() to stdout, exit 0
+  };
+  Action action = Action::kRun;
+  VmConfig config;  // meaningful for kRun only
+};
+
+// Parses argv (argv[0] is the program name). Flags take `--name=value` or
+// `--name value`; a single leading dash works too; `--memfd`/`--nomemfd`/
+// `--memfd=false` for the boolean; `--` ends flags. Every call starts from the
+// flags' defaults, so it may be called repeatedly. On bad usage returns
+// InvalidArgumentError whose message says what is wrong in one line (without
+// "vmm: " and "; see --help"; UsageErrorLine adds those).
+absl::StatusOr<CliRequest> ParseCommandLine(int argc, char** argv);
+
+// "<program> - ..." usage text listing every flag with its help and default.
+std::string HelpText();
+// "vmm <version>\n".
+std::string VersionText();
+
+// Value parsers behind the flags, exposed for tests.
+// Bytes with an optional binary suffix: 4096, 64K, 512M, 2G, 1T; the suffix
+// may be lower case and followed by "iB" or "B" (512MiB, 512MB: both 2^20).
+// Rejects zero, signs, spaces, fractions and values that overflow 64 bits.
+absl::StatusOr<uint64_t> ParseByteSize(absl::string_view text);
+// "stdio", "off" or "file=PATH" (PATH non-empty).
+absl::StatusOr<SerialConfig> ParseSerialSpec(absl::string_view text);
+// Seconds as a decimal number ("30", "0.5") or an absl duration with a unit
+// ("90s", "2m", "1h30m"); must be finite and greater than zero.
+absl::StatusOr<absl::Duration> ParseTimeout(absl::string_view text);
+
+// The exit code for a failed Vm::Create: kExitUsage (2) when the status says
+// the user's input is wrong (kInvalidArgument, kNotFound, kFailedPrecondition,
+// kOutOfRange, kAlreadyExists), kExitVmmFailure (1) for everything else
+// (kUnavailable, kPermissionDenied, kInternal, ...). Never 0.
+int ExitCodeForError(const absl::Status& status);
+
+// The single stderr line for a usage error: "vmm: <message>; see --help".
+std::string UsageErrorLine(const absl::Status& status);
+// The single stderr line for any other error: "vmm: <message>".
+std::string ErrorLine(const absl::Status& status);
+
+}  // namespace vmm::cli
+
+#endif  // VMM_VMM_CLI_H_

@@ -1,0 +1,234 @@
+#include "vmm/machine.h"
+
+#include <cstring>
+#include <string>
+
+#include "absl/strings/str_format.h"
+#include "arch/x86_64/boot_cpu_state.h"
+#include "arch/x86_64/cpuid.h"
+#include "arch/x86_64/gdt.h"
+#include "arch/x86_64/irq_routing.h"
+#include "arch/x86_64/layout.h"
+#include "arch/x86_64/loader/boot_info.h"
+#include "arch/x86_64/loader/boot_params.h"
+#include "arch/x86_64/loader/cmdline.h"
+#include "arch/x86_64/loader/initrd.h"
+#include "arch/x86_64/loader/kernel_loader.h"
+#include "arch/x86_64/loader/pvh_start_info.h"
+#include "arch/x86_64/loader/ram_ranges.h"
+#include "arch/x86_64/msrs.h"
+#include "arch/x86_64/page_tables.h"
+#include "base/status_macros.h"
+#include "devices/irq_line.h"
+#include "devices/legacy/debug_exit.h"
+#include "devices/legacy/i8042.h"
+#include "devices/legacy/serial.h"
+#include "firmware/e820.h"
+#include "firmware/mp_table.h"
+
+namespace vmm {
+namespace {
+
+namespace x86 = ::vmm::x86_64;
+
+// An interrupt line of the in-kernel PIC/IOAPIC, driven with KVM_IRQ_LINE.
+class KvmIrqLine : public IrqLine {
+ public:
+  KvmIrqLine(KvmVm* vm, uint32_t gsi) : vm_(vm), gsi_(gsi) {}
+  void SetLevel(bool asserted) override { (void)vm_->SetIrqLine(gsi_, asserted); }
+
+ private:
+  KvmVm* vm_;
+  uint32_t gsi_;
+};
+
+// LVT entries of the local APIC (offsets into kvm_lapic_state::regs).
+constexpr size_t kApicLvtLint0 = 0x350;
+constexpr size_t kApicLvtLint1 = 0x360;
+constexpr uint32_t kApicDeliveryModeMask = 0x700;
+constexpr uint32_t kApicDeliveryExtInt = 0x700;
+constexpr uint32_t kApicDeliveryNmi = 0x400;
+
+// LINT0 delivers the PIC's ExtINT and LINT1 NMIs, as a BIOS leaves them and
+// as the MP table says.
+absl::Status ConfigureLapic(KvmVcpu& vcpu) {
+  ASSIGN_OR_RETURN(kvm_lapic_state lapic, vcpu.GetLapic());
+  auto set_mode = [&lapic](size_t reg, uint32_t mode) {
+    uint32_t value;
+    std::memcpy(&value, &lapic.regs[reg], sizeof(value));
+    value = (value & ~kApicDeliveryModeMask) | mode;
+    std::memcpy(&lapic.regs[reg], &value, sizeof(value));
+  };
+  set_mode(kApicLvtLint0, kApicDeliveryExtInt);
+  set_mode(kApicLvtLint1, kApicDeliveryNmi);
+  return vcpu.SetLapic(lapic);
+}
+
+// The guest-physical address width the host's KVM supports.
+uint32_t PhysicalAddressBits(absl::Span<const kvm_cpuid_entry2> cpuid) {
+  for (const kvm_cpuid_entry2& e : cpuid) {
+    if (e.function == 0x8000'0008) return e.eax & 0xff;
+  }
+  return 36;  // the architectural minimum when the leaf is missing
+}
+
+std::string HumanSize(uint64_t bytes) {
+  if (bytes >= (1ull << 30) && bytes % (1ull << 30) == 0) return absl::StrFormat("%dG", bytes >> 30);
+  if (bytes >= (1ull << 20) && bytes % (1ull << 20) == 0) return absl::StrFormat("%dM", bytes >> 20);
+  return absl::StrFormat("%d bytes", bytes);
+}
+
+}  // namespace
+
+Machine::Machine(KvmSystem kvm, KvmVm vm, GuestMemory memory, MachineHooks hooks)
+    : kvm_(std::move(kvm)), vm_(std::move(vm)), memory_(std::move(memory)),
+      hooks_(std::move(hooks)) {}
+
+Machine::~Machine() = default;
+
+absl::StatusOr<std::unique_ptr<Machine>> Machine::Create(const VmConfig& config,
+                                                         MachineHooks hooks) {
+  // User input first, so mistakes are reported even on a host without KVM.
+  if (config.kernel_path.empty()) return absl::InvalidArgumentError("no kernel given");
+  if (config.cpus < 1) {
+    return absl::InvalidArgumentError(absl::StrFormat("--cpus %d: need at least 1", config.cpus));
+  }
+  ASSIGN_OR_RETURN(std::vector<RamRange> ram, x86::RamRangesFor(config.memory_bytes));
+
+  ASSIGN_OR_RETURN(KvmSystem kvm, KvmSystem::Open());
+  // The MP table is how guests learn their CPUs until ACPI describes them.
+  if (config.cpus > static_cast<int>(firmware::kMpTableMaxCpus)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "--cpus %d is more than vmm supports (%d)", config.cpus, firmware::kMpTableMaxCpus));
+  }
+  if (config.cpus > kvm.MaxVcpus()) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "--cpus %d is more than this host's KVM allows (%d)", config.cpus, kvm.MaxVcpus()));
+  }
+  ASSIGN_OR_RETURN(std::vector<kvm_cpuid_entry2> supported, kvm.GetSupportedCpuid());
+  uint32_t phys_bits = PhysicalAddressBits(supported);
+  if (phys_bits < 64 && ram.back().start.value() + ram.back().size > (1ull << phys_bits)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "--memory %s is more than this host can address (%d physical address bits)",
+        HumanSize(config.memory_bytes), phys_bits));
+  }
+
+  ASSIGN_OR_RETURN(KvmVm vm, KvmVm::Create(kvm));
+  absl::StatusOr<GuestMemory> memory =
+      GuestMemory::Create(ram, GuestMemoryOptions{.memfd = config.memfd_backed});
+  if (!memory.ok()) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "cannot reserve --memory %s: %s", HumanSize(config.memory_bytes),
+        memory.status().message()));
+  }
+  std::unique_ptr<Machine> machine(
+      new Machine(std::move(kvm), std::move(vm), std::move(*memory), std::move(hooks)));
+  RETURN_IF_ERROR(machine->RegisterMemory());
+  RETURN_IF_ERROR(machine->CreateDevices());
+  RETURN_IF_ERROR(machine->LoadAndDescribe(config));
+  RETURN_IF_ERROR(machine->CreateVcpus(config, supported));
+  return machine;
+}
+
+absl::Status Machine::RegisterMemory() {
+  // KVM needs these before the first vCPU runs; both sit in the MMIO hole.
+  RETURN_IF_ERROR(vm_.SetTssAddr(x86::kTssStart));
+  RETURN_IF_ERROR(vm_.SetIdentityMapAddr(x86::kIdentityMapStart));
+  RETURN_IF_ERROR(vm_.CreateIrqchip());
+  RETURN_IF_ERROR(vm_.SetGsiRouting(x86::LegacyIrqRouting()));
+  RETURN_IF_ERROR(vm_.CreatePit2());
+  uint32_t slot = 0;
+  for (const GuestMemory::Region& region : memory_.regions()) {
+    RETURN_IF_ERROR(vm_.SetUserMemoryRegion(slot++, region.start, region.size, region.host));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Machine::CreateDevices() {
+  auto serial_irq = std::make_shared<KvmIrqLine>(&vm_, x86::kSerialIrq);
+  serial_ = std::make_shared<Serial>(serial_irq, hooks_.serial_output, hooks_.on_serial_rx_space);
+  RETURN_IF_ERROR(pio_bus_.Insert(serial_, x86::kSerialPort, Serial::kRegisterCount));
+
+  auto i8042 = std::make_shared<I8042>([this] {
+    ExitStatus status;
+    status.reason = ExitStatus::Reason::kReset;
+    hooks_.on_exit(status);
+  });
+  RETURN_IF_ERROR(pio_bus_.Insert(i8042, x86::kI8042DataPort, I8042::kSize));
+
+  auto debug_exit = std::make_shared<DebugExit>([this](uint32_t value) {
+    ExitStatus status;
+    status.reason = ExitStatus::Reason::kDebugExit;
+    status.debug_code = value;
+    hooks_.on_exit(status);
+  });
+  RETURN_IF_ERROR(pio_bus_.Insert(debug_exit, x86::kDebugExitPort, DebugExit::kSize));
+  return absl::OkStatus();
+}
+
+absl::Status Machine::LoadAndDescribe(const VmConfig& config) {
+  ASSIGN_OR_RETURN(x86::LoadedKernel kernel, x86::LoadKernel(memory_, config.kernel_path));
+  x86::BootInfo info;
+  ASSIGN_OR_RETURN(info.cmdline, x86::WriteCmdline(memory_, kernel, config.cmdline));
+  if (!config.initrd_path.empty()) {
+    ASSIGN_OR_RETURN(info.initrd, x86::LoadInitrd(memory_, kernel, config.initrd_path));
+  }
+  std::vector<RamRange> ram;
+  for (const GuestMemory::Region& r : memory_.regions()) ram.push_back({r.start, r.size});
+  ASSIGN_OR_RETURN(std::vector<x86::E820Entry> e820, firmware::BuildE820Map(ram));
+  info.e820 = e820;
+  RETURN_IF_ERROR(firmware::WriteMpTable(memory_, static_cast<uint32_t>(config.cpus)));
+  RETURN_IF_ERROR(x86::WriteBootGdt(memory_));
+
+  if (kernel.pvh_entry) {
+    ASSIGN_OR_RETURN(GuestAddress start_info, x86::WritePvhStartInfo(memory_, info));
+    boot_ = {.pvh = true, .entry = kernel.pvh_entry->value(), .info = start_info.value()};
+  } else {
+    ASSIGN_OR_RETURN(GuestAddress zero_page, x86::WriteBootParams(memory_, kernel, info));
+    boot_ = {.pvh = false, .entry = kernel.entry64.value(), .info = zero_page.value()};
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Machine::CreateVcpus(const VmConfig& config,
+                                  absl::Span<const kvm_cpuid_entry2> supported) {
+  const bool pvm = KvmSystem::IsPvmHost();
+  for (int i = 0; i < config.cpus; ++i) {
+    uint32_t id = static_cast<uint32_t>(i);
+    ASSIGN_OR_RETURN(KvmVcpu vcpu, vm_.CreateVcpu(kvm_, id));
+    x86::CpuidOptions options;
+    options.vcpu_index = id;
+    options.vcpu_count = static_cast<uint32_t>(config.cpus);
+    // PVM's emulator cannot run CMPXCHG16B; clearing CX16 is honoured there.
+    options.clear_cx16 = pvm;
+    options.tsc_deadline_timer = kvm_.CheckExtension(KVM_CAP_TSC_DEADLINE_TIMER) > 0;
+    ASSIGN_OR_RETURN(std::vector<kvm_cpuid_entry2> cpuid, x86::ShapeCpuid(supported, options));
+    RETURN_IF_ERROR(vcpu.SetCpuid(cpuid));
+    RETURN_IF_ERROR(vcpu.SetMsrs(x86::BootMsrs()));
+    RETURN_IF_ERROR(vcpu.SetFpu(x86::BootFpu()));
+    RETURN_IF_ERROR(ConfigureLapic(vcpu));
+    if (id == 0) {
+      // Application processors wait for the guest's INIT/SIPI in the
+      // in-kernel LAPIC; only the BSP gets an entry state.
+      ASSIGN_OR_RETURN(kvm_sregs sregs, vcpu.GetSregs());
+      if (boot_.pvh) {
+        RETURN_IF_ERROR(vcpu.SetSregs(x86::PvhBootSregs(sregs)));
+        RETURN_IF_ERROR(vcpu.SetRegs(
+            x86::PvhBootRegs(GuestAddress(boot_.entry), GuestAddress(boot_.info))));
+      } else {
+        ASSIGN_OR_RETURN(uint64_t cr3, x86::WriteIdentityPageTables(memory_));
+        RETURN_IF_ERROR(vcpu.SetSregs(x86::LinuxBootSregs(sregs, cr3)));
+        RETURN_IF_ERROR(vcpu.SetRegs(
+            x86::LinuxBootRegs(GuestAddress(boot_.entry), GuestAddress(boot_.info))));
+      }
+    }
+    vcpus_.push_back(std::move(vcpu));
+  }
+  return absl::OkStatus();
+}
+
+size_t Machine::SerialInput(absl::Span<const uint8_t> bytes) {
+  return serial_->EnqueueInput(bytes);
+}
+
+}  // namespace vmm

@@ -1,0 +1,80 @@
+// Machine: what the VM is — the KVM VM, guest RAM, buses and devices, the
+// loaded kernel and boot information, and the configured vCPUs. Building it
+// is all of Vm::Create's fallible work; running it is vm.cc's.
+#ifndef VMM_VMM_MACHINE_H_
+#define VMM_VMM_MACHINE_H_
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "base/guest_memory.h"
+#include "devices/bus.h"
+#include "vmm/kvm/kvm_system.h"
+#include "vmm/kvm/kvm_vcpu.h"
+#include "vmm/kvm/kvm_vm.h"
+#include "vmm/vmm.h"
+
+namespace vmm {
+
+class Serial;
+
+// How the machine reaches the rest of the VMM. Called from vCPU threads.
+struct MachineHooks {
+  // Bytes the guest wrote to the serial console.
+  std::function<void(absl::Span<const uint8_t>)> serial_output;
+  // The guest ended (debug-exit, i8042 reset, ...).
+  std::function<void(ExitStatus)> on_exit;
+  // The UART's receive FIFO has room again after being full.
+  std::function<void()> on_serial_rx_space;
+};
+
+class Machine {
+ public:
+  // Validates `config` against the host, then builds and boots-prepares the
+  // machine. User mistakes (missing kernel, too little memory, too many
+  // vCPUs) are InvalidArgument/NotFound; host problems keep their code.
+  static absl::StatusOr<std::unique_ptr<Machine>> Create(const VmConfig& config,
+                                                         MachineHooks hooks);
+  ~Machine();
+
+  const Bus& pio_bus() const { return pio_bus_; }
+  const Bus& mmio_bus() const { return mmio_bus_; }
+  const GuestMemory& memory() const { return memory_; }
+
+  // Hands the configured vCPUs (BSP first) to their runners; once only.
+  std::vector<KvmVcpu> TakeVcpus() { return std::move(vcpus_); }
+
+  // Host input for the serial console: returns how many bytes the UART took;
+  // offer the rest again after MachineHooks::on_serial_rx_space.
+  size_t SerialInput(absl::Span<const uint8_t> bytes);
+
+ private:
+  Machine(KvmSystem kvm, KvmVm vm, GuestMemory memory, MachineHooks hooks);
+  absl::Status RegisterMemory();
+  absl::Status CreateDevices();
+  absl::Status LoadAndDescribe(const VmConfig& config);
+  absl::Status CreateVcpus(const VmConfig& config,
+                           absl::Span<const kvm_cpuid_entry2> supported);
+
+  KvmSystem kvm_;
+  KvmVm vm_;
+  GuestMemory memory_;
+  MachineHooks hooks_;
+  Bus pio_bus_;
+  Bus mmio_bus_;
+  std::shared_ptr<Serial> serial_;
+  std::vector<KvmVcpu> vcpus_;
+  // Where the BSP starts: filled by LoadAndDescribe, used by CreateVcpus.
+  struct BootEntry {
+    bool pvh = false;
+    uint64_t entry = 0;
+    uint64_t info = 0;  // boot_params (64-bit entry) or hvm_start_info (PVH)
+  } boot_;
+};
+
+}  // namespace vmm
+
+#endif  // VMM_VMM_MACHINE_H_

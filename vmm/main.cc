@@ -1,0 +1,100 @@
+// The `vmm` command: parse flags, build the VM, run it, exit with the code the
+// way it ended calls for. Everything decided here lives in vmm/cli.h and the
+// library; this file only wires them to the process (stdio, signals).
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "vmm/cli.h"
+#include "vmm/vmm.h"
+
+namespace {
+
+// Turns SIGINT/SIGTERM into Vm::RequestStop. The signals are blocked in every
+// thread (the mask is set before the VM creates its threads, which inherit
+// it) and taken synchronously by one thread in sigwait, so RequestStop runs in
+// an ordinary thread context, not in a signal handler.
+class SignalStopper {
+ public:
+  SignalStopper(vmm::Vm& vm, const sigset_t& signals)
+      : vm_(vm), signals_(signals), thread_([this] { Loop(); }) {}
+  SignalStopper(const SignalStopper&) = delete;
+  SignalStopper& operator=(const SignalStopper&) = delete;
+
+  ~SignalStopper() {
+    done_.store(true);
+    // A signal aimed at the thread wakes its sigwait; `done_` makes it a no-op.
+    pthread_kill(thread_.native_handle(), SIGTERM);
+    thread_.join();
+  }
+
+ private:
+  void Loop() {
+    while (true) {
+      int signal_number = 0;
+      if (sigwait(&signals_, &signal_number) != 0) continue;
+      if (done_.load()) return;
+      vm_.RequestStop();
+    }
+  }
+
+  vmm::Vm& vm_;
+  const sigset_t signals_;
+  std::atomic<bool> done_{false};
+  std::thread thread_;  // last: starts after the members it reads exist
+};
+
+void PrintLine(std::FILE* stream, const std::string& line) {
+  std::fprintf(stream, "%s\n", line.c_str());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::StatusOr<vmm::cli::CliRequest> request = vmm::cli::ParseCommandLine(argc, argv);
+  if (!request.ok()) {
+    PrintLine(stderr, vmm::cli::UsageErrorLine(request.status()));
+    return vmm::cli::kExitUsage;
+  }
+  switch (request->action) {
+    case vmm::cli::CliRequest::Action::kPrintHelp:
+      std::fputs(vmm::cli::HelpText().c_str(), stdout);
+      return 0;
+    case vmm::cli::CliRequest::Action::kPrintVersion:
+      std::fputs(vmm::cli::VersionText().c_str(), stdout);
+      return 0;
+    case vmm::cli::CliRequest::Action::kRun:
+      break;
+  }
+
+  // Block before Vm::Create starts any thread; a Ctrl-C during creation stays
+  // pending and stops the guest as soon as the stopper is waiting.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  absl::StatusOr<std::unique_ptr<vmm::Vm>> vm = vmm::Vm::Create(std::move(request->config));
+  if (!vm.ok()) {
+    PrintLine(stderr, vmm::cli::ErrorLine(vm.status()));
+    return vmm::cli::ExitCodeForError(vm.status());
+  }
+
+  vmm::ExitStatus status;
+  {
+    SignalStopper stopper(**vm, stop_signals);
+    status = (*vm)->Run();
+  }
+  if (status.reason == vmm::ExitStatus::Reason::kError) {
+    PrintLine(stderr, vmm::cli::ErrorLine(absl::InternalError(
+                          status.message.empty() ? "the VM failed" : status.message)));
+  }
+  return status.ProcessExitCode();
+}

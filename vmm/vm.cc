@@ -1,0 +1,257 @@
+// VmImpl: builds the machine from a VmConfig (KVM VM, guest memory, devices,
+// loaded kernel, vCPUs) and runs it until the guest ends.
+#include <fcntl.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "base/event_loop.h"
+#include "base/guest_memory.h"
+#include "base/status_macros.h"
+#include "devices/bus.h"
+#include "devices/legacy/serial.h"
+#include "vmm/kvm/kvm_system.h"
+#include "vmm/kvm/kvm_vm.h"
+#include "vmm/machine.h"
+#include "vmm/terminal.h"
+#include "vmm/vcpu_runner.h"
+#include "vmm/vmm.h"
+
+namespace vmm {
+namespace {
+
+class VmImpl : public Vm {
+ public:
+  VmImpl(VmConfig config, std::unique_ptr<EventLoop> loop, EventFd stdin_wakeup)
+      : config_(std::move(config)), loop_(std::move(loop)), stdin_wakeup_(std::move(stdin_wakeup)) {}
+  ~VmImpl() override {
+    for (auto& runner : runners_) runner->Stop();
+    for (auto& runner : runners_) runner->Join();
+  }
+
+  absl::Status Build();
+  ExitStatus Run() override;
+  void RequestStop() override;
+
+ private:
+  // Records how the VM ended (the first report wins) and wakes Run().
+  void Finish(ExitStatus status);
+  absl::Status OpenSerialOutput();
+  void WriteSerialOutput(absl::Span<const uint8_t> bytes);
+  void PumpStdin();
+  void WatchStdin(bool watch);
+
+  VmConfig config_;
+  std::unique_ptr<EventLoop> loop_;
+  std::unique_ptr<Machine> machine_;
+  std::vector<std::unique_ptr<VcpuRunner>> runners_;
+  UniqueFd serial_file_;
+  bool ran_ = false;
+  // Loop-thread state of stdin forwarding: stdin is unwatched while the
+  // UART's receive FIFO is full, so a fast producer waits instead of being
+  // dropped or spinning.
+  bool stdin_usable_ = false;
+  bool stdin_watched_ = false;
+  EventFd stdin_wakeup_;
+  std::vector<uint8_t> stdin_pending_;  // read from stdin, not yet taken by the UART
+  int stdin_flags_ = -1;                // restored when Run() returns
+
+  absl::Mutex mu_;
+  std::optional<ExitStatus> exit_ ABSL_GUARDED_BY(mu_);
+};
+
+absl::Status VmImpl::OpenSerialOutput() {
+  if (config_.serial.mode == SerialConfig::Mode::kFile) {
+    if (config_.serial.path.empty()) {
+      return absl::InvalidArgumentError("serial output file path is empty");
+    }
+    int fd = ::open(config_.serial.path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "cannot open serial output file %s: %s", config_.serial.path, strerror(errno)));
+    }
+    serial_file_.Reset(fd);
+  }
+  if (config_.serial.mode == SerialConfig::Mode::kCallback && !config_.serial.sink) {
+    return absl::InvalidArgumentError("serial mode is callback but no sink was given");
+  }
+  return absl::OkStatus();
+}
+
+void VmImpl::WriteSerialOutput(absl::Span<const uint8_t> bytes) {
+  int fd = -1;
+  switch (config_.serial.mode) {
+    case SerialConfig::Mode::kStdio:
+      fd = STDOUT_FILENO;
+      break;
+    case SerialConfig::Mode::kFile:
+      fd = serial_file_.get();
+      break;
+    case SerialConfig::Mode::kOff:
+      return;
+    case SerialConfig::Mode::kCallback:
+      config_.serial.sink(std::string_view(reinterpret_cast<const char*>(bytes.data()),
+                                           bytes.size()));
+      return;
+  }
+  // Written straight through (no user-space buffer) so the log survives the
+  // VMM being killed.
+  while (!bytes.empty()) {
+    ssize_t n = ::write(fd, bytes.data(), bytes.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;  // output gone (closed pipe, full disk): drop, keep running
+    bytes.remove_prefix(static_cast<size_t>(n));
+  }
+}
+
+absl::Status VmImpl::Build() {
+  RETURN_IF_ERROR(OpenSerialOutput());
+  MachineHooks hooks;
+  hooks.serial_output = [this](absl::Span<const uint8_t> bytes) { WriteSerialOutput(bytes); };
+  hooks.on_exit = [this](ExitStatus status) { Finish(std::move(status)); };
+  // The guest drained the UART's receive FIFO (vCPU thread): let the loop
+  // thread resume reading stdin.
+  hooks.on_serial_rx_space = [this] { (void)stdin_wakeup_.Write(1); };
+  ASSIGN_OR_RETURN(machine_, Machine::Create(config_, std::move(hooks)));
+  std::vector<KvmVcpu> vcpus = machine_->TakeVcpus();
+  for (KvmVcpu& vcpu : vcpus) {
+    runners_.push_back(std::make_unique<VcpuRunner>(
+        std::move(vcpu), &machine_->pio_bus(), &machine_->mmio_bus(),
+        [this](ExitStatus status) { Finish(std::move(status)); }));
+  }
+  return absl::OkStatus();
+}
+
+void VmImpl::Finish(ExitStatus status) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!exit_) exit_ = std::move(status);
+  }
+  // Stop every vCPU now, not when the loop thread wakes: the guest must not
+  // run on past the event that ended it. (runners_ is fixed after Build.)
+  for (auto& runner : runners_) runner->Stop();
+  loop_->Stop();
+}
+
+void VmImpl::RequestStop() {
+  ExitStatus status;
+  status.reason = ExitStatus::Reason::kStopped;
+  Finish(std::move(status));
+}
+
+void VmImpl::WatchStdin(bool watch) {
+  if (watch == stdin_watched_) return;
+  if (watch) {
+    stdin_watched_ = loop_->Add(STDIN_FILENO, EPOLLIN, [this](uint32_t events) {
+      if (events & EPOLLIN) {
+        PumpStdin();  // reads what is left, then sees end of input
+      } else if (events & (EPOLLHUP | EPOLLERR)) {
+        stdin_usable_ = false;
+        WatchStdin(false);
+      }
+    }).ok();
+  } else {
+    (void)loop_->Remove(STDIN_FILENO);
+    stdin_watched_ = false;
+  }
+}
+
+void VmImpl::PumpStdin() {
+  // Offer what is left from the last read first; read more only once the UART
+  // took all of it, and stop watching stdin while the UART is full.
+  if (stdin_pending_.empty()) {
+    uint8_t buf[Serial::kRxFifoCapacity];
+    ssize_t n = ::read(STDIN_FILENO, buf, sizeof(buf));
+    if (n == 0) {  // end of input
+      stdin_usable_ = false;
+      WatchStdin(false);
+      return;
+    }
+    if (n < 0) return;  // EAGAIN / EINTR: wait for the next readiness
+    stdin_pending_.assign(buf, buf + n);
+  }
+  size_t taken = machine_->SerialInput(stdin_pending_);
+  stdin_pending_.erase(stdin_pending_.begin(), stdin_pending_.begin() + taken);
+  WatchStdin(stdin_pending_.empty());
+}
+
+ExitStatus VmImpl::Run() {
+  if (ran_) {
+    ExitStatus error;
+    error.message = "Vm::Run called twice";
+    return error;
+  }
+  ran_ = true;
+
+  std::optional<RawTerminal> terminal;
+  if (config_.serial.mode == SerialConfig::Mode::kStdio) {
+    terminal.emplace(STDIN_FILENO);
+    int flags = ::fcntl(STDIN_FILENO, F_GETFL);
+    if (flags >= 0 && ::fcntl(STDIN_FILENO, F_SETFL, flags | O_NONBLOCK) == 0) {
+      stdin_flags_ = flags;
+      // Regular files and /dev/null cannot be watched by epoll: the guest
+      // then simply gets no input.
+      WatchStdin(true);
+      stdin_usable_ = stdin_watched_;
+      (void)loop_->Add(stdin_wakeup_.fd(), EPOLLIN, [this](uint32_t) {
+        (void)stdin_wakeup_.Read();
+        if (stdin_usable_) PumpStdin();
+      });
+    }
+  }
+
+  UniqueFd timer;
+  if (config_.timeout != absl::InfiniteDuration()) {
+    timer.Reset(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+    itimerspec spec{};
+    spec.it_value = absl::ToTimespec(config_.timeout);
+    if (spec.it_value.tv_sec == 0 && spec.it_value.tv_nsec == 0) spec.it_value.tv_nsec = 1;
+    if (!timer.valid() || ::timerfd_settime(timer.get(), 0, &spec, nullptr) != 0 ||
+        !loop_->Add(timer.get(), EPOLLIN, [this](uint32_t) {
+               ExitStatus status;
+               status.reason = ExitStatus::Reason::kTimeout;
+               status.message = absl::StrFormat("the guest ran for its %s timeout",
+                                                absl::FormatDuration(config_.timeout));
+               Finish(std::move(status));
+             }).ok()) {
+      ExitStatus status;
+      status.message = "cannot arm the --timeout timer";
+      Finish(std::move(status));
+    }
+  }
+
+  for (auto& runner : runners_) runner->Start();
+  absl::Status loop_status = loop_->Run();
+  if (!loop_status.ok()) {
+    ExitStatus status;
+    status.message = std::string(loop_status.message());
+    Finish(std::move(status));
+  }
+  for (auto& runner : runners_) runner->Stop();
+  for (auto& runner : runners_) runner->Join();
+  WatchStdin(false);
+  // O_NONBLOCK is shared with whoever else has this stdin (the shell).
+  if (stdin_flags_ >= 0) ::fcntl(STDIN_FILENO, F_SETFL, stdin_flags_);
+
+  absl::MutexLock lock(&mu_);
+  return *exit_;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(VmConfig config) {
+  ASSIGN_OR_RETURN(std::unique_ptr<EventLoop> loop, EventLoop::Create());
+  ASSIGN_OR_RETURN(EventFd stdin_wakeup, EventFd::Create());
+  auto vm = std::make_unique<VmImpl>(std::move(config), std::move(loop), std::move(stdin_wakeup));
+  RETURN_IF_ERROR(vm->Build());
+  return std::unique_ptr<Vm>(std::move(vm));
+}
+
+}  // namespace vmm
