@@ -121,6 +121,9 @@ ABSL_FLAG(TimeoutFlag, timeout, TimeoutFlag{vmm::VmConfig{}.timeout},
           "Stop the guest after this many seconds (e.g. 30, 0.5, 2m); exit 124.");
 ABSL_FLAG(bool, memfd, vmm::VmConfig{}.memfd_backed,
           "Back guest RAM with a memfd (shareable with another process).");
+ABSL_FLAG(bool, stats, false,
+          "After the run, print start-up latency, RSS at the first KVM_RUN and exit "
+          "counts on stderr.");
 
 namespace vmm::cli {
 namespace {
@@ -167,6 +170,7 @@ constexpr FlagSpec kFlags[] = {
     {"cmdline", "STR", ValidateAny},    {"memory", "SIZE", ValidateSize},
     {"cpus", "N", ValidateCpus},        {"serial", "MODE", ValidateSerial},
     {"timeout", "SECONDS", ValidateTimeout}, {"memfd", "", ValidateBool},
+    {"stats", "", ValidateBool},
 };
 
 const FlagSpec* FindSpec(absl::string_view name) {
@@ -400,7 +404,21 @@ absl::StatusOr<CliRequest> ParseCommandLine(int argc, char** argv) {
   }
   RETURN_IF_ERROR(first_error);
   ASSIGN_OR_RETURN(request.config, ConfigFromFlags());
+  request.print_stats = absl::GetFlag(FLAGS_stats);
   return request;
+}
+
+std::string StatsLine(const VmStats& stats) {
+  std::string first_run = "never";
+  if (stats.first_kvm_run != absl::UnixEpoch()) {
+    first_run = absl::StrFormat(
+        "%.3f ms after Vm::Create began (unix time %.6f), RSS then %.1f MiB",
+        absl::ToDoubleMilliseconds(stats.first_kvm_run - stats.create_started),
+        absl::ToDoubleSeconds(stats.first_kvm_run - absl::UnixEpoch()),
+        static_cast<double>(stats.rss_at_first_run_bytes) / (1 << 20));
+  }
+  return absl::StrFormat("%s: stats: first KVM_RUN %s; user-space exits: %d pio, %d mmio",
+                         kProgram, first_run, stats.pio_exits, stats.mmio_exits);
 }
 
 std::string HelpText() {

@@ -4,6 +4,7 @@
 //
 //   vmm --kernel PATH [--initrd PATH] [--cmdline STR] [--memory 512M]
 //       [--cpus N] [--serial stdio|file=PATH|off] [--timeout SECONDS] [--memfd]
+//       [--stats]
 //
 // Flags are absl flags (their help strings feed --help), but argv is walked
 // here rather than by absl::ParseCommandLine, so every usage error is one line
@@ -35,6 +36,7 @@ struct CliRequest {
   };
   Action action = Action::kRun;
   VmConfig config;  // meaningful for kRun only
+  bool print_stats = false;  // --stats: StatsLine() on stderr after the run
 };
 
 // Parses argv (argv[0] is the program name). Flags take `--name=value` or
@@ -66,6 +68,10 @@ absl::StatusOr<absl::Duration> ParseTimeout(absl::string_view text);
 // kOutOfRange, kAlreadyExists), kExitVmmFailure (1) for everything else
 // (kUnavailable, kPermissionDenied, kInternal, ...). Never 0.
 int ExitCodeForError(const absl::Status& status);
+
+// "vmm: stats: ..." — start-up latency, RSS at the first KVM_RUN and the
+// user-space exit counts, for --stats.
+std::string StatsLine(const VmStats& stats);
 
 // The single stderr line for a usage error: "vmm: <message>; see --help".
 std::string UsageErrorLine(const absl::Status& status);

@@ -92,6 +92,7 @@ int main(int argc, char** argv) {
     SignalStopper stopper(**vm, stop_signals);
     status = (*vm)->Run();
   }
+  if (request->print_stats) PrintLine(stderr, vmm::cli::StatsLine((*vm)->stats()));
   if (status.reason == vmm::ExitStatus::Reason::kError) {
     PrintLine(stderr, vmm::cli::ErrorLine(absl::InternalError(
                           status.message.empty() ? "the VM failed" : status.message)));

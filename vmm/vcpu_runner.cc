@@ -34,8 +34,13 @@ ExitStatus Status(ExitStatus::Reason reason, std::string message = "") {
 int VcpuKickSignal() { return SIGRTMIN; }
 
 VcpuRunner::VcpuRunner(KvmVcpu vcpu, const Bus* pio, const Bus* mmio,
-                       std::function<void(ExitStatus)> on_exit)
-    : vcpu_(std::move(vcpu)), pio_(pio), mmio_(mmio), on_exit_(std::move(on_exit)) {
+                       std::function<void(ExitStatus)> on_exit,
+                       std::function<void()> on_first_run)
+    : vcpu_(std::move(vcpu)),
+      pio_(pio),
+      mmio_(mmio),
+      on_exit_(std::move(on_exit)),
+      on_first_run_(std::move(on_first_run)) {
   InstallKickHandler();
 }
 
@@ -79,6 +84,7 @@ void VcpuRunner::Loop() {
   sigaddset(&set, VcpuKickSignal());
   pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
 
+  if (on_first_run_ && !stop_) on_first_run_();
   while (!stop_) {
     absl::StatusOr<VcpuExit> exit = vcpu_.Run();
     if (!exit.ok()) {

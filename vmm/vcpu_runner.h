@@ -29,8 +29,10 @@ class VcpuRunner {
  public:
   // `on_exit` is called (from the vCPU thread) when the guest reaches a
   // terminal state or the vCPU fails; the VM then stops every runner.
+  // `on_first_run`, if set, is called on the vCPU thread just before its
+  // first KVM_RUN.
   VcpuRunner(KvmVcpu vcpu, const Bus* pio, const Bus* mmio,
-             std::function<void(ExitStatus)> on_exit);
+             std::function<void(ExitStatus)> on_exit, std::function<void()> on_first_run = {});
   ~VcpuRunner();
   VcpuRunner(const VcpuRunner&) = delete;
   VcpuRunner& operator=(const VcpuRunner&) = delete;
@@ -53,6 +55,7 @@ class VcpuRunner {
   const Bus* pio_;
   const Bus* mmio_;
   std::function<void(ExitStatus)> on_exit_;
+  std::function<void()> on_first_run_;
   std::atomic<bool> stop_{false};
   // Guards the thread handle: Stop() may race with Start() when another vCPU
   // ends the VM while this one is being started.

@@ -4,6 +4,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <memory>
 #include <optional>
 #include <string>
@@ -27,6 +28,16 @@
 namespace vmm {
 namespace {
 
+// VmRSS of this process, from /proc/self/statm (0 if unreadable).
+uint64_t ResidentSetBytes() {
+  FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f == nullptr) return 0;
+  unsigned long long size = 0, resident = 0;
+  int n = std::fscanf(f, "%llu %llu", &size, &resident);
+  std::fclose(f);
+  return n == 2 ? resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE)) : 0;
+}
+
 class VmImpl : public Vm {
  public:
   VmImpl(VmConfig config, std::unique_ptr<EventLoop> loop, EventFd stdin_wakeup)
@@ -39,6 +50,7 @@ class VmImpl : public Vm {
   absl::Status Build();
   ExitStatus Run() override;
   void RequestStop() override;
+  VmStats stats() const override;
 
  private:
   // Records how the VM ended (the first report wins) and wakes Run().
@@ -63,8 +75,11 @@ class VmImpl : public Vm {
   std::vector<uint8_t> stdin_pending_;  // read from stdin, not yet taken by the UART
   int stdin_flags_ = -1;                // restored when Run() returns
 
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   std::optional<ExitStatus> exit_ ABSL_GUARDED_BY(mu_);
+  absl::Time create_started_ = absl::Now();
+  absl::Time first_kvm_run_ ABSL_GUARDED_BY(mu_) = absl::UnixEpoch();
+  uint64_t rss_at_first_run_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 absl::Status VmImpl::OpenSerialOutput() {
@@ -122,11 +137,35 @@ absl::Status VmImpl::Build() {
   ASSIGN_OR_RETURN(machine_, Machine::Create(config_, std::move(hooks)));
   std::vector<KvmVcpu> vcpus = machine_->TakeVcpus();
   for (KvmVcpu& vcpu : vcpus) {
+    std::function<void()> on_first_run;
+    if (runners_.empty()) {  // the boot vCPU
+      on_first_run = [this] {
+        uint64_t rss = ResidentSetBytes();
+        absl::MutexLock lock(&mu_);
+        first_kvm_run_ = absl::Now();
+        rss_at_first_run_ = rss;
+      };
+    }
     runners_.push_back(std::make_unique<VcpuRunner>(
         std::move(vcpu), &machine_->pio_bus(), &machine_->mmio_bus(),
-        [this](ExitStatus status) { Finish(std::move(status)); }));
+        [this](ExitStatus status) { Finish(std::move(status)); }, std::move(on_first_run)));
   }
   return absl::OkStatus();
+}
+
+VmStats VmImpl::stats() const {
+  VmStats stats;
+  stats.create_started = create_started_;
+  {
+    absl::MutexLock lock(&mu_);
+    stats.first_kvm_run = first_kvm_run_;
+    stats.rss_at_first_run_bytes = rss_at_first_run_;
+  }
+  for (const auto& runner : runners_) {
+    stats.pio_exits += runner->counts().pio.load(std::memory_order_relaxed);
+    stats.mmio_exits += runner->counts().mmio.load(std::memory_order_relaxed);
+  }
+  return stats;
 }
 
 void VmImpl::Finish(ExitStatus status) {

@@ -20,6 +20,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 
 namespace vmm {
@@ -70,6 +71,19 @@ struct ExitStatus {
   int ProcessExitCode() const;
 };
 
+// Figures about a VM, for diagnostics and benchmarks.
+struct VmStats {
+  // Wall-clock (absl::Now) time when Vm::Create began and when the boot vCPU
+  // first entered KVM_RUN (absl::UnixEpoch() if it never did).
+  absl::Time create_started;
+  absl::Time first_kvm_run = absl::UnixEpoch();
+  // The process's resident set size when the boot vCPU first entered KVM_RUN.
+  uint64_t rss_at_first_run_bytes = 0;
+  // vCPU exits handled in user space, over all vCPUs.
+  uint64_t pio_exits = 0;
+  uint64_t mmio_exits = 0;
+};
+
 class Vm {
  public:
   // Loads the kernel and builds the machine. Fails with a one-line message for
@@ -82,6 +96,8 @@ class Vm {
   // Asks a running guest to stop; Run() then returns kStopped. Safe from any
   // thread, including before Run().
   virtual void RequestStop() = 0;
+  // Safe from any thread at any time.
+  virtual VmStats stats() const = 0;
 };
 
 }  // namespace vmm
