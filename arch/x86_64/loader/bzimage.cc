@@ -29,7 +29,7 @@ bool LooksLikeBzImage(absl::Span<const uint8_t> image) {
          LoadLe<uint32_t>(image, kHeaderMagicOffset) == kHeaderMagic;
 }
 
-absl::StatusOr<LoadedKernel> LoadBzImage(const GuestMemory& mem, absl::Span<const uint8_t> image) {
+absl::StatusOr<BzImageLayout> ParseBzImage(absl::Span<const uint8_t> image) {
   const uint64_t file_size = image.size();
   if (file_size < kSetupHeaderOffset + sizeof(setup_header)) {
     return absl::InvalidArgumentError(absl::StrFormat(
@@ -82,6 +82,14 @@ absl::StatusOr<LoadedKernel> LoadBzImage(const GuestMemory& mem, absl::Span<cons
         "truncated bzImage: the protected-mode kernel is %d bytes, the header says %d",
         kernel_size, declared_size));
   }
+  return BzImageLayout{hdr, kernel_offset, kernel_size};
+}
+
+absl::StatusOr<LoadedKernel> LoadBzImage(const GuestMemory& mem, absl::Span<const uint8_t> image) {
+  ASSIGN_OR_RETURN(BzImageLayout layout, ParseBzImage(image));
+  const setup_header& hdr = layout.header;
+  const uint64_t kernel_offset = layout.kernel_offset;
+  const uint64_t kernel_size = layout.kernel_size;
 
   // Load where the kernel wants to run: a relocatable kernel would otherwise
   // move itself to at least pref_address anyway, and a non-relocatable one

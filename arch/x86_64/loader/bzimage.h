@@ -26,6 +26,18 @@ inline constexpr uint64_t kEntry64Offset = 0x200;
 // True if `image` carries the "HdrS" setup header magic.
 bool LooksLikeBzImage(absl::Span<const uint8_t> image);
 
+// A bzImage's setup header, checked as LoadBzImage checks it, and where its
+// protected-mode kernel lies in the file.
+struct BzImageLayout {
+  setup_header header;
+  uint64_t kernel_offset = 0;  // (setup_sects + 1) * 512, inside the file
+  uint64_t kernel_size = 0;    // the rest of the file
+};
+
+// Validates the header (boot flag, protocol >= 2.12, 64-bit entry, loaded
+// high, syssize within the file). `image` is untrusted.
+absl::StatusOr<BzImageLayout> ParseBzImage(absl::Span<const uint8_t> image);
+
 // Loads the protected-mode part of a bzImage at its preferred address (or
 // 1 MiB), after checking the boot flag, the protocol version (>= 2.12), that
 // the kernel has a 64-bit entry, and that the kernel plus its init_size fits

@@ -33,6 +33,9 @@ struct LoadedKernel {
   // The setup header of a bzImage as found in the file, to be copied into
   // boot_params; nullopt for ELF kernels.
   std::optional<setup_header> bzimage_header;
+  // A bzImage whose payload the VMM decompressed: the vmlinux ELF inside is
+  // loaded and entry64 is its startup_64, not load + 0x200.
+  bool decompressed_by_vmm = false;
 };
 
 }  // namespace vmm::x86_64
