@@ -166,8 +166,28 @@ absl::Status Machine::CreateDevices() {
   return absl::OkStatus();
 }
 
+absl::StatusOr<x86::LoadedKernel> Machine::LoadKernel(const VmConfig& config) {
+  using Decompression = VmConfig::KernelDecompression;
+  bool in_vmm = config.kernel_decompression == Decompression::kVmm ||
+                (config.kernel_decompression == Decompression::kAuto && KvmSystem::IsPvmHost());
+  if (in_vmm) {
+    absl::StatusOr<x86::LoadedKernel> kernel =
+        x86::LoadKernel(memory_, config.kernel_path, {.decompress_bzimage = true});
+    // A payload format the VMM cannot unpack: let the guest's decompressor
+    // run, unless the user insisted.
+    if (kernel.ok() || !absl::IsUnimplemented(kernel.status()) ||
+        config.kernel_decompression == Decompression::kVmm) {
+      if (kernel.ok() && kernel->decompressed_by_vmm && hooks_.notice) {
+        hooks_.notice("the bzImage's kernel was decompressed by vmm and is entered directly");
+      }
+      return kernel;
+    }
+  }
+  return x86::LoadKernel(memory_, config.kernel_path);
+}
+
 absl::Status Machine::LoadAndDescribe(const VmConfig& config) {
-  ASSIGN_OR_RETURN(x86::LoadedKernel kernel, x86::LoadKernel(memory_, config.kernel_path));
+  ASSIGN_OR_RETURN(x86::LoadedKernel kernel, LoadKernel(config));
   x86::BootInfo info;
   ASSIGN_OR_RETURN(info.cmdline, x86::WriteCmdline(memory_, kernel, config.cmdline));
   if (!config.initrd_path.empty()) {

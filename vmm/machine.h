@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "arch/x86_64/loader/loaded_kernel.h"
 #include "base/guest_memory.h"
 #include "devices/bus.h"
 #include "vmm/kvm/kvm_system.h"
@@ -29,6 +30,8 @@ struct MachineHooks {
   std::function<void(ExitStatus)> on_exit;
   // The UART's receive FIFO has room again after being full.
   std::function<void()> on_serial_rx_space;
+  // A one-line notice for the user (what the VMM did on their behalf).
+  std::function<void(absl::string_view)> notice;
 };
 
 class Machine {
@@ -55,6 +58,7 @@ class Machine {
   Machine(KvmSystem kvm, KvmVm vm, GuestMemory memory, MachineHooks hooks);
   absl::Status RegisterMemory();
   absl::Status CreateDevices();
+  absl::StatusOr<x86_64::LoadedKernel> LoadKernel(const VmConfig& config);
   absl::Status LoadAndDescribe(const VmConfig& config);
   absl::Status CreateVcpus(const VmConfig& config,
                            absl::Span<const kvm_cpuid_entry2> supported);

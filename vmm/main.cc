@@ -73,6 +73,10 @@ int main(int argc, char** argv) {
       break;
   }
 
+  // A console reader that goes away (`vmm ... | head`) must not kill the VMM
+  // mid-write: the UART output then fails quietly and the guest runs on.
+  signal(SIGPIPE, SIG_IGN);
+
   // Block before Vm::Create starts any thread; a Ctrl-C during creation stays
   // pending and stops the guest as soon as the stopper is waiting.
   sigset_t stop_signals;
@@ -93,6 +97,9 @@ int main(int argc, char** argv) {
     status = (*vm)->Run();
   }
   if (request->print_stats) PrintLine(stderr, vmm::cli::StatsLine((*vm)->stats()));
+  if (status.reason == vmm::ExitStatus::Reason::kTimeout) {
+    PrintLine(stderr, "vmm: " + status.message);
+  }
   if (status.reason == vmm::ExitStatus::Reason::kError) {
     PrintLine(stderr, vmm::cli::ErrorLine(absl::InternalError(
                           status.message.empty() ? "the VM failed" : status.message)));

@@ -134,6 +134,13 @@ absl::Status VmImpl::Build() {
   // The guest drained the UART's receive FIFO (vCPU thread): let the loop
   // thread resume reading stdin.
   hooks.on_serial_rx_space = [this] { (void)stdin_wakeup_.Write(1); };
+  hooks.notice = [this](absl::string_view text) {
+    if (config_.notice) {
+      config_.notice(std::string_view(text.data(), text.size()));
+    } else {
+      std::fprintf(stderr, "vmm: %.*s\n", static_cast<int>(text.size()), text.data());
+    }
+  };
   ASSIGN_OR_RETURN(machine_, Machine::Create(config_, std::move(hooks)));
   std::vector<KvmVcpu> vcpus = machine_->TakeVcpus();
   for (KvmVcpu& vcpu : vcpus) {
@@ -280,6 +287,17 @@ ExitStatus VmImpl::Run() {
   if (stdin_flags_ >= 0) ::fcntl(STDIN_FILENO, F_SETFL, stdin_flags_);
 
   absl::MutexLock lock(&mu_);
+  if (exit_->reason == ExitStatus::Reason::kTimeout) {
+    // Where a guest that ran out of time was stuck: the first thing a user
+    // debugging a hang wants.
+    for (auto& runner : runners_) {
+      absl::StatusOr<kvm_regs> regs = runner->vcpu().GetRegs();
+      if (regs.ok()) {
+        absl::StrAppendFormat(&exit_->message, "; vCPU %d at RIP 0x%x", runner->vcpu().id(),
+                              regs->rip);
+      }
+    }
+  }
   return *exit_;
 }
 

@@ -49,6 +49,16 @@ struct VmConfig {
   absl::Duration timeout = absl::InfiniteDuration();
   // Back guest RAM with a memfd so it can be shared with another process.
   bool memfd_backed = false;
+  // Who decompresses a bzImage's kernel. kGuest runs the kernel's own
+  // decompressor, as on a PC. kVmm unpacks the (xz or gzip) payload in the
+  // VMM and enters the vmlinux directly: a stock kernel's decompressor takes
+  // tens of minutes under an instruction emulator. kAuto is kVmm on PVM
+  // hosts (see PLATFORM.md) and kGuest elsewhere.
+  enum class KernelDecompression { kAuto, kVmm, kGuest };
+  KernelDecompression kernel_decompression = KernelDecompression::kAuto;
+  // One-line notices about what the VMM did on the user's behalf. Empty:
+  // "vmm: <notice>" on stderr.
+  std::function<void(std::string_view)> notice;
 };
 
 // How a VM ended.

@@ -8,6 +8,7 @@
 
 #include "arch/x86_64/layout.h"
 #include "gtest/gtest.h"
+#include "tests/fakes/test_guest_memory.h"
 
 namespace vmm::firmware {
 namespace {
@@ -17,12 +18,7 @@ using x86_64::kLowRamEnd;
 
 constexpr uint64_t kMiB = 1 << 20;
 
-GuestMemory LowMemory() {
-  RamRange ram[] = {{GuestAddress(0), 2 * kMiB}};
-  auto mem = GuestMemory::Create(ram);
-  EXPECT_TRUE(mem.ok()) << mem.status();
-  return std::move(mem).value();
-}
+GuestMemory LowMemory() { return vmm::testing::TestGuestMemory(2 * kMiB); }
 
 std::vector<uint8_t> ReadBytes(const GuestMemory& mem, uint64_t address, uint64_t size) {
   std::vector<uint8_t> bytes(size);

@@ -143,6 +143,27 @@ TEST(CliTest, CpusAcceptsTheWholeRange) {
 
 // --- Help and version ---
 
+TEST(CliTest, StatsIsOffByDefaultAndOnWithTheFlag) {
+  EXPECT_FALSE(Parse({"--kernel", "k"})->print_stats);
+  EXPECT_TRUE(Parse({"--kernel", "k", "--stats"})->print_stats);
+  EXPECT_FALSE(Parse({"--kernel", "k", "--stats", "--nostats"})->print_stats);
+}
+
+TEST(CliTest, StatsLineReportsLatencyRssAndExits) {
+  VmStats stats;
+  stats.create_started = absl::FromUnixSeconds(1000);
+  stats.first_kvm_run = stats.create_started + absl::Milliseconds(4);
+  stats.rss_at_first_run_bytes = 3 << 20;
+  stats.pio_exits = 12;
+  stats.mmio_exits = 3;
+  std::string line = StatsLine(stats);
+  EXPECT_THAT(line, HasSubstr("4.000 ms after Vm::Create began"));
+  EXPECT_THAT(line, HasSubstr("RSS then 3.0 MiB"));
+  EXPECT_THAT(line, HasSubstr("12 pio, 3 mmio"));
+  EXPECT_EQ(line.find('\n'), std::string::npos);
+  EXPECT_THAT(StatsLine(VmStats{}), HasSubstr("first KVM_RUN never"));
+}
+
 TEST(CliTest, HelpIsARequestNotAnError) {
   for (const char* flag : {"--help", "-h", "-help"}) {
     absl::StatusOr<CliRequest> request = Parse({flag});

@@ -5,18 +5,14 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/fakes/test_guest_memory.h"
 
 namespace vmm::x86_64 {
 namespace {
 
 constexpr uint64_t kMiB = 1 << 20;
 
-GuestMemory LowMemory() {
-  RamRange ram[] = {{GuestAddress(0), 2 * kMiB}};
-  auto mem = GuestMemory::Create(ram);
-  EXPECT_TRUE(mem.ok()) << mem.status();
-  return std::move(mem).value();
-}
+GuestMemory LowMemory() { return vmm::testing::TestGuestMemory(2 * kMiB); }
 
 // Walks the tables like the MMU does for a 4-level, 2 MiB-page mapping;
 // nullopt when a level is not present or the leaf is not a large page.

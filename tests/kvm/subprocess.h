@@ -1,0 +1,36 @@
+// Runs a program to completion with a wall-clock limit and captures its
+// output: how the KVM tests drive the real `vmm` binary.
+#ifndef VMM_TESTS_KVM_SUBPROCESS_H_
+#define VMM_TESTS_KVM_SUBPROCESS_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+
+namespace vmm::testing {
+
+struct ProcessResult {
+  int exit_code = -1;   // the exit status, or -1 if killed by a signal
+  int signal = 0;       // the signal that ended it, if any
+  bool killed_after_limit = false;
+  std::string out;      // stdout
+  std::string err;      // stderr
+  absl::Duration elapsed;
+};
+
+// Runs argv[0] with argv (no shell), stdin from /dev/null. After `limit` the
+// process is killed with SIGKILL and killed_after_limit is set.
+ProcessResult RunProcess(const std::vector<std::string>& argv, absl::Duration limit);
+
+// True if /dev/kvm can be opened; otherwise prints a loud SKIP banner once.
+bool KvmAvailable();
+
+// The vmm binary and the test-guest directory, from the environment meson
+// sets for the test (VMM_BIN, VMM_GUEST_DIR).
+std::string VmmBinary();
+std::string GuestPath(const std::string& name);
+
+}  // namespace vmm::testing
+
+#endif  // VMM_TESTS_KVM_SUBPROCESS_H_

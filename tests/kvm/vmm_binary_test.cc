@@ -1,0 +1,153 @@
+// The real `vmm` binary on the test guests: serial output and exit status as
+// a CI user sees them.
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/kvm/subprocess.h"
+
+namespace vmm::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr absl::Duration kGuestLimit = absl::Seconds(120);
+
+#define REQUIRE_KVM() \
+  if (!KvmAvailable()) GTEST_SKIP() << "SKIPPED: /dev/kvm is not available"
+
+TEST(VmmBinaryTest, GuestGreetsAndExitStatusFollowsDebugExit) {
+  REQUIRE_KVM();
+  ProcessResult r = RunProcess(
+      {VmmBinary(), "--kernel", GuestPath("hello.elf"), "--memory", "64M", "--cmdline", "exit=3"},
+      kGuestLimit);
+  EXPECT_EQ(r.exit_code, (3 << 1) | 1) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("Hello from the vmm test guest"));
+  EXPECT_THAT(r.out, HasSubstr("smp: 1 cpus up"));
+}
+
+TEST(VmmBinaryTest, GuestResetThroughI8042ExitsZero) {
+  REQUIRE_KVM();
+  ProcessResult r = RunProcess({VmmBinary(), "--kernel", GuestPath("hello.elf")}, kGuestLimit);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("Hello from the vmm test guest"));
+}
+
+TEST(VmmBinaryTest, TwoVcpusAreBroughtUpByTheGuest) {
+  REQUIRE_KVM();
+  ProcessResult r = RunProcess({VmmBinary(), "--kernel", GuestPath("hello.elf"), "--cpus", "2",
+                                "--cmdline", "exit=0"},
+                               kGuestLimit);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("cpus: 2"));
+  EXPECT_THAT(r.out, HasSubstr("smp: 2 cpus up"));
+}
+
+TEST(VmmBinaryTest, FourVcpusAreBroughtUpByTheGuest) {
+  REQUIRE_KVM();
+  ProcessResult r = RunProcess({VmmBinary(), "--kernel", GuestPath("hello.elf"), "--cpus", "4",
+                                "--cmdline", "exit=0"},
+                               kGuestLimit);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("smp: 4 cpus up"));
+}
+
+TEST(VmmBinaryTest, TimeoutStopsAGuestHaltedWithInterruptsOff) {
+  REQUIRE_KVM();
+  ProcessResult r = RunProcess(
+      {VmmBinary(), "--kernel", GuestPath("halt.elf"), "--timeout", "2"}, absl::Seconds(60));
+  EXPECT_FALSE(r.killed_after_limit);
+  EXPECT_EQ(r.exit_code, 124) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("halting"));
+  EXPECT_LT(r.elapsed, absl::Seconds(30));
+}
+
+TEST(VmmBinaryTest, SerialFileKeepsTheConsoleLog) {
+  REQUIRE_KVM();
+  std::string path = ::testing::TempDir() + "/serial.log";
+  std::remove(path.c_str());
+  ProcessResult r = RunProcess({VmmBinary(), "--kernel", GuestPath("hello.elf"), "--serial",
+                                "file=" + path, "--cmdline", "exit=5"},
+                               kGuestLimit);
+  EXPECT_EQ(r.exit_code, 11) << r.err;
+  EXPECT_THAT(r.out, Not(HasSubstr("Hello")));
+  std::ifstream log(path);
+  std::stringstream contents;
+  contents << log.rdbuf();
+  EXPECT_THAT(contents.str(), HasSubstr("Hello from the vmm test guest"));
+}
+
+// --- Bad input: one line on stderr, exit 2, no crash (no KVM needed for
+// most; the checks happen before the VM is built). ---
+
+struct BadInput {
+  const char* name;
+  std::vector<std::string> args;
+  const char* expected;  // a substring of the one-line error
+};
+
+class VmmBadInputTest : public ::testing::TestWithParam<BadInput> {};
+
+TEST_P(VmmBadInputTest, ExitsTwoWithOneLine) {
+  std::vector<std::string> argv = {VmmBinary()};
+  for (const std::string& a : GetParam().args) {
+    argv.push_back(a == "@hello" ? GuestPath("hello.elf") : a);
+  }
+  ProcessResult r = RunProcess(argv, absl::Seconds(30));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_EQ(r.signal, 0);
+  EXPECT_THAT(r.err, HasSubstr(GetParam().expected));
+  // One line: exactly one newline, at the end.
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out;
+}
+
+std::string WriteFile(const std::string& name, const std::string& bytes) {
+  std::string path = ::testing::TempDir() + "/" + name;
+  std::ofstream(path, std::ios::binary) << bytes;
+  return path;
+}
+
+// A sparse file of `size` bytes.
+std::string SparseFile(const std::string& name, off_t size) {
+  std::string path = ::testing::TempDir() + "/" + name;
+  std::ofstream(path, std::ios::binary).close();
+  if (truncate(path.c_str(), size) != 0) return "/failed-to-create-" + name;
+  return path;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, VmmBadInputTest,
+    ::testing::Values(
+        BadInput{"MissingKernel", {"--kernel", "/nonexistent/kernel"}, "/nonexistent/kernel"},
+        BadInput{"NoKernelFlag", {"--memory", "64M"}, "--kernel"},
+        BadInput{"UnknownFlag", {"--kernel", "@hello", "--frobnicate"}, "frobnicate"},
+        BadInput{"CpusZero", {"--kernel", "@hello", "--cpus", "0"}, "cpus"},
+        BadInput{"BadMemory", {"--kernel", "@hello", "--memory", "12Q"}, "memory"},
+        BadInput{"MemoryTooSmall", {"--kernel", "@hello", "--memory", "4K"}, "memory"},
+        BadInput{"NotAKernel",
+                 {"--kernel", WriteFile("not-a-kernel", std::string(4096, 'x'))},
+                 "not-a-kernel"},
+        BadInput{"TruncatedSetupHeader",
+                 {"--kernel", WriteFile("truncated-bzimage", std::string(0x1f0, '\0'))},
+                 "truncated-bzimage"},
+        BadInput{"CpusAboveLimit", {"--kernel", "@hello", "--cpus", "256"}, "cpus"},
+        BadInput{"CpusAboveMpTableLimit", {"--kernel", "@hello", "--cpus", "64"}, "cpus"},
+        BadInput{"MemoryBeyondHost", {"--kernel", "@hello", "--memory", "4096T"}, "memory"},
+        BadInput{"InitrdDoesNotFit",
+                 {"--kernel", "@hello", "--memory", "64M", "--initrd",
+                  SparseFile("huge-initrd", 100 << 20)},
+                 "initrd"},
+        BadInput{"MissingInitrd",
+                 {"--kernel", "@hello", "--initrd", "/nonexistent/initrd"},
+                 "/nonexistent/initrd"}),
+    [](const ::testing::TestParamInfo<BadInput>& info) { return info.param.name; });
+
+}  // namespace
+}  // namespace vmm::testing
