@@ -66,6 +66,15 @@ inline constexpr uint64_t kLapicStart = 0xfee0'0000;
 inline constexpr uint64_t kLapicSize = 0x1000;
 // RAM above the hole starts here.
 inline constexpr uint64_t kHighRamStart = kMmioHoleEnd;
+// PCI 64-bit memory BAR window: kPciMmio64Size bytes from the first
+// kPciMmio64Alignment boundary at or above the end of guest RAM (and never
+// below 4 GiB).
+inline constexpr uint64_t kPciMmio64Size = 64ull << 30;
+inline constexpr uint64_t kPciMmio64Alignment = 1ull << 30;
+constexpr uint64_t PciMmio64Start(uint64_t ram_end) {
+  uint64_t start = ram_end < kMmioHoleEnd ? kMmioHoleEnd : ram_end;
+  return (start + kPciMmio64Alignment - 1) & ~(kPciMmio64Alignment - 1);
+}
 
 // --- Interrupts ---
 inline constexpr uint32_t kIoapicPins = 24;
@@ -74,6 +83,10 @@ inline constexpr uint32_t kSerialIrq = 4;  // COM1
 // 8259's ExtINT). KVM's in-kernel PIT raises GSI 0, so the VM's GSI routing
 // (irq_routing.h) sends GSI 0 there, and the MP table / ACPI say so.
 inline constexpr uint32_t kPitIoapicPin = 2;
+// PCI INTx: device d's INTA# reaches GSI kPciIntxGsis[d % 4] (level,
+// active low), as QEMU's PIIX links A-D do. Only for drivers that never
+// enable MSI-X.
+inline constexpr uint32_t kPciIntxGsis[4] = {5, 9, 10, 11};
 
 // --- Port I/O ---
 inline constexpr uint16_t kSerialPort = 0x3f8;  // COM1, 8 ports
