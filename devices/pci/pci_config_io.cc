@@ -1,0 +1,76 @@
+#include "devices/pci/pci_config_io.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace vmm {
+namespace {
+
+constexpr uint32_t kEnable = 1u << 31;
+constexpr uint64_t kDataOffset = 4;
+
+struct Target {
+  uint32_t bus, device, function;
+  uint64_t reg;
+};
+
+Target Decode(uint32_t address, uint64_t data_offset) {
+  return Target{(address >> 16) & 0xff, (address >> 11) & 0x1f, (address >> 8) & 0x7,
+                // Register 7:2, plus AMD's extended register bits 27:24 -> 11:8.
+                ((address & 0xfc) | ((address >> 16) & 0xf00)) + data_offset};
+}
+
+bool ValidWidth(size_t size) { return size == 1 || size == 2 || size == 4; }
+
+}  // namespace
+
+PciConfigIo::PciConfigIo(std::shared_ptr<PciBus> bus) : bus_(std::move(bus)) {}
+
+void PciConfigIo::Read(uint64_t offset, absl::Span<uint8_t> data) {
+  std::fill(data.begin(), data.end(), 0xff);
+  if (offset == 0 && data.size() == 4) {
+    uint32_t address;
+    {
+      absl::MutexLock lock(&mu_);
+      address = address_;
+    }
+    for (size_t i = 0; i < 4; ++i) data[i] = static_cast<uint8_t>(address >> (8 * i));
+    return;
+  }
+  if (offset < kDataOffset || offset >= kSize || !ValidWidth(data.size()) ||
+      offset + data.size() > kSize) {
+    return;
+  }
+  uint32_t address;
+  {
+    absl::MutexLock lock(&mu_);
+    address = address_;
+  }
+  if (!(address & kEnable)) return;
+  Target t = Decode(address, offset - kDataOffset);
+  bus_->ConfigRead(t.bus, t.device, t.function, t.reg, data);
+}
+
+void PciConfigIo::Write(uint64_t offset, absl::Span<const uint8_t> data) {
+  if (offset == 0 && data.size() == 4) {
+    uint32_t value = 0;
+    for (size_t i = 0; i < 4; ++i) value |= uint32_t{data[i]} << (8 * i);
+    absl::MutexLock lock(&mu_);
+    address_ = value & ~0x3u;  // bits 1:0 are read-only zero
+    return;
+  }
+  if (offset < kDataOffset || offset >= kSize || !ValidWidth(data.size()) ||
+      offset + data.size() > kSize) {
+    return;
+  }
+  uint32_t address;
+  {
+    absl::MutexLock lock(&mu_);
+    address = address_;
+  }
+  if (!(address & kEnable)) return;
+  Target t = Decode(address, offset - kDataOffset);
+  bus_->ConfigWrite(t.bus, t.device, t.function, t.reg, data);
+}
+
+}  // namespace vmm
