@@ -1,0 +1,91 @@
+// A virtio device model, independent of its transport: the same object works
+// behind virtio-pci (virtio_pci_transport.h) and virtio-mmio
+// (virtio_mmio_transport.h). A new device is one .h/.cc pair implementing
+// this, one test file and one registration line.
+#ifndef VMM_DEVICES_VIRTIO_VIRTIO_DEVICE_H_
+#define VMM_DEVICES_VIRTIO_VIRTIO_DEVICE_H_
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/types/span.h"
+#include "base/guest_memory.h"
+#include "devices/virtio/virtqueue.h"
+
+namespace vmm {
+
+// Feature bits every device offers or that the transport handles.
+inline constexpr uint64_t kVirtioFIndirectDesc = 1ull << 28;
+inline constexpr uint64_t kVirtioFEventIdx = 1ull << 29;
+inline constexpr uint64_t kVirtioFVersion1 = 1ull << 32;
+inline constexpr uint64_t kVirtioFAccessPlatform = 1ull << 33;
+
+// Device status bits (virtio 1.x 2.1).
+inline constexpr uint8_t kVirtioStatusAcknowledge = 1;
+inline constexpr uint8_t kVirtioStatusDriver = 2;
+inline constexpr uint8_t kVirtioStatusDriverOk = 4;
+inline constexpr uint8_t kVirtioStatusFeaturesOk = 8;
+inline constexpr uint8_t kVirtioStatusNeedsReset = 64;
+inline constexpr uint8_t kVirtioStatusFailed = 128;
+
+// What a device uses to talk back through its transport. Implemented by each
+// transport; safe to call from any thread.
+class VirtioDeviceContext {
+ public:
+  virtual ~VirtioDeviceContext() = default;
+  // The device put buffers in queue `queue`'s used ring and the queue wants
+  // an interrupt (the device checked Virtqueue::ShouldNotify). On the data
+  // path this is an eventfd write into a KVM irqfd.
+  virtual void NotifyUsed(uint16_t queue) = 0;
+  // The device's configuration space changed (bumps config generation and
+  // raises the configuration interrupt).
+  virtual void NotifyConfigChanged() = 0;
+  // The driver broke the protocol (a malformed chain, ...): the transport sets
+  // DEVICE_NEEDS_RESET, notifies the driver, counts it, and stops delivering
+  // notifications to the device until reset. The VMM keeps running.
+  virtual void DeviceNeedsReset(absl::string_view why) = 0;
+};
+
+// Everything a device gets when the driver sets DRIVER_OK.
+struct VirtioActivation {
+  const GuestMemory* memory = nullptr;
+  uint64_t features = 0;              // what was negotiated
+  std::vector<Virtqueue> queues;      // index = queue number; only enabled ones are meaningful
+  std::vector<bool> queue_enabled;    // same length as queues
+  VirtioDeviceContext* context = nullptr;  // valid until Reset()
+};
+
+class VirtioDevice {
+ public:
+  virtual ~VirtioDevice() = default;
+
+  // VIRTIO_ID_* (1 net, 2 block, 3 console, 4 rng, 19 vsock, ...).
+  virtual uint32_t device_type() const = 0;
+  // Feature bits offered, VERSION_1 included.
+  virtual uint64_t device_features() const = 0;
+  // Maximum size of each queue; the number of entries is the queue count.
+  virtual std::vector<uint16_t> queue_max_sizes() const = 0;
+
+  // Device-specific configuration space (virtio 1.x 4.x "device
+  // configuration layout"). Out-of-range reads return zeros; writes to
+  // read-only fields are ignored.
+  virtual void ReadConfig(uint64_t offset, absl::Span<uint8_t> data) = 0;
+  virtual void WriteConfig(uint64_t offset, absl::Span<const uint8_t> data) = 0;
+
+  // The driver set DRIVER_OK. A device that cannot start returns an error
+  // and the transport reports DEVICE_NEEDS_RESET.
+  virtual absl::Status Activate(VirtioActivation activation) = 0;
+  // The driver kicked queue `queue` (its ioeventfd fired, on the event-loop
+  // thread). Process available chains until the queue is empty.
+  virtual void ProcessQueue(uint16_t queue) = 0;
+  // The driver reset the device (status 0) or the VMM is tearing down: drop
+  // queues and memory, return to the pre-activation state. Must not race with
+  // ProcessQueue: devices serialise the two with their own lock.
+  virtual void Reset() = 0;
+};
+
+}  // namespace vmm
+
+#endif  // VMM_DEVICES_VIRTIO_VIRTIO_DEVICE_H_
