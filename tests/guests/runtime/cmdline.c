@@ -6,10 +6,10 @@
 
 static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n'; }
 
-// Finds the first token that is `key=value` (or, when `bare_ok`, also a
-// bare `key`). Returns the value (or the end of a bare token) or NULL.
+// Finds the (skip+1)-th token that is `key=value` (or, when `bare_ok`, also
+// a bare `key`). Returns the value (or the end of a bare token) or NULL.
 static const char* find_token(const char* cmdline, const char* key,
-                              bool bare_ok, size_t* value_len) {
+                              bool bare_ok, size_t skip, size_t* value_len) {
   size_t key_len = 0;
   while (key[key_len]) ++key_len;
   size_t i = 0;
@@ -24,14 +24,19 @@ static const char* find_token(const char* cmdline, const char* key,
       same = cmdline[start + k] == key[k];
     }
     if (!same) continue;
-    if (len == key_len && bare_ok) {
+    bool bare = len == key_len && bare_ok;
+    bool with_value = len > key_len && cmdline[start + key_len] == '=';
+    if (!bare && !with_value) continue;
+    if (skip > 0) {
+      --skip;
+      continue;
+    }
+    if (bare) {
       *value_len = 0;
       return cmdline + i;
     }
-    if (len > key_len && cmdline[start + key_len] == '=') {
-      *value_len = len - key_len - 1;
-      return cmdline + start + key_len + 1;
-    }
+    *value_len = len - key_len - 1;
+    return cmdline + start + key_len + 1;
   }
   return 0;
 }
@@ -39,20 +44,43 @@ static const char* find_token(const char* cmdline, const char* key,
 const char* cmdline_find(const char* cmdline, const char* key,
                          size_t* value_len) {
   size_t len = 0;
-  const char* value = find_token(cmdline, key, false, &len);
+  const char* value = find_token(cmdline, key, false, 0, &len);
   if (value != 0 && value_len != 0) *value_len = len;
   return value;
 }
 
+const char* cmdline_find_nth(const char* cmdline, const char* key, size_t n,
+                             size_t* value_len) {
+  size_t len = 0;
+  const char* value = find_token(cmdline, key, false, n, &len);
+  if (value != 0 && value_len != 0) *value_len = len;
+  return value;
+}
+
+bool cmdline_equals(const char* cmdline, const char* key, const char* value) {
+  size_t len = 0;
+  const char* s = cmdline_find(cmdline, key, &len);
+  if (s == 0) return false;
+  size_t i = 0;
+  for (; i < len; ++i) {
+    if (value[i] != s[i]) return false;
+  }
+  return value[i] == '\0';
+}
+
 bool cmdline_has(const char* cmdline, const char* key) {
   size_t len = 0;
-  return find_token(cmdline, key, true, &len) != 0;
+  return find_token(cmdline, key, true, 0, &len) != 0;
 }
 
 bool cmdline_get_u64(const char* cmdline, const char* key, uint64_t* value) {
   size_t len = 0;
   const char* s = cmdline_find(cmdline, key, &len);
-  if (s == 0 || len == 0) return false;
+  return s != 0 && parse_u64(s, len, value);
+}
+
+bool parse_u64(const char* s, size_t len, uint64_t* value) {
+  if (len == 0) return false;
   unsigned base = 10;
   if (len > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
     base = 16;

@@ -11,10 +11,21 @@
 // *value_len, or returns NULL when there is none.
 const char* cmdline_find(const char* cmdline, const char* key, size_t* value_len);
 
+// Like cmdline_find for the (n+1)-th `key=value` token (n counts from 0),
+// for keys that may repeat.
+const char* cmdline_find_nth(const char* cmdline, const char* key, size_t n,
+                             size_t* value_len);
+
+// True when there is a `key=value` token and its value is exactly `value`.
+bool cmdline_equals(const char* cmdline, const char* key, const char* value);
+
 // True when a token is exactly `key` or starts with `key=`.
 bool cmdline_has(const char* cmdline, const char* key);
 
 // Parses `key=N` (decimal, or hex with 0x). False when absent or malformed.
 bool cmdline_get_u64(const char* cmdline, const char* key, uint64_t* value);
+
+// Parses `len` characters as decimal or 0x-hex. False when malformed.
+bool parse_u64(const char* s, size_t len, uint64_t* value);
 
 #endif  // VMM_TESTS_GUESTS_RUNTIME_CMDLINE_H_

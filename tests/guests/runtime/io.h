@@ -44,6 +44,29 @@ static inline void mmio_write32(uint64_t paddr, uint32_t value) {
   *(volatile uint32_t*)(uintptr_t)paddr = value;
 }
 
+static inline uint8_t mmio_read8(uint64_t paddr) {
+  return *(volatile uint8_t*)(uintptr_t)paddr;
+}
+
+static inline uint16_t mmio_read16(uint64_t paddr) {
+  return *(volatile uint16_t*)(uintptr_t)paddr;
+}
+
+static inline void mmio_write8(uint64_t paddr, uint8_t value) {
+  *(volatile uint8_t*)(uintptr_t)paddr = value;
+}
+
+static inline void mmio_write16(uint64_t paddr, uint16_t value) {
+  *(volatile uint16_t*)(uintptr_t)paddr = value;
+}
+
+// A full barrier (store-load ordering) without mfence, which the KVM
+// instruction emulator may not know: a locked no-op on the stack, as Linux
+// does.
+static inline void memory_barrier(void) {
+  __asm__ volatile("lock orl $0, (%%rsp)" ::: "memory", "cc");
+}
+
 static inline uint64_t rdtsc(void) {
   uint32_t lo, hi;
   __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));

@@ -16,6 +16,7 @@ pml4:
 	.fill 511, 8, 0
 
 	.balign 4096
+	.globl pdpt
 pdpt:
 	.quad pd0 + (PTE_PRESENT | PTE_WRITE)
 	.quad pd1 + (PTE_PRESENT | PTE_WRITE)
