@@ -1,4 +1,5 @@
 #include "vmm/cli.h"
+#include "vmm/device_specs.h"
 
 #include <cstdint>
 #include <limits>
@@ -121,6 +122,11 @@ ABSL_FLAG(TimeoutFlag, timeout, TimeoutFlag{vmm::VmConfig{}.timeout},
           "Stop the guest after this many seconds (e.g. 30, 0.5, 2m); exit 124.");
 ABSL_FLAG(bool, memfd, vmm::VmConfig{}.memfd_backed,
           "Back guest RAM with a memfd (shareable with another process).");
+// Repeatable: collected by ParseCommandLine itself (this definition gives
+// --help its text).
+ABSL_FLAG(std::string, disk, "",
+          "Add a virtio-blk disk (repeatable): path=IMG[,readonly=on][,serial=STR]"
+          "[,transport=pci|mmio][,direct=on]. Default transport pci.");
 ABSL_FLAG(bool, stats, false,
           "After the run, print start-up latency, RSS at the first KVM_RUN and exit "
           "counts on stderr.");
@@ -164,13 +170,14 @@ struct FlagSpec {
 absl::Status ValidateSize(absl::string_view text) { return ParseByteSize(text).status(); }
 absl::Status ValidateSerial(absl::string_view text) { return ParseSerialSpec(text).status(); }
 absl::Status ValidateTimeout(absl::string_view text) { return ParseTimeout(text).status(); }
+absl::Status ValidateDisk(absl::string_view text) { return ParseDiskSpec(text).status(); }
 
 constexpr FlagSpec kFlags[] = {
     {"kernel", "PATH", ValidateAny},    {"initrd", "PATH", ValidateAny},
     {"cmdline", "STR", ValidateAny},    {"memory", "SIZE", ValidateSize},
     {"cpus", "N", ValidateCpus},        {"serial", "MODE", ValidateSerial},
     {"timeout", "SECONDS", ValidateTimeout}, {"memfd", "", ValidateBool},
-    {"stats", "", ValidateBool},
+    {"disk", "SPEC", ValidateDisk},     {"stats", "", ValidateBool},
 };
 
 const FlagSpec* FindSpec(absl::string_view name) {
@@ -331,6 +338,7 @@ absl::StatusOr<CliRequest> ParseCommandLine(int argc, char** argv) {
     if (first_error.ok()) first_error = std::move(status);
   };
 
+  std::vector<DiskConfig> disks;
   bool flags_ended = false;
   for (int i = 1; i < argc; ++i) {
     absl::string_view arg = argv[i] != nullptr ? argv[i] : "";
@@ -389,6 +397,16 @@ absl::StatusOr<CliRequest> ParseCommandLine(int argc, char** argv) {
       }
       value = argv[++i];
     }
+    if (spec->name == "disk") {  // repeatable: each occurrence adds a disk
+      absl::StatusOr<DiskConfig> disk = ParseDiskSpec(value);
+      if (disk.ok()) {
+        disks.push_back(*std::move(disk));
+      } else {
+        fail(absl::InvalidArgumentError(absl::StrCat("invalid value '", value,
+                                                     "' for --disk: ", disk.status().message())));
+      }
+      continue;
+    }
     if (absl::Status set = SetFlag(*spec, value); !set.ok()) fail(std::move(set));
   }
 
@@ -404,6 +422,7 @@ absl::StatusOr<CliRequest> ParseCommandLine(int argc, char** argv) {
   }
   RETURN_IF_ERROR(first_error);
   ASSIGN_OR_RETURN(request.config, ConfigFromFlags());
+  request.config.disks = std::move(disks);
   request.print_stats = absl::GetFlag(FLAGS_stats);
   return request;
 }
@@ -417,8 +436,9 @@ std::string StatsLine(const VmStats& stats) {
         absl::ToDoubleSeconds(stats.first_kvm_run - absl::UnixEpoch()),
         static_cast<double>(stats.rss_at_first_run_bytes) / (1 << 20));
   }
-  return absl::StrFormat("%s: stats: first KVM_RUN %s; user-space exits: %d pio, %d mmio",
-                         kProgram, first_run, stats.pio_exits, stats.mmio_exits);
+  return absl::StrFormat(
+      "%s: stats: first KVM_RUN %s; user-space exits: %d pio, %d mmio, %d virtio notify",
+      kProgram, first_run, stats.pio_exits, stats.mmio_exits, stats.virtio_notify_exits);
 }
 
 std::string HelpText() {

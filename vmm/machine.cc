@@ -7,7 +7,6 @@
 #include "arch/x86_64/boot_cpu_state.h"
 #include "arch/x86_64/cpuid.h"
 #include "arch/x86_64/gdt.h"
-#include "arch/x86_64/irq_routing.h"
 #include "arch/x86_64/layout.h"
 #include "arch/x86_64/loader/boot_info.h"
 #include "arch/x86_64/loader/boot_params.h"
@@ -19,28 +18,17 @@
 #include "arch/x86_64/msrs.h"
 #include "arch/x86_64/page_tables.h"
 #include "base/status_macros.h"
-#include "devices/irq_line.h"
 #include "devices/legacy/debug_exit.h"
 #include "devices/legacy/i8042.h"
 #include "devices/legacy/serial.h"
 #include "firmware/e820.h"
 #include "firmware/mp_table.h"
+#include "vmm/interrupts.h"
 
 namespace vmm {
 namespace {
 
 namespace x86 = ::vmm::x86_64;
-
-// An interrupt line of the in-kernel PIC/IOAPIC, driven with KVM_IRQ_LINE.
-class KvmIrqLine : public IrqLine {
- public:
-  KvmIrqLine(KvmVm* vm, uint32_t gsi) : vm_(vm), gsi_(gsi) {}
-  void SetLevel(bool asserted) override { (void)vm_->SetIrqLine(gsi_, asserted); }
-
- private:
-  KvmVm* vm_;
-  uint32_t gsi_;
-};
 
 // LVT entries of the local APIC (offsets into kvm_lapic_state::regs).
 constexpr size_t kApicLvtLint0 = 0x350;
@@ -87,7 +75,7 @@ Machine::Machine(KvmSystem kvm, KvmVm vm, GuestMemory memory, MachineHooks hooks
 Machine::~Machine() = default;
 
 absl::StatusOr<std::unique_ptr<Machine>> Machine::Create(const VmConfig& config,
-                                                         MachineHooks hooks) {
+                                                         MachineHooks hooks, EventLoop* loop) {
   // User input first, so mistakes are reported even on a host without KVM.
   if (config.kernel_path.empty()) return absl::InvalidArgumentError("no kernel given");
   if (config.cpus < 1) {
@@ -124,7 +112,7 @@ absl::StatusOr<std::unique_ptr<Machine>> Machine::Create(const VmConfig& config,
   std::unique_ptr<Machine> machine(
       new Machine(std::move(kvm), std::move(vm), std::move(*memory), std::move(hooks)));
   RETURN_IF_ERROR(machine->RegisterMemory());
-  RETURN_IF_ERROR(machine->CreateDevices());
+  RETURN_IF_ERROR(machine->CreateDevices(config, loop));
   RETURN_IF_ERROR(machine->LoadAndDescribe(config));
   RETURN_IF_ERROR(machine->CreateVcpus(config, supported));
   return machine;
@@ -135,7 +123,8 @@ absl::Status Machine::RegisterMemory() {
   RETURN_IF_ERROR(vm_.SetTssAddr(x86::kTssStart));
   RETURN_IF_ERROR(vm_.SetIdentityMapAddr(x86::kIdentityMapStart));
   RETURN_IF_ERROR(vm_.CreateIrqchip());
-  RETURN_IF_ERROR(vm_.SetGsiRouting(x86::LegacyIrqRouting()));
+  gsi_router_ = std::make_unique<GsiRouter>(&vm_);
+  RETURN_IF_ERROR(gsi_router_->Init());
   RETURN_IF_ERROR(vm_.CreatePit2());
   uint32_t slot = 0;
   for (const GuestMemory::Region& region : memory_.regions()) {
@@ -144,7 +133,7 @@ absl::Status Machine::RegisterMemory() {
   return absl::OkStatus();
 }
 
-absl::Status Machine::CreateDevices() {
+absl::Status Machine::CreateDevices(const VmConfig& config, EventLoop* loop) {
   auto serial_irq = std::make_shared<KvmIrqLine>(&vm_, x86::kSerialIrq);
   serial_ = std::make_shared<Serial>(serial_irq, hooks_.serial_output, hooks_.on_serial_rx_space);
   RETURN_IF_ERROR(pio_bus_.Insert(serial_, x86::kSerialPort, Serial::kRegisterCount));
@@ -163,6 +152,19 @@ absl::Status Machine::CreateDevices() {
     hooks_.on_exit(status);
   });
   RETURN_IF_ERROR(pio_bus_.Insert(debug_exit, x86::kDebugExitPort, DebugExit::kSize));
+
+  DeviceManagerDeps deps;
+  deps.vm = &vm_;
+  deps.gsi_router = gsi_router_.get();
+  deps.pio_bus = &pio_bus_;
+  deps.mmio_bus = &mmio_bus_;
+  deps.memory = &memory_;
+  deps.loop = loop;
+  deps.notice = hooks_.notice;
+  ASSIGN_OR_RETURN(device_manager_, DeviceManager::Create(std::move(deps), memory_.end().value()));
+  for (const DiskConfig& disk : config.disks) {
+    RETURN_IF_ERROR(device_manager_->AddDisk(disk));
+  }
   return absl::OkStatus();
 }
 
@@ -189,7 +191,12 @@ absl::StatusOr<x86::LoadedKernel> Machine::LoadKernel(const VmConfig& config) {
 absl::Status Machine::LoadAndDescribe(const VmConfig& config) {
   ASSIGN_OR_RETURN(x86::LoadedKernel kernel, LoadKernel(config));
   x86::BootInfo info;
-  ASSIGN_OR_RETURN(info.cmdline, x86::WriteCmdline(memory_, kernel, config.cmdline));
+  // Guests that find virtio-mmio devices through the command line (Linux
+  // without ACPI) learn the populated slots here.
+  std::string cmdline = config.cmdline;
+  std::string fragments = device_manager_->MmioCmdlineFragments();
+  if (!fragments.empty()) cmdline += (cmdline.empty() ? "" : " ") + fragments;
+  ASSIGN_OR_RETURN(info.cmdline, x86::WriteCmdline(memory_, kernel, cmdline));
   if (!config.initrd_path.empty()) {
     ASSIGN_OR_RETURN(info.initrd, x86::LoadInitrd(memory_, kernel, config.initrd_path));
   }

@@ -11,8 +11,11 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "arch/x86_64/loader/loaded_kernel.h"
+#include "base/event_loop.h"
 #include "base/guest_memory.h"
 #include "devices/bus.h"
+#include "vmm/device_manager.h"
+#include "vmm/interrupts.h"
 #include "vmm/kvm/kvm_system.h"
 #include "vmm/kvm/kvm_vcpu.h"
 #include "vmm/kvm/kvm_vm.h"
@@ -39,13 +42,16 @@ class Machine {
   // Validates `config` against the host, then builds and boots-prepares the
   // machine. User mistakes (missing kernel, too little memory, too many
   // vCPUs) are InvalidArgument/NotFound; host problems keep their code.
+  // `loop` (which must outlive the machine) serves the devices' queue
+  // notifications.
   static absl::StatusOr<std::unique_ptr<Machine>> Create(const VmConfig& config,
-                                                         MachineHooks hooks);
+                                                         MachineHooks hooks, EventLoop* loop);
   ~Machine();
 
   const Bus& pio_bus() const { return pio_bus_; }
   const Bus& mmio_bus() const { return mmio_bus_; }
   const GuestMemory& memory() const { return memory_; }
+  const DeviceManager& devices() const { return *device_manager_; }
 
   // Hands the configured vCPUs (BSP first) to their runners; once only.
   std::vector<KvmVcpu> TakeVcpus() { return std::move(vcpus_); }
@@ -57,7 +63,7 @@ class Machine {
  private:
   Machine(KvmSystem kvm, KvmVm vm, GuestMemory memory, MachineHooks hooks);
   absl::Status RegisterMemory();
-  absl::Status CreateDevices();
+  absl::Status CreateDevices(const VmConfig& config, EventLoop* loop);
   absl::StatusOr<x86_64::LoadedKernel> LoadKernel(const VmConfig& config);
   absl::Status LoadAndDescribe(const VmConfig& config);
   absl::Status CreateVcpus(const VmConfig& config,
@@ -67,8 +73,12 @@ class Machine {
   KvmVm vm_;
   GuestMemory memory_;
   MachineHooks hooks_;
+  // Declared (so destroyed) in dependency order: devices on the buses hold
+  // MSI vectors that unroute themselves through the GSI router and the VM.
+  std::unique_ptr<GsiRouter> gsi_router_;
   Bus pio_bus_;
   Bus mmio_bus_;
+  std::unique_ptr<DeviceManager> device_manager_;
   std::shared_ptr<Serial> serial_;
   std::vector<KvmVcpu> vcpus_;
   // Where the BSP starts: filled by LoadAndDescribe, used by CreateVcpus.

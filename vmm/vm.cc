@@ -141,7 +141,7 @@ absl::Status VmImpl::Build() {
       std::fprintf(stderr, "vmm: %.*s\n", static_cast<int>(text.size()), text.data());
     }
   };
-  ASSIGN_OR_RETURN(machine_, Machine::Create(config_, std::move(hooks)));
+  ASSIGN_OR_RETURN(machine_, Machine::Create(config_, std::move(hooks), loop_.get()));
   std::vector<KvmVcpu> vcpus = machine_->TakeVcpus();
   for (KvmVcpu& vcpu : vcpus) {
     std::function<void()> on_first_run;
@@ -168,6 +168,7 @@ VmStats VmImpl::stats() const {
     stats.first_kvm_run = first_kvm_run_;
     stats.rss_at_first_run_bytes = rss_at_first_run_;
   }
+  if (machine_) stats.virtio_notify_exits = machine_->devices().counters().notify_exits;
   for (const auto& runner : runners_) {
     stats.pio_exits += runner->counts().pio.load(std::memory_order_relaxed);
     stats.mmio_exits += runner->counts().mmio.load(std::memory_order_relaxed);

@@ -18,6 +18,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/clock.h"
@@ -38,6 +39,17 @@ struct SerialConfig {
   std::function<void(std::string_view)> sink;    // for kCallback; called from vCPU threads
 };
 
+// One virtio-blk disk backed by a raw image file.
+struct DiskConfig {
+  enum class Transport { kPci, kMmio };
+  std::string path;
+  bool read_only = false;
+  std::string serial;  // VIRTIO_BLK_T_GET_ID answer, at most 20 bytes
+  Transport transport = Transport::kPci;
+  bool direct = false;  // O_DIRECT: bypass the host page cache
+  bool operator==(const DiskConfig&) const = default;
+};
+
 struct VmConfig {
   std::string kernel_path;   // bzImage, ELF vmlinux, or ELF with a PVH note
   std::string initrd_path;   // optional
@@ -45,6 +57,7 @@ struct VmConfig {
   uint64_t memory_bytes = 512ull << 20;
   int cpus = 1;
   SerialConfig serial;
+  std::vector<DiskConfig> disks;
   // Stop the guest after this long; the exit status says kTimeout.
   absl::Duration timeout = absl::InfiniteDuration();
   // Back guest RAM with a memfd so it can be shared with another process.
@@ -92,6 +105,9 @@ struct VmStats {
   // vCPU exits handled in user space, over all vCPUs.
   uint64_t pio_exits = 0;
   uint64_t mmio_exits = 0;
+  // virtio queue notifications that reached the VMM through a vCPU exit
+  // rather than an ioeventfd (zero on a healthy data path).
+  uint64_t virtio_notify_exits = 0;
 };
 
 class Vm {

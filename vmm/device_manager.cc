@@ -1,0 +1,243 @@
+#include "vmm/device_manager.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "arch/x86_64/layout.h"
+#include "base/status_macros.h"
+#include "devices/pci/pci_config_io.h"
+#include "devices/pci/pci_ecam.h"
+#include "devices/virtio/block/virtio_block.h"
+#include "devices/virtio/virtio_mmio_transport.h"
+#include "devices/virtio/virtio_pci_transport.h"
+
+namespace vmm {
+namespace {
+
+namespace x86 = ::vmm::x86_64;
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<DeviceManager>> DeviceManager::Create(DeviceManagerDeps deps,
+                                                                     uint64_t ram_end) {
+  std::unique_ptr<DeviceManager> manager(new DeviceManager(std::move(deps)));
+  DeviceManager* self = manager.get();
+  PciBusConfig pci;
+  pci.mmio_bus = self->deps_.mmio_bus;
+  pci.mmio64_window = {x86::PciMmio64Start(ram_end), x86::kPciMmio64Size};
+  pci.on_bar_move = [self](PciDevice& device, int bar, std::optional<uint64_t>,
+                           std::optional<uint64_t> new_base) {
+    self->OnBarMove(device, bar, new_base);
+  };
+  KvmVm* vm = self->deps_.vm;
+  pci.intx_line = [vm](uint32_t gsi) -> std::shared_ptr<IrqLine> {
+    return std::make_shared<KvmIrqLine>(vm, gsi);
+  };
+  self->pci_ = std::make_shared<PciBus>(std::move(pci));
+  RETURN_IF_ERROR(self->deps_.pio_bus->Insert(std::make_shared<PciConfigIo>(self->pci_),
+                                              x86::kPciConfigAddressPort, PciConfigIo::kSize));
+  RETURN_IF_ERROR(self->deps_.mmio_bus->Insert(std::make_shared<PciEcam>(self->pci_),
+                                               x86::kEcamStart, x86::kEcamSize));
+  return manager;
+}
+
+DeviceManager::~DeviceManager() {
+  // The transports may outlive us (the buses hold them too): their hooks
+  // must not call back into a destroyed manager.
+  std::vector<std::shared_ptr<VirtioMmioTransport>> mmio;
+  std::vector<std::shared_ptr<VirtioPciTransport>> pci;
+  {
+    absl::MutexLock lock(&mu_);
+    for (MmioSlot& slot : mmio_slots_) mmio.push_back(slot.transport);
+    for (PciFunction& function : pci_functions_) pci.push_back(function.transport);
+  }
+  for (auto& t : mmio) t->SetActivationHook({});
+  for (auto& t : pci) t->SetActivationHook({});
+  // Unwire every ioeventfd before the eventfds (owned by the transports) go.
+  absl::MutexLock lock(&mu_);
+  for (MmioSlot& slot : mmio_slots_) {
+    slot.wiring->active = false;
+    Rewire(*slot.wiring);
+    (void)deps_.vm->RemoveIrqfd(slot.transport->irq_eventfd().fd(), slot.gsi);
+  }
+  for (PciFunction& function : pci_functions_) {
+    function.wiring->active = false;
+    Rewire(*function.wiring);
+  }
+  for (MmioSlot& slot : mmio_slots_) {
+    for (int fd : slot.wiring->eventfds) (void)deps_.loop->Remove(fd);
+  }
+  for (PciFunction& function : pci_functions_) {
+    for (int fd : function.wiring->eventfds) (void)deps_.loop->Remove(fd);
+  }
+}
+
+absl::Status DeviceManager::AddDisk(const DiskConfig& disk) {
+  VirtioBlockOptions options;
+  options.path = disk.path;
+  options.read_only = disk.read_only;
+  options.serial = disk.serial;
+  options.direct = disk.direct;
+  std::string warning;
+  ASSIGN_OR_RETURN(std::unique_ptr<VirtioBlock> block, VirtioBlock::Open(options, &warning));
+  if (!warning.empty() && deps_.notice) deps_.notice(warning);
+  std::shared_ptr<VirtioDevice> device = std::move(block);
+  return disk.transport == DiskConfig::Transport::kMmio ? AddMmio(std::move(device))
+                                                        : AddPci(std::move(device));
+}
+
+void DeviceManager::Rewire(Wiring& wiring) {
+  bool want = wiring.active && wiring.first_notify.has_value();
+  if (want == wiring.wired) return;
+  for (size_t q = 0; q < wiring.eventfds.size(); ++q) {
+    uint64_t addr = *wiring.first_notify + (wiring.datamatch ? 0 : q * wiring.stride);
+    std::optional<uint64_t> match =
+        wiring.datamatch ? std::optional<uint64_t>(q) : std::nullopt;
+    absl::Status s = want ? deps_.vm->AddIoeventfd(wiring.eventfds[q], wiring.space, addr,
+                                                   wiring.width, match)
+                          : deps_.vm->RemoveIoeventfd(wiring.eventfds[q], wiring.space, addr,
+                                                      wiring.width, match);
+    // Without its ioeventfd a notify still reaches the transport through the
+    // bus (the slow path, counted there): degraded, never broken.
+    if (!s.ok()) ++ioeventfd_failures_;
+  }
+  wiring.wired = want;
+}
+
+absl::Status DeviceManager::AddMmio(std::shared_ptr<VirtioDevice> device) {
+  // Devices are added on one thread before the VM runs; mu_ is not held
+  // while calling into the transport (its hook takes the transport's lock,
+  // then mu_).
+  uint32_t index;
+  {
+    absl::MutexLock lock(&mu_);
+    index = static_cast<uint32_t>(mmio_slots_.size());
+  }
+  if (index >= x86::kVirtioMmioSlotCount) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "too many virtio-mmio devices: there are %d slots", x86::kVirtioMmioSlotCount));
+  }
+  ASSIGN_OR_RETURN(std::shared_ptr<VirtioMmioTransport> transport,
+                   VirtioMmioTransport::Create(std::move(device), *deps_.memory));
+  uint64_t base = x86::kVirtioMmioStart + index * x86::kVirtioMmioSlotSize;
+  uint32_t gsi = x86::kVirtioMmioFirstGsi + index;
+  RETURN_IF_ERROR(deps_.mmio_bus->Insert(transport, base, x86::kVirtioMmioSlotSize));
+  RETURN_IF_ERROR(deps_.vm->AddIrqfd(transport->irq_eventfd().fd(), gsi));
+
+  auto wiring = std::make_unique<Wiring>();
+  wiring->space = IoSpace::kMmio;
+  wiring->width = VirtioMmioTransport::kQueueNotifyWidth;
+  wiring->datamatch = true;
+  wiring->first_notify = base + VirtioMmioTransport::kQueueNotifyOffset;
+  for (uint16_t q = 0; q < transport->num_queues(); ++q) {
+    int fd = transport->queue_notify_eventfds()[q].fd();
+    wiring->eventfds.push_back(fd);
+    VirtioMmioTransport* t = transport.get();
+    RETURN_IF_ERROR(deps_.loop->Add(fd, EPOLLIN, [t, q](uint32_t) {
+      t->HandleQueueNotifyEvent(q);
+    }));
+  }
+  Wiring* w = wiring.get();
+  transport->SetActivationHook([this, w](bool active) {
+    absl::MutexLock lock(&mu_);
+    w->active = active;
+    Rewire(*w);
+  });
+  absl::MutexLock lock(&mu_);
+  mmio_slots_.push_back(MmioSlot{std::move(transport), base, gsi, std::move(wiring)});
+  return absl::OkStatus();
+}
+
+absl::Status DeviceManager::AddPci(std::shared_ptr<VirtioDevice> device) {
+  // One MSI-X vector per queue plus the configuration vector.
+  uint16_t vectors = static_cast<uint16_t>(device->queue_max_sizes().size() + 1);
+  ASSIGN_OR_RETURN(std::unique_ptr<KvmMsiVectors> msi,
+                   KvmMsiVectors::Create(deps_.vm, deps_.gsi_router, vectors));
+  std::shared_ptr<KvmMsiVectors> sink(std::move(msi));
+  ASSIGN_OR_RETURN(std::shared_ptr<VirtioPciTransport> transport,
+                   VirtioPciTransport::Create(std::move(device), *deps_.memory, sink));
+
+  auto wiring = std::make_unique<Wiring>();
+  wiring->space = IoSpace::kMmio;
+  wiring->width = VirtioPciTransport::kNotifyWidth;
+  wiring->datamatch = false;
+  wiring->stride = VirtioPciTransport::kNotifyOffMultiplier;
+  for (uint16_t q = 0; q < transport->num_queues(); ++q) {
+    int fd = transport->queue_notify_eventfds()[q].fd();
+    wiring->eventfds.push_back(fd);
+    VirtioPciTransport* t = transport.get();
+    RETURN_IF_ERROR(deps_.loop->Add(fd, EPOLLIN, [t, q](uint32_t) {
+      t->HandleQueueNotifyEvent(q);
+    }));
+  }
+  Wiring* w = wiring.get();
+  transport->SetActivationHook([this, w](bool active) {
+    absl::MutexLock lock(&mu_);
+    w->active = active;
+    Rewire(*w);
+  });
+  {
+    // Recorded before AddDevice: placing the BARs calls OnBarMove, which
+    // looks the function up (and takes mu_, so it must not be held here).
+    absl::MutexLock lock(&mu_);
+    pci_functions_.push_back(PciFunction{transport, sink, std::move(wiring)});
+  }
+  absl::StatusOr<int> slot = pci_->AddDevice(transport);
+  if (!slot.ok()) {
+    absl::MutexLock lock(&mu_);
+    for (int fd : pci_functions_.back().wiring->eventfds) (void)deps_.loop->Remove(fd);
+    pci_functions_.pop_back();
+    return slot.status();
+  }
+  return absl::OkStatus();
+}
+
+void DeviceManager::OnBarMove(PciDevice& device, int bar, std::optional<uint64_t> new_base) {
+  absl::MutexLock lock(&mu_);
+  for (PciFunction& function : pci_functions_) {
+    if (function.transport.get() != &device || bar != function.transport->notify_bar()) continue;
+    // Move every notify ioeventfd with the BAR: unwire at the old address,
+    // wire at the new one (if the driver has the device running).
+    Wiring& w = *function.wiring;
+    bool active = w.active;
+    w.active = false;
+    Rewire(w);
+    w.first_notify = new_base ? std::optional<uint64_t>(*new_base + function.transport->notify_offset(0))
+                              : std::nullopt;
+    w.active = active;
+    Rewire(w);
+  }
+}
+
+std::string DeviceManager::MmioCmdlineFragments() const {
+  absl::MutexLock lock(&mu_);
+  std::string out;
+  for (const MmioSlot& slot : mmio_slots_) {
+    absl::StrAppendFormat(&out, "%svirtio_mmio.device=%dK@0x%x:%d", out.empty() ? "" : " ",
+                          x86::kVirtioMmioSlotSize >> 10, slot.base, slot.gsi);
+  }
+  return out;
+}
+
+VirtioCounters DeviceManager::counters() const {
+  // Copied out first: the transports' locks are taken after mu_ elsewhere
+  // (activation hooks), never before.
+  std::vector<std::shared_ptr<VirtioMmioTransport>> mmio;
+  std::vector<std::shared_ptr<VirtioPciTransport>> pci;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const MmioSlot& slot : mmio_slots_) mmio.push_back(slot.transport);
+    for (const PciFunction& function : pci_functions_) pci.push_back(function.transport);
+  }
+  VirtioCounters total;
+  auto add = [&total](const VirtioTransportCounters& c) {
+    total.notify_exits += c.notify_exits;
+    total.notifies_dropped += c.notifies_dropped;
+    total.used_interrupts += c.used_interrupts;
+    total.needs_reset += c.needs_reset;
+  };
+  for (const auto& t : mmio) add(t->counters());
+  for (const auto& t : pci) add(t->counters());
+  return total;
+}
+
+}  // namespace vmm

@@ -1,0 +1,117 @@
+// DeviceManager: the PCI bus and the virtio devices of a VM, and their wiring
+// to KVM — each queue's notification through an ioeventfd into the event
+// loop, each interrupt out through an irqfd (MSI-X vectors over GSI routes,
+// virtio-mmio slots into IOAPIC pins). Devices and transports never see KVM;
+// this is where their eventfds meet it (Cloud Hypervisor's device manager,
+// Firecracker's register_mmio_virtio).
+#ifndef VMM_VMM_DEVICE_MANAGER_H_
+#define VMM_VMM_DEVICE_MANAGER_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "base/event_loop.h"
+#include "base/guest_memory.h"
+#include "devices/bus.h"
+#include "devices/pci/pci_bus.h"
+#include "devices/virtio/virtio_device.h"
+#include "vmm/interrupts.h"
+#include "vmm/kvm/kvm_vm.h"
+#include "vmm/vmm.h"
+
+namespace vmm {
+
+class VirtioMmioTransport;
+class VirtioPciTransport;
+
+struct DeviceManagerDeps {
+  KvmVm* vm = nullptr;
+  GsiRouter* gsi_router = nullptr;
+  Bus* pio_bus = nullptr;
+  Bus* mmio_bus = nullptr;
+  const GuestMemory* memory = nullptr;
+  EventLoop* loop = nullptr;
+  // One-line notices for the user (e.g. an image whose size is not a whole
+  // number of sectors).
+  std::function<void(absl::string_view)> notice;
+};
+
+// Counters over all virtio transports.
+struct VirtioCounters {
+  // Queue notifications that reached a transport in user space instead of
+  // an ioeventfd: zero on a healthy data path.
+  uint64_t notify_exits = 0;
+  uint64_t notifies_dropped = 0;
+  uint64_t used_interrupts = 0;
+  uint64_t needs_reset = 0;
+};
+
+class DeviceManager {
+ public:
+  // Creates the PCI bus (host bridge, 0xCF8 and ECAM front-ends) with its
+  // 64-bit BAR window above `ram_end`.
+  static absl::StatusOr<std::unique_ptr<DeviceManager>> Create(DeviceManagerDeps deps,
+                                                               uint64_t ram_end);
+  ~DeviceManager();
+
+  // Opens the image and adds a virtio-blk device on the disk's transport.
+  absl::Status AddDisk(const DiskConfig& disk);
+
+  // "virtio_mmio.device=4K@0xd0000000:16 ..." for every populated
+  // virtio-mmio slot, the form Linux's virtio_mmio driver parses.
+  std::string MmioCmdlineFragments() const;
+  // Populated PCI slots, for the MP table / ACPI.
+  std::vector<PciSlotInfo> PciSlots() const { return pci_->Slots(); }
+
+  VirtioCounters counters() const;
+
+ private:
+  // One virtio transport's notify eventfds and where KVM listens for them.
+  struct Wiring {
+    std::vector<int> eventfds;
+    IoSpace space = IoSpace::kMmio;
+    uint32_t width = 0;
+    bool datamatch = false;               // datamatch = queue index
+    std::optional<uint64_t> first_notify; // address of queue 0's notify
+    uint64_t stride = 0;                  // between queues' notify addresses
+    bool active = false;                  // the driver set DRIVER_OK
+    bool wired = false;                   // ioeventfds registered with KVM
+  };
+
+  explicit DeviceManager(DeviceManagerDeps deps) : deps_(std::move(deps)) {}
+  absl::Status AddMmio(std::shared_ptr<VirtioDevice> device);
+  absl::Status AddPci(std::shared_ptr<VirtioDevice> device);
+  // Registers (or removes) the ioeventfds so they match the wiring's state.
+  void Rewire(Wiring& wiring) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void OnBarMove(PciDevice& device, int bar, std::optional<uint64_t> new_base);
+
+  DeviceManagerDeps deps_;
+  std::shared_ptr<PciBus> pci_;
+
+  mutable absl::Mutex mu_;
+  struct MmioSlot {
+    std::shared_ptr<VirtioMmioTransport> transport;
+    uint64_t base;
+    uint32_t gsi;
+    std::unique_ptr<Wiring> wiring;
+  };
+  struct PciFunction {
+    std::shared_ptr<VirtioPciTransport> transport;
+    std::shared_ptr<KvmMsiVectors> vectors;
+    std::unique_ptr<Wiring> wiring;
+  };
+  std::vector<MmioSlot> mmio_slots_ ABSL_GUARDED_BY(mu_);
+  std::vector<PciFunction> pci_functions_ ABSL_GUARDED_BY(mu_);
+  uint64_t ioeventfd_failures_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace vmm
+
+#endif  // VMM_VMM_DEVICE_MANAGER_H_
