@@ -143,6 +143,24 @@ TEST(CliTest, CpusAcceptsTheWholeRange) {
 
 // --- Help and version ---
 
+TEST(CliTest, DiskFlagRepeatsAndKeepsOrder) {
+  absl::StatusOr<CliRequest> request =
+      Parse({"--kernel", "k", "--disk", "path=a.img", "--disk=path=b.img,transport=mmio"});
+  ASSERT_TRUE(request.ok()) << request.status();
+  ASSERT_EQ(request->config.disks.size(), 2u);
+  EXPECT_EQ(request->config.disks[0].path, "a.img");
+  EXPECT_EQ(request->config.disks[1].path, "b.img");
+  EXPECT_EQ(request->config.disks[1].transport, DiskConfig::Transport::kMmio);
+  EXPECT_TRUE(Parse({"--kernel", "k"})->config.disks.empty()) << "no disks carried over";
+}
+
+TEST(CliTest, BadDiskSpecIsAUsageErrorNamingTheFlag) {
+  absl::StatusOr<CliRequest> request = Parse({"--kernel", "k", "--disk", "path=a,bogus=1"});
+  ASSERT_FALSE(request.ok());
+  EXPECT_THAT(std::string(request.status().message()), HasSubstr("--disk"));
+  EXPECT_THAT(std::string(request.status().message()), HasSubstr("bogus"));
+}
+
 TEST(CliTest, StatsIsOffByDefaultAndOnWithTheFlag) {
   EXPECT_FALSE(Parse({"--kernel", "k"})->print_stats);
   EXPECT_TRUE(Parse({"--kernel", "k", "--stats"})->print_stats);
