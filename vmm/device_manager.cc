@@ -85,6 +85,22 @@ absl::Status DeviceManager::AddDisk(const DiskConfig& disk) {
                                                         : AddPci(std::move(device));
 }
 
+absl::Status DeviceManager::WireTransport(VirtioTransportState& state, Wiring* wiring) {
+  for (uint16_t q = 0; q < state.num_queues(); ++q) {
+    int fd = state.queue_notify_eventfds()[q].fd();
+    wiring->eventfds.push_back(fd);
+    RETURN_IF_ERROR(deps_.loop->Add(fd, EPOLLIN, [&state, q](uint32_t) {
+      state.HandleQueueNotifyEvent(q);
+    }));
+  }
+  state.SetActivationHook([this, wiring](bool active) {
+    absl::MutexLock lock(&mu_);
+    wiring->active = active;
+    Rewire(*wiring);
+  });
+  return absl::OkStatus();
+}
+
 void DeviceManager::Rewire(Wiring& wiring) {
   bool want = wiring.active && wiring.first_notify.has_value();
   if (want == wiring.wired) return;
@@ -128,20 +144,7 @@ absl::Status DeviceManager::AddMmio(std::shared_ptr<VirtioDevice> device) {
   wiring->width = VirtioMmioTransport::kQueueNotifyWidth;
   wiring->datamatch = true;
   wiring->first_notify = base + VirtioMmioTransport::kQueueNotifyOffset;
-  for (uint16_t q = 0; q < transport->num_queues(); ++q) {
-    int fd = transport->queue_notify_eventfds()[q].fd();
-    wiring->eventfds.push_back(fd);
-    VirtioMmioTransport* t = transport.get();
-    RETURN_IF_ERROR(deps_.loop->Add(fd, EPOLLIN, [t, q](uint32_t) {
-      t->HandleQueueNotifyEvent(q);
-    }));
-  }
-  Wiring* w = wiring.get();
-  transport->SetActivationHook([this, w](bool active) {
-    absl::MutexLock lock(&mu_);
-    w->active = active;
-    Rewire(*w);
-  });
+  RETURN_IF_ERROR(WireTransport(transport->state(), wiring.get()));
   absl::MutexLock lock(&mu_);
   mmio_slots_.push_back(MmioSlot{std::move(transport), base, gsi, std::move(wiring)});
   return absl::OkStatus();
@@ -161,20 +164,7 @@ absl::Status DeviceManager::AddPci(std::shared_ptr<VirtioDevice> device) {
   wiring->width = VirtioPciTransport::kNotifyWidth;
   wiring->datamatch = false;
   wiring->stride = VirtioPciTransport::kNotifyOffMultiplier;
-  for (uint16_t q = 0; q < transport->num_queues(); ++q) {
-    int fd = transport->queue_notify_eventfds()[q].fd();
-    wiring->eventfds.push_back(fd);
-    VirtioPciTransport* t = transport.get();
-    RETURN_IF_ERROR(deps_.loop->Add(fd, EPOLLIN, [t, q](uint32_t) {
-      t->HandleQueueNotifyEvent(q);
-    }));
-  }
-  Wiring* w = wiring.get();
-  transport->SetActivationHook([this, w](bool active) {
-    absl::MutexLock lock(&mu_);
-    w->active = active;
-    Rewire(*w);
-  });
+  RETURN_IF_ERROR(WireTransport(transport->state(), wiring.get()));
   {
     // Recorded before AddDevice: placing the BARs calls OnBarMove, which
     // looks the function up (and takes mu_, so it must not be held here).

@@ -30,6 +30,7 @@ namespace vmm {
 
 class VirtioMmioTransport;
 class VirtioPciTransport;
+class VirtioTransportState;
 
 struct DeviceManagerDeps {
   KvmVm* vm = nullptr;
@@ -88,6 +89,9 @@ class DeviceManager {
   explicit DeviceManager(DeviceManagerDeps deps) : deps_(std::move(deps)) {}
   absl::Status AddMmio(std::shared_ptr<VirtioDevice> device);
   absl::Status AddPci(std::shared_ptr<VirtioDevice> device);
+  // Puts the transport's queue notify eventfds in the event loop and makes
+  // its activation hook wire them to KVM (filling wiring->eventfds).
+  absl::Status WireTransport(VirtioTransportState& state, Wiring* wiring);
   // Registers (or removes) the ioeventfds so they match the wiring's state.
   void Rewire(Wiring& wiring) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OnBarMove(PciDevice& device, int bar, std::optional<uint64_t> new_base);

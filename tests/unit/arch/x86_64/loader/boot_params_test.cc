@@ -14,19 +14,7 @@ namespace {
 using ::testing::HasSubstr;
 using namespace ::vmm::x86_64::testing;
 
-const std::vector<E820Entry> kMap = {
-    {GuestAddress(0), 0x9fc00, E820Type::kRam},
-    {GuestAddress(0x9fc00), 0x60400, E820Type::kReserved},
-    {GuestAddress(kMiB), 63 * kMiB, E820Type::kRam},
-};
-
-BootInfo TypicalInfo() {
-  BootInfo info;
-  info.cmdline = {GuestAddress(kCmdlineStart), 14};
-  info.initrd = LoadedInitrd{GuestAddress(60 * kMiB), 0x1234};
-  info.e820 = kMap;
-  return info;
-}
+BootInfo TypicalInfo() { return TypicalBootInfo(); }
 
 LoadedKernel LoadedBzImage(GuestMemory& mem) {
   auto kernel = LoadBzImage(mem, MakeBzImage());

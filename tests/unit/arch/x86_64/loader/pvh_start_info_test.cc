@@ -13,17 +13,8 @@ namespace {
 using ::testing::HasSubstr;
 using namespace ::vmm::x86_64::testing;
 
-const std::vector<E820Entry> kMap = {
-    {GuestAddress(0), 0x9fc00, E820Type::kRam},
-    {GuestAddress(0x9fc00), 0x60400, E820Type::kReserved},
-    {GuestAddress(kMiB), 63 * kMiB, E820Type::kRam},
-};
-
 BootInfo TypicalInfo() {
-  BootInfo info;
-  info.cmdline = {GuestAddress(kCmdlineStart), 14};
-  info.initrd = LoadedInitrd{GuestAddress(60 * kMiB), 0x1234};
-  info.e820 = kMap;
+  BootInfo info = TypicalBootInfo();
   info.acpi_rsdp_addr = 0xe0000;
   return info;
 }
@@ -72,12 +63,12 @@ TEST(PvhStartInfoTest, MemoryMapUsesE820Types) {
   ASSERT_TRUE(si.ok());
   EXPECT_EQ(si->memmap_paddr, kPvhMemmapStart);
   ASSERT_EQ(si->memmap_entries, 3u);
-  for (size_t i = 0; i < kMap.size(); ++i) {
+  for (size_t i = 0; i < kTypicalE820Map.size(); ++i) {
     auto e = mem.Read<HvmMemmapTableEntry>(
         GuestAddress(kPvhMemmapStart + i * sizeof(HvmMemmapTableEntry)));
     ASSERT_TRUE(e.ok());
-    EXPECT_EQ(e->addr, kMap[i].addr.value()) << i;
-    EXPECT_EQ(e->size, kMap[i].size) << i;
+    EXPECT_EQ(e->addr, kTypicalE820Map[i].addr.value()) << i;
+    EXPECT_EQ(e->size, kTypicalE820Map[i].size) << i;
     EXPECT_EQ(e->type, i == 1 ? 2u : 1u) << i;
   }
 }

@@ -12,6 +12,9 @@
 #include <string>
 #include <vector>
 
+#include "arch/x86_64/layout.h"
+#include "arch/x86_64/loader/boot_info.h"
+#include "arch/x86_64/loader/e820_entry.h"
 #include "base/guest_memory.h"
 
 namespace vmm::x86_64::testing {
@@ -20,6 +23,21 @@ inline constexpr uint64_t kMiB = 1 << 20;
 
 // A GuestMemory of `size` bytes laid out as the VMM would (RamRangesFor).
 GuestMemory MakeGuestMemory(uint64_t size);
+
+// The e820 map of a 64 MiB guest, and boot information using it (a 14-byte
+// command line, an initrd at 60 MiB), for the boot_params / PVH writers.
+inline const std::vector<E820Entry> kTypicalE820Map = {
+    {GuestAddress(0), 0x9fc00, E820Type::kRam},
+    {GuestAddress(0x9fc00), 0x60400, E820Type::kReserved},
+    {GuestAddress(kMiB), 63 * kMiB, E820Type::kRam},
+};
+inline BootInfo TypicalBootInfo() {
+  BootInfo info;
+  info.cmdline = {GuestAddress(kCmdlineStart), 14};
+  info.initrd = LoadedInitrd{GuestAddress(60 * kMiB), 0x1234};
+  info.e820 = kTypicalE820Map;
+  return info;
+}
 
 struct BzImageSpec {
   uint8_t setup_sects = 4;
