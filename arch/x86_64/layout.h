@@ -37,6 +37,10 @@ inline constexpr uint64_t kPageTablesEnd = 0xf000;
 inline constexpr uint64_t kCmdlineStart = 0x20000;
 inline constexpr uint64_t kCmdlineMaxSize = 0x10000;
 inline constexpr uint64_t kEbdaStart = 0x9fc00;       // MP table lives here
+// ACPI tables (RSDP first, 16-byte aligned, where Linux's legacy scan of
+// 0xE0000-0xFFFFF also finds it): inside the e820-reserved [kEbdaStart, 1 MiB).
+inline constexpr uint64_t kAcpiStart = 0xe0000;
+inline constexpr uint64_t kAcpiSize = 0x20000;
 inline constexpr uint64_t kLowRamEnd = 0xa0000;       // end of conventional memory
 inline constexpr uint64_t kHighMemStart = 0x100000;   // 1 MiB
 
@@ -94,6 +98,15 @@ inline constexpr uint16_t kSerialPortCount = 8;
 inline constexpr uint16_t kI8042DataPort = 0x60;
 inline constexpr uint16_t kI8042CommandPort = 0x64;
 inline constexpr uint16_t kDebugExitPort = 0x501;  // QEMU isa-debug-exit compatible
+inline constexpr uint16_t kPvpanicPort = 0x505;    // QEMU pvpanic (ACPI _HID QEMU0001)
+inline constexpr uint16_t kRtcPort = 0x70;         // CMOS RTC index/data at 0x70/0x71
+inline constexpr uint32_t kRtcIrq = 8;
+// Hardware-reduced ACPI (FADT): sleep control, sleep status and reset
+// registers, one byte each, in I/O space.
+inline constexpr uint16_t kAcpiSleepControlPort = 0x600;
+inline constexpr uint16_t kAcpiSleepStatusPort = 0x601;
+inline constexpr uint16_t kAcpiResetPort = 0x602;
+inline constexpr uint8_t kAcpiResetValue = 0x01;
 inline constexpr uint16_t kPciConfigAddressPort = 0xcf8;
 inline constexpr uint16_t kPciConfigDataPort = 0xcfc;
 
