@@ -30,8 +30,11 @@
 //                          negotiate when offered                     [1]
 //   qsize=N                queue size bound (power of two)           [256]
 //   read_sectors=R write_sectors=W   sectors [0,R) read and checked, [R,R+W)
-//                          written; R+W+1 write-zeroed, R+W+1 discarded
-//                          when offered (max 64 each)             [8, 8]
+//                          written (generation 1); sector R+W written then
+//                          WRITE_ZEROES'd (reads back zero), R+W+1
+//                          DISCARDed (content not checked), each only when
+//                          offered; capacity must be >= R+W+2 (max 64 each)
+//                                                                 [8, 8]
 //   verify=0|1             check [0,R) against the host pattern        [1]
 //   reset=0|1              reset and re-initialise after the first read [0]
 //   timeout_ms=N           bound of every wait                       [3000]
@@ -385,24 +388,40 @@ static void find_mmio_disks(const struct config* config) {
     }
     return;
   }
-  // mmio=cmdline: slots in command-line order; the slot number is derived
-  // from mmio_base/mmio_stride when the window lies on that grid.
-  for (size_t n = 0; n < MAX_MMIO_SLOTS; ++n) {
+  // mmio=cmdline: the announced windows, in ascending address order (as
+  // probing finds them); the slot number is derived from mmio_base and
+  // mmio_stride when the window lies on that grid.
+  struct announced {
+    uint64_t base;
+    uint32_t irq;
+  } found[MAX_MMIO_SLOTS];
+  uint32_t count = 0;
+  for (size_t n = 0; count < MAX_MMIO_SLOTS; ++n) {
     size_t len = 0;
     const char* value =
         cmdline_find_nth(config->cmdline, "virtio_mmio.device", n, &len);
     if (value == 0) break;
-    uint64_t size, base;
-    uint32_t irq;
-    if (!virtio_mmio_parse_device(value, len, &size, &base, &irq)) {
+    uint64_t size;
+    if (!virtio_mmio_parse_device(value, len, &size, &found[count].base,
+                                  &found[count].irq)) {
       bad_cmdline("virtio_mmio.device");
     }
-    uint64_t slot = n;
+    // Insertion sort by base.
+    uint32_t i = count++;
+    for (; i > 0 && found[i - 1].base > found[i].base; --i) {
+      struct announced t = found[i - 1];
+      found[i - 1] = found[i];
+      found[i] = t;
+    }
+  }
+  for (uint32_t i = 0; i < count; ++i) {
+    uint64_t base = found[i].base;
+    uint64_t slot = i;
     if (base >= config->mmio_base &&
         (base - config->mmio_base) % config->mmio_stride == 0) {
       slot = (base - config->mmio_base) / config->mmio_stride;
     }
-    add_mmio(config, base, (uint32_t)slot, irq);
+    add_mmio(config, base, (uint32_t)slot, found[i].irq);
   }
 }
 

@@ -10,7 +10,8 @@
 // g = 0 is what the host writes into an image before the run; g = 1 is what
 // the guest writes. d is the disk's index in the guest's discovery order:
 // PCI functions in (bus, device, function) order first, then virtio-mmio
-// slots in ascending order. Python:
+// devices by ascending window address (with mmio=probe or mmio=cmdline
+// alike). Python:
 //
 //   def sector(d, s, g=0):
 //       return b"".join(struct.pack("<I", ((s * 128 + i) * 0x9E3779B1
