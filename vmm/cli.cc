@@ -127,6 +127,9 @@ ABSL_FLAG(bool, memfd, vmm::VmConfig{}.memfd_backed,
 ABSL_FLAG(std::string, disk, "",
           "Add a virtio-blk disk (repeatable): path=IMG[,readonly=on][,serial=STR]"
           "[,transport=pci|mmio][,direct=on]. Default transport pci.");
+ABSL_FLAG(std::string, acpi, vmm::VmConfig{}.acpi ? "on" : "off",
+          "on: describe the machine with ACPI tables; off: MP table only, virtio-mmio "
+          "devices announced on the kernel command line.");
 ABSL_FLAG(bool, stats, false,
           "After the run, print start-up latency, RSS at the first KVM_RUN and exit "
           "counts on stderr.");
@@ -159,6 +162,11 @@ absl::Status ValidateBool(absl::string_view text) {
 
 absl::Status ValidateAny(absl::string_view) { return absl::OkStatus(); }
 
+absl::Status ValidateOnOff(absl::string_view text) {
+  if (text == "on" || text == "off") return absl::OkStatus();
+  return absl::InvalidArgumentError("expected on or off");
+}
+
 // The flags `vmm` accepts, in --help order. Only these are looked up: any
 // other flag linked into the binary (absl's own, a library's) is "unknown".
 struct FlagSpec {
@@ -177,7 +185,8 @@ constexpr FlagSpec kFlags[] = {
     {"cmdline", "STR", ValidateAny},    {"memory", "SIZE", ValidateSize},
     {"cpus", "N", ValidateCpus},        {"serial", "MODE", ValidateSerial},
     {"timeout", "SECONDS", ValidateTimeout}, {"memfd", "", ValidateBool},
-    {"disk", "SPEC", ValidateDisk},     {"stats", "", ValidateBool},
+    {"disk", "SPEC", ValidateDisk},     {"acpi", "on|off", ValidateOnOff},
+    {"stats", "", ValidateBool},
 };
 
 const FlagSpec* FindSpec(absl::string_view name) {
@@ -232,6 +241,7 @@ absl::StatusOr<VmConfig> ConfigFromFlags() {
   config.serial = absl::GetFlag(FLAGS_serial).config;
   config.timeout = absl::GetFlag(FLAGS_timeout).value;
   config.memfd_backed = absl::GetFlag(FLAGS_memfd);
+  config.acpi = absl::GetFlag(FLAGS_acpi) == "on";
   return config;
 }
 
@@ -467,6 +477,7 @@ std::string HelpText() {
                   "Exit status:\n"
                   "  0     the guest powered off or reset\n"
                   "  2N+1  the guest wrote N to the debug-exit port (modulo 256)\n"
+                  "  4     the guest kernel panicked (pvpanic)\n"
                   "  124   --timeout elapsed\n"
                   "  130   stopped by SIGINT (Ctrl-C) or SIGTERM\n"
                   "  1     the VMM failed\n"

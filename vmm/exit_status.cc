@@ -10,6 +10,8 @@ int ExitStatus::ProcessExitCode() const {
     case Reason::kDebugExit:
       // QEMU's isa-debug-exit: the process exits with (value << 1) | 1.
       return static_cast<int>(((debug_code << 1) | 1) & 0xff);
+    case Reason::kGuestPanic:
+      return 4;  // even, so no debug-exit value can produce it
     case Reason::kTimeout:
       return 124;  // as timeout(1)
     case Reason::kStopped:

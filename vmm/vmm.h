@@ -69,6 +69,10 @@ struct VmConfig {
   // hosts (see PLATFORM.md) and kGuest elsewhere.
   enum class KernelDecompression { kAuto, kVmm, kGuest };
   KernelDecompression kernel_decompression = KernelDecompression::kAuto;
+  // Describe the platform with ACPI tables (RSDP, XSDT, FADT, MADT, MCFG,
+  // DSDT). Off: the MP table alone, and virtio-mmio devices are announced on
+  // the kernel command line.
+  bool acpi = true;
   // One-line notices about what the VMM did on the user's behalf. Empty:
   // "vmm: <notice>" on stderr.
   std::function<void(std::string_view)> notice;
@@ -80,6 +84,7 @@ struct ExitStatus {
     kPowerOff,   // guest powered off
     kReset,      // guest asked for a reset (i8042, triple fault)
     kDebugExit,  // guest wrote `debug_code` to the debug-exit port
+    kGuestPanic, // the guest kernel reported a panic (pvpanic)
     kTimeout,    // VmConfig::timeout elapsed
     kStopped,    // Vm::RequestStop was called
     kError,      // the VMM failed; `message` says why
@@ -90,7 +95,8 @@ struct ExitStatus {
 
   // The `vmm` command's exit code for this status (README.md, "Exit
   // status"): power-off and reset 0; debug-exit ((code << 1) | 1) & 0xff, as
-  // QEMU's isa-debug-exit; timeout 124; stopped on request 130; error 1.
+  // QEMU's isa-debug-exit; guest panic 4; timeout 124; stopped on request
+  // 130; error 1.
   int ProcessExitCode() const;
 };
 

@@ -161,6 +161,15 @@ TEST(CliTest, BadDiskSpecIsAUsageErrorNamingTheFlag) {
   EXPECT_THAT(std::string(request.status().message()), HasSubstr("bogus"));
 }
 
+TEST(CliTest, AcpiIsOnByDefaultAndCanBeTurnedOff) {
+  EXPECT_TRUE(Parse({"--kernel", "k"})->config.acpi);
+  EXPECT_FALSE(Parse({"--kernel", "k", "--acpi", "off"})->config.acpi);
+  EXPECT_TRUE(Parse({"--kernel", "k", "--acpi=on"})->config.acpi);
+  absl::StatusOr<CliRequest> bad = Parse({"--kernel", "k", "--acpi", "maybe"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("on or off"));
+}
+
 TEST(CliTest, StatsIsOffByDefaultAndOnWithTheFlag) {
   EXPECT_FALSE(Parse({"--kernel", "k"})->print_stats);
   EXPECT_TRUE(Parse({"--kernel", "k", "--stats"})->print_stats);
