@@ -1,5 +1,8 @@
 #include "vmm/machine.h"
 
+#include <sys/timerfd.h>
+#include <unistd.h>
+
 #include <cstring>
 #include <string>
 
@@ -18,8 +21,11 @@
 #include "arch/x86_64/msrs.h"
 #include "arch/x86_64/page_tables.h"
 #include "base/status_macros.h"
+#include "devices/legacy/acpi_pm.h"
+#include "devices/legacy/cmos_rtc.h"
 #include "devices/legacy/debug_exit.h"
 #include "devices/legacy/i8042.h"
+#include "devices/legacy/pvpanic.h"
 #include "devices/legacy/serial.h"
 #include "firmware/e820.h"
 #include "firmware/mp_table.h"
@@ -72,7 +78,9 @@ Machine::Machine(KvmSystem kvm, KvmVm vm, GuestMemory memory, MachineHooks hooks
     : kvm_(std::move(kvm)), vm_(std::move(vm)), memory_(std::move(memory)),
       hooks_(std::move(hooks)) {}
 
-Machine::~Machine() = default;
+Machine::~Machine() {
+  if (rtc_loop_ != nullptr) (void)rtc_loop_->Remove(rtc_timer_.get());
+}
 
 absl::StatusOr<std::unique_ptr<Machine>> Machine::Create(const VmConfig& config,
                                                          MachineHooks hooks, EventLoop* loop) {
@@ -153,6 +161,28 @@ absl::Status Machine::CreateDevices(const VmConfig& config, EventLoop* loop) {
   });
   RETURN_IF_ERROR(pio_bus_.Insert(debug_exit, x86::kDebugExitPort, DebugExit::kSize));
 
+  auto pvpanic = std::make_shared<Pvpanic>([this] {
+    ExitStatus status;
+    status.reason = ExitStatus::Reason::kGuestPanic;
+    status.message = "the guest kernel panicked";
+    hooks_.on_exit(status);
+  });
+  RETURN_IF_ERROR(pio_bus_.Insert(pvpanic, x86::kPvpanicPort, Pvpanic::kSize));
+
+  auto acpi_pm = std::make_shared<AcpiPm>(
+      [this] {
+        ExitStatus status;
+        status.reason = ExitStatus::Reason::kPowerOff;
+        hooks_.on_exit(status);
+      },
+      [this] {
+        ExitStatus status;
+        status.reason = ExitStatus::Reason::kReset;
+        hooks_.on_exit(status);
+      });
+  RETURN_IF_ERROR(pio_bus_.Insert(acpi_pm, x86::kAcpiSleepControlPort, AcpiPm::kSize));
+  RETURN_IF_ERROR(CreateRtc(loop));
+
   DeviceManagerDeps deps;
   deps.vm = &vm_;
   deps.gsi_router = gsi_router_.get();
@@ -186,6 +216,27 @@ absl::StatusOr<x86::LoadedKernel> Machine::LoadKernel(const VmConfig& config) {
     }
   }
   return x86::LoadKernel(memory_, config.kernel_path);
+}
+
+absl::Status Machine::CreateRtc(EventLoop* loop) {
+  // The RTC's update/alarm interrupts need a wake-up at second boundaries:
+  // a timerfd on the event loop.
+  int fd = ::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+  if (fd < 0) return ErrnoStatus("timerfd_create for the RTC");
+  rtc_timer_.Reset(fd);
+  auto rtc = std::make_shared<CmosRtc>(
+      [] { return absl::Now(); }, std::make_shared<KvmIrqLine>(&vm_, x86::kRtcIrq),
+      [fd](absl::Duration delay) {
+        itimerspec spec{};
+        spec.it_value = absl::ToTimespec(delay);
+        (void)::timerfd_settime(fd, 0, &spec, nullptr);
+      });
+  RETURN_IF_ERROR(loop->Add(fd, EPOLLIN, [fd, rtc](uint32_t) {
+    uint64_t expirations;
+    if (::read(fd, &expirations, sizeof(expirations)) > 0) rtc->OnTimer();
+  }));
+  rtc_loop_ = loop;
+  return pio_bus_.Insert(rtc, x86::kRtcPort, CmosRtc::kSize);
 }
 
 absl::Status Machine::LoadAndDescribe(const VmConfig& config) {

@@ -64,6 +64,7 @@ class Machine {
   Machine(KvmSystem kvm, KvmVm vm, GuestMemory memory, MachineHooks hooks);
   absl::Status RegisterMemory();
   absl::Status CreateDevices(const VmConfig& config, EventLoop* loop);
+  absl::Status CreateRtc(EventLoop* loop);
   absl::StatusOr<x86_64::LoadedKernel> LoadKernel(const VmConfig& config);
   absl::Status LoadAndDescribe(const VmConfig& config);
   absl::Status CreateVcpus(const VmConfig& config,
@@ -80,6 +81,8 @@ class Machine {
   Bus mmio_bus_;
   std::unique_ptr<DeviceManager> device_manager_;
   std::shared_ptr<Serial> serial_;
+  UniqueFd rtc_timer_;            // the RTC's second-boundary wake-ups
+  EventLoop* rtc_loop_ = nullptr;  // where rtc_timer_ is registered
   std::vector<KvmVcpu> vcpus_;
   // Where the BSP starts: filled by LoadAndDescribe, used by CreateVcpus.
   struct BootEntry {

@@ -97,7 +97,8 @@ int main(int argc, char** argv) {
     status = (*vm)->Run();
   }
   if (request->print_stats) PrintLine(stderr, vmm::cli::StatsLine((*vm)->stats()));
-  if (status.reason == vmm::ExitStatus::Reason::kTimeout) {
+  if (status.reason == vmm::ExitStatus::Reason::kTimeout ||
+      status.reason == vmm::ExitStatus::Reason::kGuestPanic) {
     PrintLine(stderr, "vmm: " + status.message);
   }
   if (status.reason == vmm::ExitStatus::Reason::kError) {

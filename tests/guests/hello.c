@@ -7,10 +7,14 @@
 //   cpus: <N from the MP table>
 //   cpu <apic id> up                 (once per AP)
 //   smp: <N> cpus up
-//   exit: debug-exit <N>  |  exit: reset
+//   exit: debug-exit <N>  |  exit: panic  |  exit: acpi poweroff  |  exit: reset
+// exit=N leaves through debug-exit; exit=panic reports a panic through
+// pvpanic (port 0x505); exit=poweroff writes S5 to the hardware-reduced ACPI
+// sleep control register (port 0x600); otherwise an i8042 reset.
 // On a failure the guest prints "... FAIL ..." and exits with
 // GUEST_EXIT_FAILURE (status 201).
 #include "runtime/guest.h"
+#include "runtime/io.h"
 #include "runtime/mp_table.h"
 #include "runtime/smp.h"
 
@@ -34,6 +38,16 @@ void guest_main(const struct hvm_start_info* info) {
   console_printf("smp: %u cpus up\n", up);
 
   uint64_t code = 0;
+  if (cmdline_equals(cmdline, "exit", "panic")) {
+    console_puts("exit: panic\n");
+    outb(0x505, 1);  // pvpanic: PANICKED
+    guest_halt();
+  }
+  if (cmdline_equals(cmdline, "exit", "poweroff")) {
+    console_puts("exit: acpi poweroff\n");
+    outb(0x600, (uint8_t)(0x20 | (5 << 2)));  // SLP_EN | SLP_TYP = S5
+    guest_halt();
+  }
   if (cmdline_get_u64(cmdline, "exit", &code)) {
     console_printf("exit: debug-exit %lu\n", (unsigned long)code);
     guest_debug_exit((uint32_t)code);

@@ -39,6 +39,25 @@ TEST(VmmBinaryTest, GuestResetThroughI8042ExitsZero) {
   EXPECT_THAT(r.out, HasSubstr("Hello from the vmm test guest"));
 }
 
+TEST(VmmBinaryTest, GuestPanicThroughPvpanicExitsFour) {
+  REQUIRE_KVM();
+  ProcessResult r = RunProcess(
+      {VmmBinary(), "--kernel", GuestPath("hello.elf"), "--cmdline", "exit=panic"}, kGuestLimit);
+  EXPECT_EQ(r.exit_code, 4) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("exit: panic"));
+  EXPECT_THAT(r.err, HasSubstr("panicked"));
+}
+
+TEST(VmmBinaryTest, AcpiSleepControlPowerOffExitsZero) {
+  REQUIRE_KVM();
+  ProcessResult r = RunProcess(
+      {VmmBinary(), "--kernel", GuestPath("hello.elf"), "--cmdline", "exit=poweroff"},
+      kGuestLimit);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("exit: acpi poweroff"));
+  EXPECT_THAT(r.out, ::testing::Not(HasSubstr("did not stop")));
+}
+
 TEST(VmmBinaryTest, TwoVcpusAreBroughtUpByTheGuest) {
   REQUIRE_KVM();
   ProcessResult r = RunProcess({VmmBinary(), "--kernel", GuestPath("hello.elf"), "--cpus", "2",
