@@ -6,6 +6,7 @@
 #include <mutex>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 
@@ -138,6 +139,14 @@ bool VcpuRunner::Handle(const VcpuExit& exit) {
       Fail("HLT exit without an in-kernel LAPIC");
       return false;
     case Kind::kInternalError: {
+      std::string refused;
+      if (assists_ != nullptr && exit.suberror == KVM_INTERNAL_ERROR_EMULATION &&
+          !exit.insn_bytes.empty()) {
+        AssistVcpuAdapter<KvmVcpu> vcpu(vcpu_);
+        absl::Status assisted = assists_->Apply(vcpu, exit.insn_bytes);
+        if (assisted.ok()) return true;
+        refused = absl::StrCat("; vmm cannot finish it: ", assisted.message());
+      }
       std::string detail;
       if (!exit.insn_bytes.empty()) {
         detail = " instruction bytes: " +
@@ -149,13 +158,11 @@ bool VcpuRunner::Handle(const VcpuExit& exit) {
       absl::StatusOr<kvm_regs> regs = vcpu_.GetRegs();
       absl::StatusOr<kvm_sregs> sregs = vcpu_.GetSregs();
       if (regs.ok() && sregs.ok()) {
-        const char* mode = (sregs->efer & (1u << 10)) && sregs->cs.l ? "64-bit"
-                           : (sregs->cr0 & 1)                      ? "protected"
-                                                                   : "real";
-        where = absl::StrFormat(" at RIP 0x%x (%s mode)", regs->rip, mode);
+        where = absl::StrFormat(" at RIP 0x%x (%s mode)", regs->rip,
+                                CpuModeName(CpuModeFromSregs(*sregs)));
       }
-      Fail(absl::StrFormat("KVM internal error, suberror %d%s;%s", exit.suberror, where,
-                           detail.empty() ? " no instruction bytes reported" : detail));
+      Fail(absl::StrFormat("KVM internal error, suberror %d%s;%s%s", exit.suberror, where,
+                           detail.empty() ? " no instruction bytes reported" : detail, refused));
       return false;
     }
     case Kind::kFailEntry:

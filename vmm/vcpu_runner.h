@@ -11,6 +11,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "devices/bus.h"
+#include "vmm/emulation_assist.h"
 #include "vmm/kvm/kvm_vcpu.h"
 #include "vmm/vmm.h"
 
@@ -40,6 +41,11 @@ class VcpuRunner {
   KvmVcpu& vcpu() { return vcpu_; }
   const VcpuExitCounts& counts() const { return counts_; }
 
+  // Lets this runner finish instructions KVM's emulator stopped on (a PVM
+  // host; see emulation_assist.h) instead of ending the VM. `assists` is
+  // shared by the VM's runners and outlives them; set before Start().
+  void SetEmulationAssists(EmulationAssists* assists) { assists_ = assists; }
+
   void Start();
   // Makes the thread leave KVM_RUN and return; safe from any thread.
   void Stop();
@@ -56,6 +62,7 @@ class VcpuRunner {
   const Bus* mmio_;
   std::function<void(ExitStatus)> on_exit_;
   std::function<void()> on_first_run_;
+  EmulationAssists* assists_ = nullptr;
   std::atomic<bool> stop_{false};
   // Guards the thread handle: Stop() may race with Start() when another vCPU
   // ends the VM while this one is being started.

@@ -63,6 +63,7 @@ class VmImpl : public Vm {
   VmConfig config_;
   std::unique_ptr<EventLoop> loop_;
   std::unique_ptr<Machine> machine_;
+  std::unique_ptr<EmulationAssists> assists_;
   std::vector<std::unique_ptr<VcpuRunner>> runners_;
   UniqueFd serial_file_;
   bool ran_ = false;
@@ -141,7 +142,9 @@ absl::Status VmImpl::Build() {
       std::fprintf(stderr, "vmm: %.*s\n", static_cast<int>(text.size()), text.data());
     }
   };
+  auto notice = hooks.notice;
   ASSIGN_OR_RETURN(machine_, Machine::Create(config_, std::move(hooks), loop_.get()));
+  assists_ = std::make_unique<EmulationAssists>(&machine_->memory(), notice);
   std::vector<KvmVcpu> vcpus = machine_->TakeVcpus();
   for (KvmVcpu& vcpu : vcpus) {
     std::function<void()> on_first_run;
@@ -156,6 +159,7 @@ absl::Status VmImpl::Build() {
     runners_.push_back(std::make_unique<VcpuRunner>(
         std::move(vcpu), &machine_->pio_bus(), &machine_->mmio_bus(),
         [this](ExitStatus status) { Finish(std::move(status)); }, std::move(on_first_run)));
+    runners_.back()->SetEmulationAssists(assists_.get());
   }
   return absl::OkStatus();
 }

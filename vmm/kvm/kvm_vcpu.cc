@@ -103,6 +103,36 @@ absl::StatusOr<kvm_translation> KvmVcpu::Translate(uint64_t linear_address) cons
   return tr;
 }
 
+namespace {
+// struct kvm_xsave's region is 4096 bytes; its flexible `extra` member makes
+// sizeof() wrong in C++, so the ioctl numbers are spelled out. KVM_SET_XSAVE
+// reads the guest's whole uabi size, which may exceed 4096 with large
+// features: the buffer is generous.
+constexpr unsigned long kGetXsave = _IOC(_IOC_READ, KVMIO, 0xa4, 4096);
+constexpr unsigned long kSetXsave = _IOC(_IOC_WRITE, KVMIO, 0xa5, 4096);
+constexpr size_t kXsaveBuffer = 16384;
+constexpr size_t kMxcsrOffset = 24;
+constexpr size_t kXstateBvOffset = 512;
+}  // namespace
+
+absl::StatusOr<uint32_t> KvmVcpu::GetMxcsr() const {
+  std::vector<uint8_t> area(kXsaveBuffer);
+  if (::ioctl(fd_.get(), kGetXsave, area.data()) != 0) return KvmError("KVM_GET_XSAVE");
+  uint32_t mxcsr;
+  std::memcpy(&mxcsr, area.data() + kMxcsrOffset, sizeof(mxcsr));
+  return mxcsr;
+}
+
+absl::Status KvmVcpu::SetMxcsr(uint32_t mxcsr) {
+  std::vector<uint8_t> area(kXsaveBuffer);
+  if (::ioctl(fd_.get(), kGetXsave, area.data()) != 0) return KvmError("KVM_GET_XSAVE");
+  std::memcpy(area.data() + kMxcsrOffset, &mxcsr, sizeof(mxcsr));
+  // KVM takes MXCSR from the buffer only when XSTATE_BV has SSE (bit 1).
+  area[kXstateBvOffset] |= 0x2;
+  if (::ioctl(fd_.get(), kSetXsave, area.data()) != 0) return KvmError("KVM_SET_XSAVE");
+  return absl::OkStatus();
+}
+
 absl::Status KvmVcpu::SetMsrs(absl::Span<const kvm_msr_entry> msrs) {
   kvm_uapi::FlexBuffer<kvm_uapi::MsrsHeader, kvm_msr_entry> buf(msrs.size());
   buf.header()->nmsrs = static_cast<uint32_t>(msrs.size());

@@ -75,6 +75,9 @@ class KvmVcpu {
   absl::Status SetVcpuEvents(const kvm_vcpu_events& events);
   absl::StatusOr<kvm_mp_state> GetMpState() const;
   absl::StatusOr<kvm_translation> Translate(uint64_t linear_address) const;
+  // MXCSR through the XSAVE legacy area (KVM_GET_FPU/KVM_SET_FPU ignore it).
+  absl::StatusOr<uint32_t> GetMxcsr() const;
+  absl::Status SetMxcsr(uint32_t mxcsr);
 
   // Enters the guest until the next exit. A signal delivered to the calling
   // thread, or RequestImmediateExit(), yields kInterrupted.
