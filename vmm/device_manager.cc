@@ -198,6 +198,16 @@ void DeviceManager::OnBarMove(PciDevice& device, int bar, std::optional<uint64_t
   }
 }
 
+std::vector<uint32_t> DeviceManager::MmioSlotIndices() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<uint32_t> indices;
+  for (const MmioSlot& slot : mmio_slots_) {
+    indices.push_back(static_cast<uint32_t>((slot.base - x86::kVirtioMmioStart) /
+                                            x86::kVirtioMmioSlotSize));
+  }
+  return indices;
+}
+
 std::string DeviceManager::MmioCmdlineFragments() const {
   absl::MutexLock lock(&mu_);
   std::string out;

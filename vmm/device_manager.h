@@ -68,6 +68,8 @@ class DeviceManager {
   // "virtio_mmio.device=4K@0xd0000000:16 ..." for every populated
   // virtio-mmio slot, the form Linux's virtio_mmio driver parses.
   std::string MmioCmdlineFragments() const;
+  // Indices of the populated virtio-mmio slots (layout.h), for ACPI.
+  std::vector<uint32_t> MmioSlotIndices() const;
   // Populated PCI slots, for the MP table / ACPI.
   std::vector<PciSlotInfo> PciSlots() const { return pci_->Slots(); }
 

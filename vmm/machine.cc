@@ -27,6 +27,7 @@
 #include "devices/legacy/i8042.h"
 #include "devices/legacy/pvpanic.h"
 #include "devices/legacy/serial.h"
+#include "firmware/acpi/acpi_tables.h"
 #include "firmware/e820.h"
 #include "firmware/mp_table.h"
 #include "vmm/interrupts.h"
@@ -242,11 +243,12 @@ absl::Status Machine::CreateRtc(EventLoop* loop) {
 absl::Status Machine::LoadAndDescribe(const VmConfig& config) {
   ASSIGN_OR_RETURN(x86::LoadedKernel kernel, LoadKernel(config));
   x86::BootInfo info;
-  // Guests that find virtio-mmio devices through the command line (Linux
-  // without ACPI) learn the populated slots here.
+  // Without ACPI, guests (Linux) learn the populated virtio-mmio slots from
+  // the command line; with ACPI the DSDT describes them (announcing both
+  // would register each device twice).
   std::string cmdline = config.cmdline;
   std::string fragments = device_manager_->MmioCmdlineFragments();
-  if (!fragments.empty()) cmdline += (cmdline.empty() ? "" : " ") + fragments;
+  if (!config.acpi && !fragments.empty()) cmdline += (cmdline.empty() ? "" : " ") + fragments;
   ASSIGN_OR_RETURN(info.cmdline, x86::WriteCmdline(memory_, kernel, cmdline));
   if (!config.initrd_path.empty()) {
     ASSIGN_OR_RETURN(info.initrd, x86::LoadInitrd(memory_, kernel, config.initrd_path));
@@ -256,6 +258,16 @@ absl::Status Machine::LoadAndDescribe(const VmConfig& config) {
   ASSIGN_OR_RETURN(std::vector<x86::E820Entry> e820, firmware::BuildE820Map(ram));
   info.e820 = e820;
   RETURN_IF_ERROR(firmware::WriteMpTable(memory_, static_cast<uint32_t>(config.cpus)));
+  if (config.acpi) {
+    firmware::acpi::AcpiPlatform platform;
+    platform.cpus = static_cast<uint32_t>(config.cpus);
+    platform.ram_end = memory_.end().value();
+    platform.pci = true;
+    platform.virtio_mmio_slots = device_manager_->MmioSlotIndices();
+    platform.pvpanic = true;
+    ASSIGN_OR_RETURN(GuestAddress rsdp, firmware::acpi::WriteAcpiTables(memory_, platform));
+    info.acpi_rsdp_addr = rsdp.value();
+  }
   RETURN_IF_ERROR(x86::WriteBootGdt(memory_));
 
   if (kernel.pvh_entry) {

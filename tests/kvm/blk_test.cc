@@ -111,7 +111,8 @@ TEST(BlkTest, MmioDiskWithItsInterrupt) {
   REQUIRE_KVM();
   std::string img = MakeImage("mmio-irq.img", 0);
   ProcessResult r =
-      RunBlk({"--disk", "path=" + img + ",transport=mmio"}, "disks=1 mmio=cmdline irq=mmio-irq");
+      RunBlk({"--acpi", "off", "--disk", "path=" + img + ",transport=mmio"},
+             "disks=1 mmio=cmdline irq=mmio-irq");
   ExpectAllDisksOk(r, 1);
   EXPECT_THAT(r.out, HasSubstr("blk mmio 0"));
   ExpectGuestWrites(img, 0);
