@@ -106,7 +106,7 @@ absl::StatusOr<LoadedKernel> LoadBzImage(const GuestMemory& mem, absl::Span<cons
     return absl::InvalidArgumentError(absl::StrFormat(
         "guest memory (%d MiB) is too small for the kernel: it needs 0x%x-0x%x (init_size "
         "0x%x) in RAM",
-        mem.total_size() >> 20, load, load + footprint, hdr.init_size));
+        mem.total_size() >> 20, load, load + footprint, uint32_t{hdr.init_size}));  // a copy: packed field
   }
   RETURN_IF_ERROR(mem.WriteBytes(GuestAddress(load), image.subspan(kernel_offset)));
 

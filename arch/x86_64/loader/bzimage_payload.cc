@@ -262,7 +262,7 @@ absl::StatusOr<LoadedKernel> LoadBzImagePayload(const GuestMemory& mem,
         "guest memory (%d MiB) is too small for the kernel: it needs 0x%x-0x%x (init_size "
         "0x%x) in RAM",
         mem.total_size() >> 20, elf->start.value(), elf->start.value() + footprint,
-        layout.header.init_size));
+        uint32_t{layout.header.init_size}));  // a copy: packed field
   }
 
   LoadedKernel kernel;
