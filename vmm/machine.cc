@@ -291,6 +291,7 @@ absl::Status Machine::CreateVcpus(const VmConfig& config,
     options.vcpu_count = static_cast<uint32_t>(config.cpus);
     // PVM's emulator cannot run CMPXCHG16B; clearing CX16 is honoured there.
     options.clear_cx16 = pvm;
+    options.disable_kvm_pv_ipi = pvm;
     options.tsc_deadline_timer = kvm_.CheckExtension(KVM_CAP_TSC_DEADLINE_TIMER) > 0;
     ASSIGN_OR_RETURN(std::vector<kvm_cpuid_entry2> cpuid, x86::ShapeCpuid(supported, options));
     RETURN_IF_ERROR(vcpu.SetCpuid(cpuid));

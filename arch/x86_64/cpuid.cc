@@ -15,6 +15,10 @@ constexpr uint32_t kLeafTopology = 0xb;
 constexpr uint32_t kLeafTopologyV2 = 0x1f;
 constexpr uint32_t kLeafHypervisorBase = 0x4000'0000;
 constexpr uint32_t kLeafHypervisorLast = 0x4000'00ff;
+constexpr uint32_t kLeafKvmFeatures = 0x4000'0001;
+constexpr uint32_t kKvmFeaturePvUnhalt = 1u << 7;
+constexpr uint32_t kKvmFeaturePvSendIpi = 1u << 11;
+constexpr uint32_t kKvmFeaturePvSchedYield = 1u << 13;
 constexpr uint32_t kLeafAddressSizes = 0x8000'0008;
 constexpr uint32_t kLeafAmdCacheTopology = 0x8000'001d;
 constexpr uint32_t kLeafAmdExtendedApicId = 0x8000'001e;
@@ -151,6 +155,11 @@ absl::StatusOr<std::vector<kvm_cpuid_entry2>> ShapeCpuid(
         if (!wrote_signature) out.push_back(KvmSignatureLeaf(highest_hypervisor_leaf));
         wrote_signature = true;
         continue;
+      case kLeafKvmFeatures:
+        if (options.disable_kvm_pv_ipi) {
+          e.eax &= ~(kKvmFeaturePvUnhalt | kKvmFeaturePvSendIpi | kKvmFeaturePvSchedYield);
+        }
+        break;
       case kLeafAddressSizes:
         e.ecx = SetField(e.ecx, 0, 8, n - 1);
         e.ecx = SetField(e.ecx, 12, 4, IdBits(n));

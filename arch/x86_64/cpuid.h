@@ -48,6 +48,12 @@ struct CpuidOptions {
   uint32_t vcpu_index = 0;  // also the vCPU's APIC ID
   uint32_t vcpu_count = 1;
   bool clear_cx16 = false;          // PVM: leaf 1 ECX bit 13
+  // PVM: hide KVM's paravirtual IPIs, PV unhalt (spinlock kicks) and PV
+  // sched-yield (leaf 0x40000001 EAX bits 11, 7, 13). A guest run by PVM's
+  // instruction emulator loses the cross-CPU wake-ups they carry (Linux then
+  // stalls in stop_machine() at its clocksource switch; tests/linux/
+  // BOOT_LOG.md), while plain APIC IPIs work. kvm-clock stays.
+  bool disable_kvm_pv_ipi = false;
   bool tsc_deadline_timer = false;  // KVM_CAP_TSC_DEADLINE_TIMER is present
 };
 

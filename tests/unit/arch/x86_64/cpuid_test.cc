@@ -89,6 +89,20 @@ std::optional<kvm_cpuid_entry2> Find(const std::vector<kvm_cpuid_entry2>& entrie
   return std::nullopt;
 }
 
+TEST(CpuidTest, PvIpiFeaturesAreHiddenOnlyWhenAsked) {
+  constexpr uint32_t kPvIpiBits = (1u << 7) | (1u << 11) | (1u << 13);
+  CpuidOptions options;
+  auto kept = ShapeCpuid(HostCpuid(), options);
+  ASSERT_TRUE(kept.ok());
+  EXPECT_EQ(Find(*kept, 0x4000'0001)->eax & kPvIpiBits, 0x01007afbu & kPvIpiBits);
+  options.disable_kvm_pv_ipi = true;
+  auto hidden = ShapeCpuid(HostCpuid(), options);
+  ASSERT_TRUE(hidden.ok());
+  EXPECT_EQ(Find(*hidden, 0x4000'0001)->eax & kPvIpiBits, 0u);
+  // Everything else KVM offers (kvm-clock among it) stays.
+  EXPECT_EQ(Find(*hidden, 0x4000'0001)->eax | kPvIpiBits, 0x01007afbu | kPvIpiBits);
+}
+
 TEST(CpuidTest, EachVcpuSeesItsOwnApicIdEverywhere) {
   for (uint32_t i = 0; i < 4; ++i) {
     SCOPED_TRACE(i);
