@@ -33,6 +33,16 @@ inline GuestMemory MakeMemory(uint64_t size) {
   return std::move(mem).value();
 }
 
+// The 64 KiB of guest RAM the device targets share within a process, zeroed
+// for every input so that a crash never depends on an earlier input.
+inline const GuestMemory& ZeroedSmallMemory() {
+  constexpr uint64_t kSize = 0x10000;
+  static const GuestMemory mem = MakeMemory(kSize);
+  static const std::vector<uint8_t> zeros(kSize, 0);
+  FUZZ_CHECK(mem.WriteBytes(GuestAddress(0), zeros).ok());
+  return mem;
+}
+
 // Writes up to 64 input bytes at an input-chosen offset inside [0, size).
 inline void PokeMemory(FuzzedDataProvider& in, const GuestMemory& mem, uint64_t size) {
   const uint64_t offset = in.ConsumeIntegralInRange<uint64_t>(0, size - 1);

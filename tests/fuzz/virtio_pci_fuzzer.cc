@@ -120,8 +120,7 @@ void Handshake(VirtioPciTransport& t, PciEcam& ecam, int slot, FuzzedDataProvide
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace vmm;
   using namespace vmm::fuzz;
-  static const GuestMemory mem = MakeMemory(0x10000);
-  FUZZ_CHECK(mem.WriteBytes(GuestAddress(0), std::vector<uint8_t>(0x10000, 0)).ok());
+  const GuestMemory& mem = ZeroedSmallMemory();
   FuzzedDataProvider in(data, size);
 
   Bus mmio, pio;

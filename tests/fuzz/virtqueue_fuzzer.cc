@@ -33,7 +33,7 @@ void CheckChain(const GuestMemory& mem, const DescriptorChain& chain, FuzzedData
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace vmm;
   using namespace vmm::fuzz;
-  static const GuestMemory mem = MakeMemory(0x10000);
+  const GuestMemory& mem = ZeroedSmallMemory();
   FuzzedDataProvider in(data, size);
 
   RingLayout layout;
