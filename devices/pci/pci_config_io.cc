@@ -1,5 +1,7 @@
 #include "devices/pci/pci_config_io.h"
 
+#include <optional>
+
 #include <algorithm>
 #include <utility>
 
@@ -22,6 +24,16 @@ Target Decode(uint32_t address, uint64_t data_offset) {
 
 bool ValidWidth(size_t size) { return size == 1 || size == 2 || size == 4; }
 
+// The function and register a data-port access at `offset` reaches, or
+// nullopt when the access is malformed or CONFIG_ADDRESS is not enabled.
+std::optional<Target> DataTarget(uint32_t address, uint64_t offset, size_t width) {
+  if (offset < kDataOffset || offset >= PciConfigIo::kSize || !ValidWidth(width) ||
+      offset + width > PciConfigIo::kSize || !(address & kEnable)) {
+    return std::nullopt;
+  }
+  return Decode(address, offset - kDataOffset);
+}
+
 }  // namespace
 
 PciConfigIo::PciConfigIo(std::shared_ptr<PciBus> bus) : bus_(std::move(bus)) {}
@@ -29,26 +41,17 @@ PciConfigIo::PciConfigIo(std::shared_ptr<PciBus> bus) : bus_(std::move(bus)) {}
 void PciConfigIo::Read(uint64_t offset, absl::Span<uint8_t> data) {
   std::fill(data.begin(), data.end(), 0xff);
   if (offset == 0 && data.size() == 4) {
-    uint32_t address;
-    {
-      absl::MutexLock lock(&mu_);
-      address = address_;
-    }
+    uint32_t address = CurrentAddress();
     for (size_t i = 0; i < 4; ++i) data[i] = static_cast<uint8_t>(address >> (8 * i));
     return;
   }
-  if (offset < kDataOffset || offset >= kSize || !ValidWidth(data.size()) ||
-      offset + data.size() > kSize) {
-    return;
-  }
-  uint32_t address;
-  {
-    absl::MutexLock lock(&mu_);
-    address = address_;
-  }
-  if (!(address & kEnable)) return;
-  Target t = Decode(address, offset - kDataOffset);
-  bus_->ConfigRead(t.bus, t.device, t.function, t.reg, data);
+  std::optional<Target> t = DataTarget(CurrentAddress(), offset, data.size());
+  if (t) bus_->ConfigRead(t->bus, t->device, t->function, t->reg, data);
+}
+
+uint32_t PciConfigIo::CurrentAddress() {
+  absl::MutexLock lock(&mu_);
+  return address_;
 }
 
 void PciConfigIo::Write(uint64_t offset, absl::Span<const uint8_t> data) {
@@ -59,18 +62,8 @@ void PciConfigIo::Write(uint64_t offset, absl::Span<const uint8_t> data) {
     address_ = value & ~0x3u;  // bits 1:0 are read-only zero
     return;
   }
-  if (offset < kDataOffset || offset >= kSize || !ValidWidth(data.size()) ||
-      offset + data.size() > kSize) {
-    return;
-  }
-  uint32_t address;
-  {
-    absl::MutexLock lock(&mu_);
-    address = address_;
-  }
-  if (!(address & kEnable)) return;
-  Target t = Decode(address, offset - kDataOffset);
-  bus_->ConfigWrite(t.bus, t.device, t.function, t.reg, data);
+  std::optional<Target> t = DataTarget(CurrentAddress(), offset, data.size());
+  if (t) bus_->ConfigWrite(t->bus, t->device, t->function, t->reg, data);
 }
 
 }  // namespace vmm

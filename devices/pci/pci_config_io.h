@@ -33,6 +33,7 @@ class PciConfigIo : public BusDevice {
   void Write(uint64_t offset, absl::Span<const uint8_t> data) override;
 
  private:
+  uint32_t CurrentAddress() ABSL_LOCKS_EXCLUDED(mu_);
   const std::shared_ptr<PciBus> bus_;
   // One CONFIG_ADDRESS shared by all vCPUs, as on hardware (Linux serialises
   // with pci_config_lock).
