@@ -4,8 +4,10 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/algorithm/container.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/marshalling.h"
 #include "absl/flags/reflection.h"
@@ -122,11 +124,6 @@ ABSL_FLAG(TimeoutFlag, timeout, TimeoutFlag{vmm::VmConfig{}.timeout},
           "Stop the guest after this many seconds (e.g. 30, 0.5, 2m); exit 124.");
 ABSL_FLAG(bool, memfd, vmm::VmConfig{}.memfd_backed,
           "Back guest RAM with a memfd (shareable with another process).");
-// Repeatable: collected by ParseCommandLine itself (this definition gives
-// --help its text).
-ABSL_FLAG(std::string, disk, "",
-          "Add a virtio-blk disk (repeatable): path=IMG[,readonly=on][,serial=STR]"
-          "[,transport=pci|mmio][,direct=on]. Default transport pci.");
 ABSL_FLAG(std::string, acpi, vmm::VmConfig{}.acpi ? "on" : "off",
           "on: describe the machine with ACPI tables; off: MP table only, virtio-mmio "
           "devices announced on the kernel command line.");
@@ -178,15 +175,13 @@ struct FlagSpec {
 absl::Status ValidateSize(absl::string_view text) { return ParseByteSize(text).status(); }
 absl::Status ValidateSerial(absl::string_view text) { return ParseSerialSpec(text).status(); }
 absl::Status ValidateTimeout(absl::string_view text) { return ParseTimeout(text).status(); }
-absl::Status ValidateDisk(absl::string_view text) { return ParseDiskSpec(text).status(); }
 
 constexpr FlagSpec kFlags[] = {
     {"kernel", "PATH", ValidateAny},    {"initrd", "PATH", ValidateAny},
     {"cmdline", "STR", ValidateAny},    {"memory", "SIZE", ValidateSize},
     {"cpus", "N", ValidateCpus},        {"serial", "MODE", ValidateSerial},
     {"timeout", "SECONDS", ValidateTimeout}, {"memfd", "", ValidateBool},
-    {"disk", "SPEC", ValidateDisk},     {"acpi", "on|off", ValidateOnOff},
-    {"stats", "", ValidateBool},
+    {"acpi", "on|off", ValidateOnOff},  {"stats", "", ValidateBool},
 };
 
 const FlagSpec* FindSpec(absl::string_view name) {
@@ -348,7 +343,11 @@ absl::StatusOr<CliRequest> ParseCommandLine(int argc, char** argv) {
     if (first_error.ok()) first_error = std::move(status);
   };
 
-  std::vector<DiskConfig> disks;
+  // Device flags (device_specs.h), applied in order once the other flags
+  // are known; each is checked as it is met, so the first bad argument is
+  // the one reported.
+  std::vector<std::pair<const DeviceOption*, std::string>> device_flags;
+  VmConfig device_check;
   bool flags_ended = false;
   for (int i = 1; i < argc; ++i) {
     absl::string_view arg = argv[i] != nullptr ? argv[i] : "";
@@ -380,6 +379,28 @@ absl::StatusOr<CliRequest> ParseCommandLine(int argc, char** argv) {
       continue;
     }
 
+    if (const DeviceOption* device = FindDeviceOption(name); device != nullptr) {
+      if (!has_value) {
+        if (i + 1 >= argc || argv[i + 1] == nullptr) {
+          fail(absl::InvalidArgumentError(absl::StrCat("--", name, " needs a value: --", name,
+                                                       " ", device->value_name)));
+          continue;
+        }
+        value = argv[++i];
+      }
+      const bool repeated = absl::c_any_of(
+          device_flags, [device](const auto& flag) { return flag.first == device; });
+      if (repeated && !device->repeatable) {
+        fail(absl::InvalidArgumentError(absl::StrCat("--", name, " may be given only once")));
+      } else if (absl::Status valid = device->apply(value, device_check); !valid.ok()) {
+        fail(absl::InvalidArgumentError(absl::StrCat("invalid value '", value, "' for --", name,
+                                                     ": ", valid.message())));
+      } else {
+        device_flags.emplace_back(device, std::string(value));
+      }
+      continue;
+    }
+
     const FlagSpec* spec = FindSpec(name);
     bool negated = false;  // --nomemfd, as absl spells a false boolean
     if (spec == nullptr && absl::StartsWith(name, "no")) {
@@ -407,16 +428,6 @@ absl::StatusOr<CliRequest> ParseCommandLine(int argc, char** argv) {
       }
       value = argv[++i];
     }
-    if (spec->name == "disk") {  // repeatable: each occurrence adds a disk
-      absl::StatusOr<DiskConfig> disk = ParseDiskSpec(value);
-      if (disk.ok()) {
-        disks.push_back(*std::move(disk));
-      } else {
-        fail(absl::InvalidArgumentError(absl::StrCat("invalid value '", value,
-                                                     "' for --disk: ", disk.status().message())));
-      }
-      continue;
-    }
     if (absl::Status set = SetFlag(*spec, value); !set.ok()) fail(std::move(set));
   }
 
@@ -432,7 +443,9 @@ absl::StatusOr<CliRequest> ParseCommandLine(int argc, char** argv) {
   }
   RETURN_IF_ERROR(first_error);
   ASSIGN_OR_RETURN(request.config, ConfigFromFlags());
-  request.config.disks = std::move(disks);
+  for (const auto& [device, value] : device_flags) {
+    RETURN_IF_ERROR(device->apply(value, request.config));
+  }
   request.print_stats = absl::GetFlag(FLAGS_stats);
   return request;
 }
@@ -469,6 +482,9 @@ std::string HelpText() {
       absl::StrAppend(&help, " Default: ", default_value, ".");
     }
     add_line(left, help);
+  }
+  for (const DeviceOption& device : DeviceOptions()) {
+    add_line(absl::StrCat("--", device.flag, " ", device.value_name), device.help);
   }
   add_line("--help, -h", "Print this help and exit.");
   add_line("--version", "Print the version and exit.");

@@ -6,7 +6,6 @@
 #include "base/status_macros.h"
 #include "devices/pci/pci_config_io.h"
 #include "devices/pci/pci_ecam.h"
-#include "devices/virtio/block/virtio_block.h"
 #include "devices/virtio/virtio_mmio_transport.h"
 #include "devices/virtio/virtio_pci_transport.h"
 
@@ -71,18 +70,10 @@ DeviceManager::~DeviceManager() {
   }
 }
 
-absl::Status DeviceManager::AddDisk(const DiskConfig& disk) {
-  VirtioBlockOptions options;
-  options.path = disk.path;
-  options.read_only = disk.read_only;
-  options.serial = disk.serial;
-  options.direct = disk.direct;
-  std::string warning;
-  ASSIGN_OR_RETURN(std::unique_ptr<VirtioBlock> block, VirtioBlock::Open(options, &warning));
-  if (!warning.empty() && deps_.notice) deps_.notice(warning);
-  std::shared_ptr<VirtioDevice> device = std::move(block);
-  return disk.transport == DiskConfig::Transport::kMmio ? AddMmio(std::move(device))
-                                                        : AddPci(std::move(device));
+absl::Status DeviceManager::AddVirtioDevice(std::shared_ptr<VirtioDevice> device,
+                                            VirtioTransport transport) {
+  return transport == VirtioTransport::kMmio ? AddMmio(std::move(device))
+                                             : AddPci(std::move(device));
 }
 
 absl::Status DeviceManager::WireTransport(VirtioTransportState& state, Wiring* wiring) {

@@ -62,8 +62,17 @@ class DeviceManager {
                                                                uint64_t ram_end);
   ~DeviceManager();
 
-  // Opens the image and adds a virtio-blk device on the disk's transport.
-  absl::Status AddDisk(const DiskConfig& disk);
+  // Puts `device` behind a new transport of the given kind: a PCI function
+  // (MSI-X, notify ioeventfds in its BAR) or the next free virtio-mmio slot
+  // (layout.h). Which devices a VM gets is decided in virtio_devices.cc.
+  absl::Status AddVirtioDevice(std::shared_ptr<VirtioDevice> device, VirtioTransport transport);
+
+  // What device backends need from the VM: the event loop their host-side
+  // I/O runs on (the same thread as ProcessQueue) and the notice sink.
+  EventLoop& loop() const { return *deps_.loop; }
+  void Notice(absl::string_view line) const {
+    if (deps_.notice) deps_.notice(line);
+  }
 
   // "virtio_mmio.device=4K@0xd0000000:16 ..." for every populated
   // virtio-mmio slot, the form Linux's virtio_mmio driver parses.

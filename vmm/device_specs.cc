@@ -7,12 +7,38 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "base/status_macros.h"
 
 namespace vmm::cli {
 namespace {
 
 // VIRTIO_BLK_ID_BYTES: the GET_ID answer is at most this long.
 constexpr size_t kMaxSerialBytes = 20;
+
+absl::Status ApplyDisk(absl::string_view value, VmConfig& config) {
+  ASSIGN_OR_RETURN(DiskConfig disk, ParseDiskSpec(value));
+  config.disks.push_back(std::move(disk));
+  return absl::OkStatus();
+}
+
+// The registry: one line per device kind.
+constexpr DeviceOption kDeviceOptions[] = {
+    {"disk", "SPEC",
+     "Add a virtio-blk disk (repeatable): path=IMG[,readonly=on][,serial=STR]"
+     "[,transport=pci|mmio][,direct=on]. Default transport pci.",
+     true, ApplyDisk},
+};
+
+}  // namespace
+
+absl::Span<const DeviceOption> DeviceOptions() { return kDeviceOptions; }
+
+const DeviceOption* FindDeviceOption(absl::string_view flag) {
+  for (const DeviceOption& option : kDeviceOptions) {
+    if (option.flag == flag) return &option;
+  }
+  return nullptr;
+}
 
 absl::StatusOr<bool> ParseOnOff(absl::string_view key, absl::string_view value) {
   if (value == "on" || value == "true" || value == "yes" || value == "1") return true;
@@ -21,10 +47,8 @@ absl::StatusOr<bool> ParseOnOff(absl::string_view key, absl::string_view value) 
       absl::StrCat("'", key, "=", value, "': expected on or off"));
 }
 
-// Splits "a=1,b=2" into pairs, refusing empty keys, missing '=' and repeats.
-absl::StatusOr<std::vector<std::pair<std::string, std::string>>> SplitSpec(
-    absl::string_view spec) {
-  std::vector<std::pair<std::string, std::string>> pairs;
+absl::StatusOr<SpecPairs> SplitSpec(absl::string_view spec) {
+  SpecPairs pairs;
   absl::flat_hash_set<std::string> seen;
   for (absl::string_view item : absl::StrSplit(spec, ',')) {
     size_t eq = item.find('=');
@@ -41,26 +65,25 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> SplitSpec(
   return pairs;
 }
 
-}  // namespace
+absl::StatusOr<VirtioTransport> ParseTransport(absl::string_view value) {
+  if (value == "pci") return VirtioTransport::kPci;
+  if (value == "mmio") return VirtioTransport::kMmio;
+  return absl::InvalidArgumentError(absl::StrCat("'transport=", value, "': expected pci or mmio"));
+}
 
 absl::StatusOr<DiskConfig> ParseDiskSpec(absl::string_view spec) {
-  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> pairs = SplitSpec(spec);
-  if (!pairs.ok()) return pairs.status();
+  ASSIGN_OR_RETURN(const SpecPairs pairs, SplitSpec(spec));
   DiskConfig disk;
   bool have_path = false;
-  for (const auto& [key, value] : *pairs) {
+  for (const auto& [key, value] : pairs) {
     if (key == "path") {
       if (value.empty()) return absl::InvalidArgumentError("'path=' needs an image file");
       disk.path = value;
       have_path = true;
     } else if (key == "readonly") {
-      absl::StatusOr<bool> on = ParseOnOff(key, value);
-      if (!on.ok()) return on.status();
-      disk.read_only = *on;
+      ASSIGN_OR_RETURN(disk.read_only, ParseOnOff(key, value));
     } else if (key == "direct") {
-      absl::StatusOr<bool> on = ParseOnOff(key, value);
-      if (!on.ok()) return on.status();
-      disk.direct = *on;
+      ASSIGN_OR_RETURN(disk.direct, ParseOnOff(key, value));
     } else if (key == "serial") {
       if (value.size() > kMaxSerialBytes) {
         return absl::InvalidArgumentError(
@@ -68,14 +91,7 @@ absl::StatusOr<DiskConfig> ParseDiskSpec(absl::string_view spec) {
       }
       disk.serial = value;
     } else if (key == "transport") {
-      if (value == "pci") {
-        disk.transport = DiskConfig::Transport::kPci;
-      } else if (value == "mmio") {
-        disk.transport = DiskConfig::Transport::kMmio;
-      } else {
-        return absl::InvalidArgumentError(
-            absl::StrCat("'transport=", value, "': expected pci or mmio"));
-      }
+      ASSIGN_OR_RETURN(disk.transport, ParseTransport(value));
     } else {
       return absl::InvalidArgumentError(absl::StrCat(
           "unknown key '", key, "' (expected path, readonly, serial, transport, direct)"));

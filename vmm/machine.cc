@@ -31,6 +31,7 @@
 #include "firmware/e820.h"
 #include "firmware/mp_table.h"
 #include "vmm/interrupts.h"
+#include "vmm/virtio_devices.h"
 
 namespace vmm {
 namespace {
@@ -193,9 +194,7 @@ absl::Status Machine::CreateDevices(const VmConfig& config, EventLoop* loop) {
   deps.loop = loop;
   deps.notice = hooks_.notice;
   ASSIGN_OR_RETURN(device_manager_, DeviceManager::Create(std::move(deps), memory_.end().value()));
-  for (const DiskConfig& disk : config.disks) {
-    RETURN_IF_ERROR(device_manager_->AddDisk(disk));
-  }
+  RETURN_IF_ERROR(AddVirtioDevices(config, *device_manager_));
   return absl::OkStatus();
 }
 
