@@ -127,6 +127,11 @@ ABSL_FLAG(bool, memfd, vmm::VmConfig{}.memfd_backed,
 ABSL_FLAG(std::string, acpi, vmm::VmConfig{}.acpi ? "on" : "off",
           "on: describe the machine with ACPI tables; off: MP table only, virtio-mmio "
           "devices announced on the kernel command line.");
+ABSL_FLAG(std::string, on_reboot,
+          vmm::VmConfig{}.on_reboot == vmm::VmConfig::RebootAction::kRestart ? "restart"
+                                                                              : "exit",
+          "What a guest reboot does: exit (status 0) or restart (boot the guest again in a "
+          "fresh machine; --timeout keeps counting).");
 ABSL_FLAG(bool, stats, false,
           "After the run, print start-up latency, RSS at the first KVM_RUN and exit "
           "counts on stderr.");
@@ -159,6 +164,11 @@ absl::Status ValidateBool(absl::string_view text) {
 
 absl::Status ValidateAny(absl::string_view) { return absl::OkStatus(); }
 
+absl::Status ValidateRebootAction(absl::string_view text) {
+  if (text == "exit" || text == "restart") return absl::OkStatus();
+  return absl::InvalidArgumentError("expected exit or restart");
+}
+
 absl::Status ValidateOnOff(absl::string_view text) {
   if (text == "on" || text == "off") return absl::OkStatus();
   return absl::InvalidArgumentError("expected on or off");
@@ -181,7 +191,8 @@ constexpr FlagSpec kFlags[] = {
     {"cmdline", "STR", ValidateAny},    {"memory", "SIZE", ValidateSize},
     {"cpus", "N", ValidateCpus},        {"serial", "MODE", ValidateSerial},
     {"timeout", "SECONDS", ValidateTimeout}, {"memfd", "", ValidateBool},
-    {"acpi", "on|off", ValidateOnOff},  {"stats", "", ValidateBool},
+    {"acpi", "on|off", ValidateOnOff},  {"on-reboot", "exit|restart", ValidateRebootAction},
+    {"stats", "", ValidateBool},
 };
 
 const FlagSpec* FindSpec(absl::string_view name) {
@@ -192,7 +203,8 @@ const FlagSpec* FindSpec(absl::string_view name) {
 }
 
 absl::StatusOr<absl::CommandLineFlag*> Registered(absl::string_view name) {
-  absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+  // --on-reboot is the absl flag on_reboot.
+  absl::CommandLineFlag* flag = absl::FindCommandLineFlag(absl::StrReplaceAll(name, {{"-", "_"}}));
   if (flag == nullptr) {
     return absl::InternalError(absl::StrCat("flag --", name, " is not registered"));
   }
@@ -237,6 +249,9 @@ absl::StatusOr<VmConfig> ConfigFromFlags() {
   config.timeout = absl::GetFlag(FLAGS_timeout).value;
   config.memfd_backed = absl::GetFlag(FLAGS_memfd);
   config.acpi = absl::GetFlag(FLAGS_acpi) == "on";
+  config.on_reboot = absl::GetFlag(FLAGS_on_reboot) == "restart"
+                         ? VmConfig::RebootAction::kRestart
+                         : VmConfig::RebootAction::kExit;
   return config;
 }
 
@@ -460,8 +475,10 @@ std::string StatsLine(const VmStats& stats) {
         static_cast<double>(stats.rss_at_first_run_bytes) / (1 << 20));
   }
   return absl::StrFormat(
-      "%s: stats: first KVM_RUN %s; user-space exits: %d pio, %d mmio, %d virtio notify",
-      kProgram, first_run, stats.pio_exits, stats.mmio_exits, stats.virtio_notify_exits);
+      "%s: stats: first KVM_RUN %s; user-space exits: %d pio, %d mmio, %d virtio notify; "
+      "%d restarts",
+      kProgram, first_run, stats.pio_exits, stats.mmio_exits, stats.virtio_notify_exits,
+      stats.restarts);
 }
 
 std::string HelpText() {
@@ -472,8 +489,9 @@ std::string HelpText() {
     absl::StrAppend(&text, absl::StrFormat("  %-22s ", std::string(left)), help, "\n");
   };
   for (const FlagSpec& spec : kFlags) {
-    const absl::CommandLineFlag* flag = absl::FindCommandLineFlag(spec.name);
-    if (flag == nullptr) continue;
+    absl::StatusOr<absl::CommandLineFlag*> found = Registered(spec.name);
+    if (!found.ok()) continue;
+    const absl::CommandLineFlag* flag = *found;
     std::string left = absl::StrCat("--", spec.name);
     if (!spec.value_name.empty()) absl::StrAppend(&left, " ", spec.value_name);
     std::string help = flag->Help();

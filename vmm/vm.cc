@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "base/event_loop.h"
@@ -42,10 +43,7 @@ class VmImpl : public Vm {
  public:
   VmImpl(VmConfig config, std::unique_ptr<EventLoop> loop, EventFd stdin_wakeup)
       : config_(std::move(config)), loop_(std::move(loop)), stdin_wakeup_(std::move(stdin_wakeup)) {}
-  ~VmImpl() override {
-    for (auto& runner : runners_) runner->Stop();
-    for (auto& runner : runners_) runner->Join();
-  }
+  ~VmImpl() override { TearDownMachine(); }
 
   absl::Status Build();
   ExitStatus Run() override;
@@ -53,6 +51,15 @@ class VmImpl : public Vm {
   VmStats stats() const override;
 
  private:
+  // Builds the machine and its vCPU runners from config_ (again after a
+  // restart).
+  absl::Status BuildMachine();
+  // Stops and joins the vCPUs and destroys the machine, keeping its counts.
+  void TearDownMachine();
+  // Runs the current machine until something ends it; returns how.
+  ExitStatus RunMachine();
+  // A one-line notice to the user (VmConfig::notice, or stderr).
+  void Notice(absl::string_view text) const;
   // Records how the VM ended (the first report wins) and wakes Run().
   void Finish(ExitStatus status);
   absl::Status OpenSerialOutput();
@@ -62,9 +69,18 @@ class VmImpl : public Vm {
 
   VmConfig config_;
   std::unique_ptr<EventLoop> loop_;
-  std::unique_ptr<Machine> machine_;
-  std::unique_ptr<EmulationAssists> assists_;
-  std::vector<std::unique_ptr<VcpuRunner>> runners_;
+  // The current machine. Replaced only by the thread in Run() (or Build()),
+  // under machine_mu_, while no vCPU runs; other threads (Finish, stats) read
+  // it under machine_mu_.
+  mutable absl::Mutex machine_mu_;
+  std::unique_ptr<Machine> machine_ ABSL_GUARDED_BY(machine_mu_);
+  std::unique_ptr<EmulationAssists> assists_ ABSL_GUARDED_BY(machine_mu_);
+  std::vector<std::unique_ptr<VcpuRunner>> runners_ ABSL_GUARDED_BY(machine_mu_);
+  // Exit counts and restarts of machines already torn down.
+  uint64_t past_pio_exits_ ABSL_GUARDED_BY(machine_mu_) = 0;
+  uint64_t past_mmio_exits_ ABSL_GUARDED_BY(machine_mu_) = 0;
+  uint64_t past_notify_exits_ ABSL_GUARDED_BY(machine_mu_) = 0;
+  uint64_t restarts_ ABSL_GUARDED_BY(machine_mu_) = 0;
   UniqueFd serial_file_;
   bool ran_ = false;
   // Loop-thread state of stdin forwarding: stdin is unwatched while the
@@ -129,19 +145,18 @@ void VmImpl::WriteSerialOutput(absl::Span<const uint8_t> bytes) {
 
 absl::Status VmImpl::Build() {
   RETURN_IF_ERROR(OpenSerialOutput());
+  return BuildMachine();
+}
+
+absl::Status VmImpl::BuildMachine() {
+  absl::MutexLock machine_lock(&machine_mu_);
   MachineHooks hooks;
   hooks.serial_output = [this](absl::Span<const uint8_t> bytes) { WriteSerialOutput(bytes); };
   hooks.on_exit = [this](ExitStatus status) { Finish(std::move(status)); };
   // The guest drained the UART's receive FIFO (vCPU thread): let the loop
   // thread resume reading stdin.
   hooks.on_serial_rx_space = [this] { (void)stdin_wakeup_.Write(1); };
-  hooks.notice = [this](absl::string_view text) {
-    if (config_.notice) {
-      config_.notice(std::string_view(text.data(), text.size()));
-    } else {
-      std::fprintf(stderr, "vmm: %.*s\n", static_cast<int>(text.size()), text.data());
-    }
-  };
+  hooks.notice = [this](absl::string_view text) { Notice(text); };
   auto notice = hooks.notice;
   ASSIGN_OR_RETURN(machine_, Machine::Create(config_, std::move(hooks), loop_.get()));
   assists_ = std::make_unique<EmulationAssists>(&machine_->memory(), notice);
@@ -152,6 +167,7 @@ absl::Status VmImpl::Build() {
       on_first_run = [this] {
         uint64_t rss = ResidentSetBytes();
         absl::MutexLock lock(&mu_);
+        if (first_kvm_run_ != absl::UnixEpoch()) return;  // a restart: keep the first boot's
         first_kvm_run_ = absl::Now();
         rss_at_first_run_ = rss;
       };
@@ -164,6 +180,42 @@ absl::Status VmImpl::Build() {
   return absl::OkStatus();
 }
 
+void VmImpl::Notice(absl::string_view text) const {
+  if (config_.notice) {
+    config_.notice(std::string_view(text.data(), text.size()));
+  } else {
+    std::fprintf(stderr, "vmm: %.*s\n", static_cast<int>(text.size()), text.data());
+  }
+}
+
+void VmImpl::TearDownMachine() {
+  std::vector<std::unique_ptr<VcpuRunner>> runners;
+  {
+    absl::MutexLock machine_lock(&machine_mu_);
+    for (auto& runner : runners_) runner->Stop();
+    runners = std::move(runners_);
+    runners_.clear();
+  }
+  // Joined without the lock: a vCPU thread may be in Finish().
+  for (auto& runner : runners) runner->Join();
+  std::unique_ptr<Machine> machine;
+  std::unique_ptr<EmulationAssists> assists;
+  {
+    absl::MutexLock machine_lock(&machine_mu_);
+    for (auto& runner : runners) {
+      past_pio_exits_ += runner->counts().pio.load(std::memory_order_relaxed);
+      past_mmio_exits_ += runner->counts().mmio.load(std::memory_order_relaxed);
+    }
+    if (machine_) past_notify_exits_ += machine_->devices().counters().notify_exits;
+    machine = std::move(machine_);
+    assists = std::move(assists_);
+  }
+  // Runners first (they point into the machine), then the machine.
+  runners.clear();
+  assists.reset();
+  machine.reset();
+}
+
 VmStats VmImpl::stats() const {
   VmStats stats;
   stats.create_started = create_started_;
@@ -172,7 +224,12 @@ VmStats VmImpl::stats() const {
     stats.first_kvm_run = first_kvm_run_;
     stats.rss_at_first_run_bytes = rss_at_first_run_;
   }
-  if (machine_) stats.virtio_notify_exits = machine_->devices().counters().notify_exits;
+  absl::MutexLock machine_lock(&machine_mu_);
+  stats.pio_exits = past_pio_exits_;
+  stats.mmio_exits = past_mmio_exits_;
+  stats.virtio_notify_exits = past_notify_exits_;
+  stats.restarts = restarts_;
+  if (machine_) stats.virtio_notify_exits += machine_->devices().counters().notify_exits;
   for (const auto& runner : runners_) {
     stats.pio_exits += runner->counts().pio.load(std::memory_order_relaxed);
     stats.mmio_exits += runner->counts().mmio.load(std::memory_order_relaxed);
@@ -183,11 +240,20 @@ VmStats VmImpl::stats() const {
 void VmImpl::Finish(ExitStatus status) {
   {
     absl::MutexLock lock(&mu_);
-    if (!exit_) exit_ = std::move(status);
+    // The first report wins, except that with --on-reboot restart a stop,
+    // timeout or error overrides a reboot still waiting to be restarted.
+    const bool overrides_reboot =
+        exit_ && exit_->reason == ExitStatus::Reason::kReset &&
+        status.reason != ExitStatus::Reason::kReset &&
+        config_.on_reboot == VmConfig::RebootAction::kRestart;
+    if (!exit_ || overrides_reboot) exit_ = std::move(status);
   }
   // Stop every vCPU now, not when the loop thread wakes: the guest must not
-  // run on past the event that ended it. (runners_ is fixed after Build.)
-  for (auto& runner : runners_) runner->Stop();
+  // run on past the event that ended it.
+  {
+    absl::MutexLock machine_lock(&machine_mu_);
+    for (auto& runner : runners_) runner->Stop();
+  }
   loop_->Stop();
 }
 
@@ -278,24 +344,73 @@ ExitStatus VmImpl::Run() {
     }
   }
 
-  for (auto& runner : runners_) runner->Start();
-  absl::Status loop_status = loop_->Run();
-  if (!loop_status.ok()) {
-    ExitStatus status;
-    status.message = std::string(loop_status.message());
-    Finish(std::move(status));
+  ExitStatus status = RunMachine();
+  while (status.reason == ExitStatus::Reason::kReset &&
+         config_.on_reboot == VmConfig::RebootAction::kRestart) {
+    TearDownMachine();
+    {
+      absl::MutexLock lock(&mu_);
+      if (exit_->reason != ExitStatus::Reason::kReset) {
+        status = *exit_;
+        break;
+      }
+      exit_.reset();
+    }
+    uint64_t restarts;
+    {
+      absl::MutexLock machine_lock(&machine_mu_);
+      restarts = ++restarts_;
+    }
+    Notice(absl::StrCat("the guest rebooted; starting it again (restart ", restarts,
+                        ", --on-reboot restart)"));
+    if (absl::Status built = BuildMachine(); !built.ok()) {
+      ExitStatus error;
+      error.message = absl::StrCat("restarting the guest after its reboot: ", built.message());
+      Finish(std::move(error));
+    }
+    status = RunMachine();
   }
-  for (auto& runner : runners_) runner->Stop();
-  for (auto& runner : runners_) runner->Join();
   WatchStdin(false);
   // O_NONBLOCK is shared with whoever else has this stdin (the shell).
   if (stdin_flags_ >= 0) ::fcntl(STDIN_FILENO, F_SETFL, stdin_flags_);
+  return status;
+}
 
+ExitStatus VmImpl::RunMachine() {
+  {
+    absl::MutexLock machine_lock(&machine_mu_);
+    for (auto& runner : runners_) runner->Start();
+  }
+  for (;;) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (exit_) break;
+    }
+    // Returns at each Stop(): one left over from an earlier machine's end
+    // is harmless, the loop just runs again.
+    absl::Status loop_status = loop_->Run();
+    if (!loop_status.ok()) {
+      ExitStatus status;
+      status.message = std::string(loop_status.message());
+      Finish(std::move(status));
+    }
+  }
+  std::vector<VcpuRunner*> runners;
+  {
+    absl::MutexLock machine_lock(&machine_mu_);
+    for (auto& runner : runners_) {
+      runner->Stop();
+      runners.push_back(runner.get());
+    }
+  }
+  // Joined without the lock: a vCPU thread may be in Finish(). Only this
+  // thread replaces runners_, so the pointers stay valid.
+  for (VcpuRunner* runner : runners) runner->Join();
   absl::MutexLock lock(&mu_);
   if (exit_->reason == ExitStatus::Reason::kTimeout) {
     // Where a guest that ran out of time was stuck: the first thing a user
     // debugging a hang wants.
-    for (auto& runner : runners_) {
+    for (VcpuRunner* runner : runners) {
       absl::StatusOr<kvm_regs> regs = runner->vcpu().GetRegs();
       if (regs.ok()) {
         absl::StrAppendFormat(&exit_->message, "; vCPU %d at RIP 0x%x", runner->vcpu().id(),

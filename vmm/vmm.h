@@ -135,6 +135,12 @@ struct VmConfig {
   // DSDT). Off: the MP table alone, and virtio-mmio devices are announced on
   // the kernel command line.
   bool acpi = true;
+  // What a guest reboot (ACPI reset register, i8042 reset, triple fault)
+  // does: end Run() with ExitStatus::Reason::kReset, or boot the guest again
+  // from the same kernel, initrd and disks in a fresh machine (the timeout
+  // keeps counting across restarts).
+  enum class RebootAction { kExit, kRestart };
+  RebootAction on_reboot = RebootAction::kExit;
   // One-line notices about what the VMM did on the user's behalf. Empty:
   // "vmm: <notice>" on stderr.
   std::function<void(std::string_view)> notice;
@@ -176,6 +182,8 @@ struct VmStats {
   // virtio queue notifications that reached the VMM through a vCPU exit
   // rather than an ioeventfd (zero on a healthy data path).
   uint64_t virtio_notify_exits = 0;
+  // Times the guest was booted again after a reboot (RebootAction::kRestart).
+  uint64_t restarts = 0;
 };
 
 class Vm {

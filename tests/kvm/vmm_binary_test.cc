@@ -39,6 +39,25 @@ TEST(VmmBinaryTest, GuestResetThroughI8042ExitsZero) {
   EXPECT_THAT(r.out, HasSubstr("Hello from the vmm test guest"));
 }
 
+// hello.elf resets at the end of every boot: with --on-reboot restart it
+// boots again (both vCPUs each time) until the timeout ends the run.
+TEST(VmmBinaryTest, OnRebootRestartBootsTheGuestAgain) {
+  REQUIRE_KVM();
+  ProcessResult r =
+      RunProcess({VmmBinary(), "--kernel", GuestPath("hello.elf"), "--memory", "64M", "--cpus",
+                  "2", "--on-reboot", "restart", "--timeout", "6", "--stats"},
+                 kGuestLimit);
+  EXPECT_EQ(r.exit_code, 124) << r.err;
+  size_t boots = 0;
+  for (size_t at = r.out.find("smp: 2 cpus up"); at != std::string::npos;
+       at = r.out.find("smp: 2 cpus up", at + 1)) {
+    ++boots;
+  }
+  EXPECT_GE(boots, 2u) << r.out;
+  EXPECT_THAT(r.err, HasSubstr("the guest rebooted; starting it again (restart 1,"));
+  EXPECT_THAT(r.err, Not(HasSubstr("; 0 restarts")));
+}
+
 TEST(VmmBinaryTest, GuestPanicThroughPvpanicExitsFour) {
   REQUIRE_KVM();
   ProcessResult r = RunProcess(

@@ -170,6 +170,34 @@ TEST(CliTest, AcpiIsOnByDefaultAndCanBeTurnedOff) {
   EXPECT_THAT(std::string(bad.status().message()), HasSubstr("on or off"));
 }
 
+TEST(CliTest, OnRebootExitsByDefaultAndCanRestart) {
+  using Action = VmConfig::RebootAction;
+  EXPECT_EQ(Parse({"--kernel", "k"})->config.on_reboot, Action::kExit);
+  EXPECT_EQ(Parse({"--kernel", "k", "--on-reboot", "restart"})->config.on_reboot,
+            Action::kRestart);
+  EXPECT_EQ(Parse({"--kernel", "k", "--on-reboot=exit"})->config.on_reboot, Action::kExit);
+  absl::StatusOr<CliRequest> bad = Parse({"--kernel", "k", "--on-reboot", "again"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("--on-reboot"));
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("exit or restart"));
+  // The absl spelling is not a second way in.
+  EXPECT_FALSE(Parse({"--kernel", "k", "--on_reboot", "restart"}).ok());
+}
+
+TEST(CliTest, DeviceFlagsKeepTheirOrderAndNonRepeatableOnesRefuseASecondUse) {
+  absl::StatusOr<CliRequest> request =
+      Parse({"--kernel", "k", "--disk", "path=a", "--memory", "64M", "--disk",
+             "path=b,transport=mmio"});
+  ASSERT_TRUE(request.ok()) << request.status();
+  ASSERT_EQ(request->config.disks.size(), 2u);
+  EXPECT_EQ(request->config.disks[0].path, "a");
+  EXPECT_EQ(request->config.disks[1].path, "b");
+  EXPECT_EQ(request->config.disks[1].transport, VirtioTransport::kMmio);
+  absl::StatusOr<CliRequest> missing = Parse({"--kernel", "k", "--disk"});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_THAT(std::string(missing.status().message()), HasSubstr("--disk needs a value"));
+}
+
 TEST(CliTest, StatsIsOffByDefaultAndOnWithTheFlag) {
   EXPECT_FALSE(Parse({"--kernel", "k"})->print_stats);
   EXPECT_TRUE(Parse({"--kernel", "k", "--stats"})->print_stats);
@@ -187,6 +215,7 @@ TEST(CliTest, StatsLineReportsLatencyRssAndExits) {
   EXPECT_THAT(line, HasSubstr("4.000 ms after Vm::Create began"));
   EXPECT_THAT(line, HasSubstr("RSS then 3.0 MiB"));
   EXPECT_THAT(line, HasSubstr("12 pio, 3 mmio"));
+  EXPECT_THAT(line, HasSubstr("; 0 restarts"));
   EXPECT_EQ(line.find('\n'), std::string::npos);
   EXPECT_THAT(StatsLine(VmStats{}), HasSubstr("first KVM_RUN never"));
 }
