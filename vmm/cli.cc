@@ -132,6 +132,9 @@ ABSL_FLAG(std::string, on_reboot,
                                                                               : "exit",
           "What a guest reboot does: exit (status 0) or restart (boot the guest again in a "
           "fresh machine; --timeout keeps counting).");
+ABSL_FLAG(std::string, seccomp, "on",
+          "seccomp-bpf confinement of the VMM's threads: on (a disallowed system call kills "
+          "vmm), log (allowed, logged by the kernel: for debugging), or off.");
 ABSL_FLAG(bool, stats, false,
           "After the run, print start-up latency, RSS at the first KVM_RUN and exit "
           "counts on stderr.");
@@ -169,6 +172,11 @@ absl::Status ValidateRebootAction(absl::string_view text) {
   return absl::InvalidArgumentError("expected exit or restart");
 }
 
+absl::Status ValidateSeccomp(absl::string_view text) {
+  if (text == "on" || text == "off" || text == "log") return absl::OkStatus();
+  return absl::InvalidArgumentError("expected on, off or log");
+}
+
 absl::Status ValidateOnOff(absl::string_view text) {
   if (text == "on" || text == "off") return absl::OkStatus();
   return absl::InvalidArgumentError("expected on or off");
@@ -192,7 +200,7 @@ constexpr FlagSpec kFlags[] = {
     {"cpus", "N", ValidateCpus},        {"serial", "MODE", ValidateSerial},
     {"timeout", "SECONDS", ValidateTimeout}, {"memfd", "", ValidateBool},
     {"acpi", "on|off", ValidateOnOff},  {"on-reboot", "exit|restart", ValidateRebootAction},
-    {"stats", "", ValidateBool},
+    {"seccomp", "on|off|log", ValidateSeccomp}, {"stats", "", ValidateBool},
 };
 
 const FlagSpec* FindSpec(absl::string_view name) {
@@ -249,6 +257,10 @@ absl::StatusOr<VmConfig> ConfigFromFlags() {
   config.timeout = absl::GetFlag(FLAGS_timeout).value;
   config.memfd_backed = absl::GetFlag(FLAGS_memfd);
   config.acpi = absl::GetFlag(FLAGS_acpi) == "on";
+  const std::string seccomp = absl::GetFlag(FLAGS_seccomp);
+  config.seccomp = seccomp == "off"   ? SeccompMode::kOff
+                   : seccomp == "log" ? SeccompMode::kLog
+                                      : SeccompMode::kEnforce;
   config.on_reboot = absl::GetFlag(FLAGS_on_reboot) == "restart"
                          ? VmConfig::RebootAction::kRestart
                          : VmConfig::RebootAction::kExit;

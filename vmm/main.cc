@@ -91,6 +91,10 @@ int main(int argc, char** argv) {
     return vmm::cli::ExitCodeForError(vm.status());
   }
 
+  // Once the guest runs, this thread (the event loop) can only do what
+  // running this VM needs. The signal thread below only waits in sigwait.
+  (*vm)->ConfineRunThread();
+
   vmm::ExitStatus status;
   {
     SignalStopper stopper(**vm, stop_signals);

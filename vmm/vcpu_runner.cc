@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "vmm/seccomp_filter.h"
 
 namespace vmm {
 namespace {
@@ -85,7 +86,13 @@ void VcpuRunner::Loop() {
   sigaddset(&set, VcpuKickSignal());
   pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
 
+  // on_first_run reads /proc, which the filter then forbids.
   if (on_first_run_ && !stop_) on_first_run_();
+  if (absl::Status confined = InstallSeccompFilter(SeccompThread::kVcpu, seccomp_);
+      !confined.ok()) {
+    Fail(std::string(confined.message()));
+    return;
+  }
   while (!stop_) {
     absl::StatusOr<VcpuExit> exit = vcpu_.Run();
     if (!exit.ok()) {

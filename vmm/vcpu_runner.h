@@ -47,6 +47,9 @@ class VcpuRunner {
   void SetEmulationAssists(EmulationAssists* assists) { assists_ = assists; }
 
   void Start();
+  // The seccomp filter the thread installs before its first KVM_RUN; set
+  // before Start().
+  void SetSeccompMode(SeccompMode mode) { seccomp_ = mode; }
   // Makes the thread leave KVM_RUN and return; safe from any thread.
   void Stop();
   void Join();
@@ -63,6 +66,7 @@ class VcpuRunner {
   std::function<void(ExitStatus)> on_exit_;
   std::function<void()> on_first_run_;
   EmulationAssists* assists_ = nullptr;
+  SeccompMode seccomp_ = SeccompMode::kOff;
   std::atomic<bool> stop_{false};
   // Guards the thread handle: Stop() may race with Start() when another vCPU
   // ends the VM while this one is being started.

@@ -22,6 +22,7 @@
 #include "vmm/kvm/kvm_system.h"
 #include "vmm/kvm/kvm_vm.h"
 #include "vmm/machine.h"
+#include "vmm/seccomp_filter.h"
 #include "vmm/terminal.h"
 #include "vmm/vcpu_runner.h"
 #include "vmm/vmm.h"
@@ -39,6 +40,21 @@ uint64_t ResidentSetBytes() {
   return n == 2 ? resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE)) : 0;
 }
 
+// VmConfig::seccomp as this build can honour it: sanitizer runtimes make
+// system calls of their own (LeakSanitizer's thread at exit, shadow memory),
+// so their builds log instead of killing.
+SeccompMode EffectiveSeccompMode(SeccompMode mode) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  if (mode == SeccompMode::kEnforce) return SeccompMode::kLog;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
+    __has_feature(undefined_behavior_sanitizer)
+  if (mode == SeccompMode::kEnforce) return SeccompMode::kLog;
+#endif
+#endif
+  return mode;
+}
+
 class VmImpl : public Vm {
  public:
   VmImpl(VmConfig config, std::unique_ptr<EventLoop> loop, EventFd stdin_wakeup)
@@ -47,6 +63,7 @@ class VmImpl : public Vm {
 
   absl::Status Build();
   ExitStatus Run() override;
+  void ConfineRunThread() override { confine_run_thread_ = true; }
   void RequestStop() override;
   VmStats stats() const override;
 
@@ -58,6 +75,7 @@ class VmImpl : public Vm {
   void TearDownMachine();
   // Runs the current machine until something ends it; returns how.
   ExitStatus RunMachine();
+  SeccompMode SeccompModeForThisBuild() const { return EffectiveSeccompMode(config_.seccomp); }
   // A one-line notice to the user (VmConfig::notice, or stderr).
   void Notice(absl::string_view text) const;
   // Records how the VM ended (the first report wins) and wakes Run().
@@ -83,6 +101,7 @@ class VmImpl : public Vm {
   uint64_t restarts_ ABSL_GUARDED_BY(machine_mu_) = 0;
   UniqueFd serial_file_;
   bool ran_ = false;
+  bool confine_run_thread_ = false;
   // Loop-thread state of stdin forwarding: stdin is unwatched while the
   // UART's receive FIFO is full, so a fast producer waits instead of being
   // dropped or spinning.
@@ -176,6 +195,7 @@ absl::Status VmImpl::BuildMachine() {
         std::move(vcpu), &machine_->pio_bus(), &machine_->mmio_bus(),
         [this](ExitStatus status) { Finish(std::move(status)); }, std::move(on_first_run)));
     runners_.back()->SetEmulationAssists(assists_.get());
+    runners_.back()->SetSeccompMode(SeccompModeForThisBuild());
   }
   return absl::OkStatus();
 }
@@ -380,6 +400,17 @@ ExitStatus VmImpl::RunMachine() {
   {
     absl::MutexLock machine_lock(&machine_mu_);
     for (auto& runner : runners_) runner->Start();
+  }
+  // After the vCPU threads exist: they must not inherit this filter.
+  if (confine_run_thread_ && config_.on_reboot != VmConfig::RebootAction::kRestart) {
+    confine_run_thread_ = false;
+    if (absl::Status confined = InstallSeccompFilter(SeccompThread::kLoop,
+                                                     SeccompModeForThisBuild());
+        !confined.ok()) {
+      ExitStatus error;
+      error.message = std::string(confined.message());
+      Finish(std::move(error));
+    }
   }
   for (;;) {
     {

@@ -46,6 +46,14 @@ struct SerialConfig {
 // command line with ACPI off).
 enum class VirtioTransport { kPci, kMmio };
 
+// seccomp-bpf confinement of the VM's threads (vmm/seccomp_filter.h): each may make
+// only the system calls its job needs once the guest runs.
+enum class SeccompMode {
+  kOff,
+  kEnforce,  // a disallowed call kills the process (SIGSYS)
+  kLog,      // a disallowed call is allowed and logged by the kernel
+};
+
 // One virtio-blk disk backed by a raw image file.
 struct DiskConfig {
   using Transport = VirtioTransport;
@@ -141,6 +149,12 @@ struct VmConfig {
   // keeps counting across restarts).
   enum class RebootAction { kExit, kRestart };
   RebootAction on_reboot = RebootAction::kExit;
+  // The vCPU threads are confined from their first KVM_RUN; the thread that
+  // calls Run() only if it asks (Vm::ConfineRunThread). Callbacks the VM
+  // makes on a vCPU thread (SerialConfig::sink) run under the vCPU filter.
+  // Sanitizer builds turn kEnforce into kLog: their runtimes make calls no
+  // allow-list should carry.
+  SeccompMode seccomp = SeccompMode::kEnforce;
   // One-line notices about what the VMM did on the user's behalf. Empty:
   // "vmm: <notice>" on stderr.
   std::function<void(std::string_view)> notice;
@@ -195,6 +209,13 @@ class Vm {
 
   // Runs the guest until it ends; callable once.
   virtual ExitStatus Run() = 0;
+  // Asks Run() to confine its calling thread with the event-loop filter in
+  // VmConfig::seccomp's mode, right after it has started the vCPU threads:
+  // from then on that thread can do only what running and tearing down this
+  // VM needs. Irreversible, so meant for a process whose job is this VM (the
+  // `vmm` command does it). Ignored with RebootAction::kRestart (a restart
+  // opens files and creates a KVM VM again). Call before Run().
+  virtual void ConfineRunThread() = 0;
   // Asks a running guest to stop; Run() then returns kStopped. Safe from any
   // thread, including before Run().
   virtual void RequestStop() = 0;

@@ -104,12 +104,10 @@ absl::StatusOr<kvm_translation> KvmVcpu::Translate(uint64_t linear_address) cons
 }
 
 namespace {
-// struct kvm_xsave's region is 4096 bytes; its flexible `extra` member makes
-// sizeof() wrong in C++, so the ioctl numbers are spelled out. KVM_SET_XSAVE
-// reads the guest's whole uabi size, which may exceed 4096 with large
-// features: the buffer is generous.
-constexpr unsigned long kGetXsave = _IOC(_IOC_READ, KVMIO, 0xa4, 4096);
-constexpr unsigned long kSetXsave = _IOC(_IOC_WRITE, KVMIO, 0xa5, 4096);
+using kvm_uapi::kGetXsave;
+using kvm_uapi::kSetXsave;
+// KVM_SET_XSAVE reads the guest's whole uabi size, which may exceed 4096
+// with large features: the buffer is generous.
 constexpr size_t kXsaveBuffer = 16384;
 constexpr size_t kMxcsrOffset = 24;
 constexpr size_t kXstateBvOffset = 512;

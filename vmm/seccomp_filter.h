@@ -1,0 +1,34 @@
+// seccomp-bpf filters for the threads of a running VM, built with libseccomp
+// from allow-lists of what each thread class actually does once the guest
+// runs (Firecracker's model: everything that opens files, creates KVM objects
+// or maps memory happens before, while building the machine).
+//
+// Thread classes:
+//   kVcpu  KVM_RUN and the vCPU ioctls; the bus handlers it calls (device
+//          registers, so also ioeventfd/irqfd/GSI-route wiring on the VM fd
+//          and device activation); console output; waking other threads.
+//   kLoop  the thread in Vm::Run(): the event loop with every device's
+//          backend I/O (disk reads and writes, fdatasync, tap, sockets,
+//          getrandom, timers), stdin, and the VM's teardown after Run.
+//
+// A filter is per thread and inherited by threads the filtered thread starts
+// later. Disallowed calls kill the whole process (SIGSYS) in kEnforce, or are
+// allowed and logged by the kernel (audit / dmesg "type=1326") in kLog.
+#ifndef VMM_VMM_SECCOMP_FILTER_H_
+#define VMM_VMM_SECCOMP_FILTER_H_
+
+#include "absl/status/status.h"
+#include "vmm/vmm.h"
+
+namespace vmm {
+
+enum class SeccompThread { kVcpu, kLoop };
+
+// Installs the allow-list of `thread` on the calling thread (no-op for
+// SeccompMode::kOff). Irreversible. Fails if the kernel or libseccomp
+// refuses; the caller then must not run the guest unconfined silently.
+absl::Status InstallSeccompFilter(SeccompThread thread, SeccompMode mode);
+
+}  // namespace vmm
+
+#endif  // VMM_VMM_SECCOMP_FILTER_H_
