@@ -3,7 +3,6 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cstring>
 #include <string>
 
@@ -283,22 +282,14 @@ absl::Status Machine::LoadAndDescribe(const VmConfig& config) {
 absl::Status Machine::CreateVcpus(const VmConfig& config,
                                   absl::Span<const kvm_cpuid_entry2> supported) {
   const bool pvm = KvmSystem::IsPvmHost();
-  // Once per process: a restarted or second VM has nothing new to say.
-  static std::atomic<bool> pvm_announced{false};
-  if (pvm && hooks_.notice && !pvm_announced.exchange(true)) {
-    hooks_.notice(
-        "PVM host: the guest's CPUID hides what KVM's instruction emulator cannot run "
-        "(XSAVE/AVX, SSE3-4.2, AES, POPCNT, CMPXCHG16B, SMAP) and KVM's PV IPIs");
-  }
   for (int i = 0; i < config.cpus; ++i) {
     uint32_t id = static_cast<uint32_t>(i);
     ASSIGN_OR_RETURN(KvmVcpu vcpu, vm_.CreateVcpu(kvm_, id));
     x86::CpuidOptions options;
     options.vcpu_index = id;
     options.vcpu_count = static_cast<uint32_t>(config.cpus);
-    // Instruction sets PVM's emulator cannot run (cpuid.h): stock kernels
-    // then boot without `noxsave nosmap clearcpuid=...`.
-    options.hide_unemulated_features = pvm;
+    // PVM's emulator cannot run CMPXCHG16B; clearing CX16 is honoured there.
+    options.clear_cx16 = pvm;
     options.disable_kvm_pv_ipi = pvm;
     options.tsc_deadline_timer = kvm_.CheckExtension(KVM_CAP_TSC_DEADLINE_TIMER) > 0;
     ASSIGN_OR_RETURN(std::vector<kvm_cpuid_entry2> cpuid, x86::ShapeCpuid(supported, options));

@@ -11,7 +11,6 @@ namespace {
 constexpr uint32_t kLeafBasic = 0x0;
 constexpr uint32_t kLeafFeatures = 0x1;
 constexpr uint32_t kLeafCacheParams = 0x4;
-constexpr uint32_t kLeafExtendedFeatures = 0x7;
 constexpr uint32_t kLeafTopology = 0xb;
 constexpr uint32_t kLeafTopologyV2 = 0x1f;
 constexpr uint32_t kLeafHypervisorBase = 0x4000'0000;
@@ -25,15 +24,7 @@ constexpr uint32_t kLeafAmdCacheTopology = 0x8000'001d;
 constexpr uint32_t kLeafAmdExtendedApicId = 0x8000'001e;
 
 constexpr uint32_t kLeaf1EcxMonitor = 1u << 3;
-// hide_unemulated_features (cpuid.h lists them by name).
-constexpr uint32_t kLeaf1EcxUnemulated =
-    (1u << 0) | (1u << 1) | (1u << 9) | (1u << 12) | (1u << 13) | (1u << 19) | (1u << 20) |
-    (1u << 23) | (1u << 25) | (1u << 26) | (1u << 27) | (1u << 28) | (1u << 29);
-constexpr uint32_t kLeaf7EbxUnemulated = (1u << 5) | (1u << 16) | (1u << 17) | (1u << 20) |
-                                          (1u << 21) | (1u << 26) | (1u << 27) | (1u << 28) |
-                                          (1u << 29) | (1u << 30) | (1u << 31);
-constexpr uint32_t kLeaf7EcxUnemulated = (1u << 1) | (1u << 6) | (1u << 8) | (1u << 9) |
-                                          (1u << 10) | (1u << 11) | (1u << 12) | (1u << 14);
+constexpr uint32_t kLeaf1EcxCx16 = 1u << 13;
 constexpr uint32_t kLeaf1EcxTscDeadline = 1u << 24;
 constexpr uint32_t kLeaf1EcxHypervisor = 1u << 31;
 constexpr uint32_t kLeaf1EdxHtt = 1u << 28;
@@ -143,14 +134,8 @@ absl::StatusOr<std::vector<kvm_cpuid_entry2>> ShapeCpuid(
         e.edx = n > 1 ? (e.edx | kLeaf1EdxHtt) : (e.edx & ~kLeaf1EdxHtt);
         e.ecx |= kLeaf1EcxHypervisor;
         e.ecx &= ~kLeaf1EcxMonitor;
-        if (options.hide_unemulated_features) e.ecx &= ~kLeaf1EcxUnemulated;
+        if (options.clear_cx16) e.ecx &= ~kLeaf1EcxCx16;
         if (options.tsc_deadline_timer) e.ecx |= kLeaf1EcxTscDeadline;
-        break;
-      case kLeafExtendedFeatures:
-        if (options.hide_unemulated_features && e.index == 0) {
-          e.ebx &= ~kLeaf7EbxUnemulated;
-          e.ecx &= ~kLeaf7EcxUnemulated;
-        }
         break;
       case kLeafCacheParams:
         if (IsCacheDescriptor(e.eax)) {

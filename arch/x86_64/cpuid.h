@@ -10,11 +10,10 @@
 //   0x1         EBX[31:24] APIC ID, EBX[23:16] logical processors in the
 //               package (N); EDX.HTT iff N > 1; ECX.HYPERVISOR set;
 //               ECX.MONITOR cleared (KVM advertises it only for setups that
-//               let the guest MWAIT, which we do not); the instruction
-//               sets below cleared on request (hide_unemulated_features);
+//               let the guest MWAIT, which we do not); ECX.CX16 cleared on
+//               request (PVM hosts cannot emulate CMPXCHG16B);
 //               ECX.TSC_DEADLINE set on request (KVM_GET_SUPPORTED_CPUID
 //               never reports it: it depends on KVM_CAP_TSC_DEADLINE_TIMER).
-//   0x7         EBX/ECX: the instruction sets below cleared on request.
 //   0x4         for each cache: EAX[31:26] cores in package - 1 = N-1,
 //               EAX[25:14] threads sharing - 1: 0 for L1/L2, N-1 for L3+.
 //   0xB, 0x1F   replaced: subleaf 0 SMT (1 thread, shift 0), subleaf 1 core
@@ -48,18 +47,7 @@ inline constexpr uint32_t kMaxCpuidVcpus = 254;
 struct CpuidOptions {
   uint32_t vcpu_index = 0;  // also the vCPU's APIC ID
   uint32_t vcpu_count = 1;
-  // For hosts whose KVM runs the guest in its instruction emulator (PVM,
-  // shared/PLATFORM.md), hide what that emulator cannot execute, so a stock
-  // kernel never chooses it — the CPUID form of Linux's `noxsave nosmap
-  // clearcpuid=...`, and it works for any guest OS:
-  //   leaf 1 ECX: SSE3, PCLMULQDQ, SSSE3, FMA, CX16 (CMPXCHG16B), SSE4.1,
-  //     SSE4.2, POPCNT, AES, XSAVE, OSXSAVE, AVX, F16C;
-  //   leaf 7 EBX: AVX2, SMAP (CLAC/STAC), AVX-512 (F, DQ, IFMA, PF, ER, CD,
-  //     BW, VL), SHA; leaf 7 ECX: AVX512_VBMI, GFNI, VAES, VPCLMULQDQ,
-  //     AVX512_VNNI, AVX512_BITALG, AVX512_VPOPCNTDQ, AVX512_VBMI2.
-  // SSE and SSE2 stay: x86-64 requires them, and Linux uses them only inside
-  // kernel_fpu_begin() sections that check the bits above.
-  bool hide_unemulated_features = false;
+  bool clear_cx16 = false;          // PVM: leaf 1 ECX bit 13
   // PVM: hide KVM's paravirtual IPIs, PV unhalt (spinlock kicks) and PV
   // sched-yield (leaf 0x40000001 EAX bits 11, 7, 13). A guest run by PVM's
   // instruction emulator loses the cross-CPU wake-ups they carry (Linux then
