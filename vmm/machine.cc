@@ -3,9 +3,11 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "arch/x86_64/boot_cpu_state.h"
 #include "arch/x86_64/cpuid.h"
@@ -248,6 +250,18 @@ absl::Status Machine::LoadAndDescribe(const VmConfig& config) {
   std::string cmdline = config.cmdline;
   std::string fragments = device_manager_->MmioCmdlineFragments();
   if (!config.acpi && !fragments.empty()) cmdline += (cmdline.empty() ? "" : " ") + fragments;
+  if (kernel.kind != x86::KernelKind::kElfPvh && KvmSystem::IsPvmHost()) {
+    // A Linux kernel on a PVM host: steer it off what KVM's emulator cannot
+    // run (cmdline.h says why each switch).
+    std::string added;
+    cmdline = x86::WithPvmLinuxSwitches(cmdline, &added);
+    static std::atomic<bool> announced{false};  // once per process, not per restart
+    if (!added.empty() && hooks_.notice && !announced.exchange(true)) {
+      hooks_.notice(absl::StrCat("PVM host: added '", added,
+                                 "' to the kernel command line (KVM's instruction emulator "
+                                 "cannot run XSAVE, CLAC/STAC, POPCNT or SIMD crypto)"));
+    }
+  }
   ASSIGN_OR_RETURN(info.cmdline, x86::WriteCmdline(memory_, kernel, cmdline));
   if (!config.initrd_path.empty()) {
     ASSIGN_OR_RETURN(info.initrd, x86::LoadInitrd(memory_, kernel, config.initrd_path));

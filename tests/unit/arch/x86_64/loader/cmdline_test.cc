@@ -79,3 +79,37 @@ TEST(CmdlineTest, EmbeddedNulIsRejected) {
 
 }  // namespace
 }  // namespace vmm::x86_64
+
+namespace vmm::x86_64 {
+namespace {
+
+constexpr char kAll[] = "noxsave nosmap clearcpuid=308,151,128,129,137,147,148,153";
+
+TEST(PvmLinuxSwitchesTest, AppendsEverySwitchToAPlainLine) {
+  std::string added;
+  EXPECT_EQ(WithPvmLinuxSwitches("console=ttyS0 quiet", &added),
+            std::string("console=ttyS0 quiet ") + kAll);
+  EXPECT_EQ(added, kAll);
+  EXPECT_EQ(WithPvmLinuxSwitches("", &added), kAll);
+}
+
+TEST(PvmLinuxSwitchesTest, KeepsWhatTheUserAlreadyGave) {
+  std::string added;
+  EXPECT_EQ(WithPvmLinuxSwitches("noxsave clearcpuid=1 console=ttyS0", &added),
+            "noxsave clearcpuid=1 console=ttyS0 nosmap");
+  EXPECT_EQ(added, "nosmap");
+  // A prefix of a parameter's name is not the parameter.
+  WithPvmLinuxSwitches("noxsaveopt", &added);
+  EXPECT_EQ(added, kAll);
+}
+
+TEST(PvmLinuxSwitchesTest, GoesBeforeInitsArguments) {
+  std::string added;
+  EXPECT_EQ(WithPvmLinuxSwitches("console=ttyS0 -- noxsave single", &added),
+            std::string("console=ttyS0 ") + kAll + " -- noxsave single");
+  EXPECT_EQ(added, kAll);
+  EXPECT_EQ(WithPvmLinuxSwitches("a --b", &added), std::string("a --b ") + kAll);
+}
+
+}  // namespace
+}  // namespace vmm::x86_64
