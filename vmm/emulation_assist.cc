@@ -17,6 +17,7 @@ constexpr uint64_t kCr4Osfxsr = 1u << 9;
 constexpr uint64_t kCr4La57 = 1u << 12;
 constexpr uint64_t kCr4Osxsave = 1u << 18;
 constexpr uint64_t kEferLma = 1u << 10;
+constexpr uint64_t kRflagsZf = 1u << 6;
 constexpr uint64_t kRflagsTf = 1u << 8;
 constexpr uint64_t kRflagsRf = 1u << 16;
 constexpr uint64_t kRflagsAc = 1u << 18;
@@ -59,6 +60,12 @@ uint64_t Gpr(const kvm_regs& r, uint8_t n) {
     case 14: return r.r14;
     default: return r.r15;
   }
+}
+
+void SetGpr(kvm_regs& r, uint8_t n, uint64_t value) {
+  __u64* regs[16] = {&r.rax, &r.rcx, &r.rdx, &r.rbx, &r.rsp, &r.rbp, &r.rsi, &r.rdi,
+                     &r.r8,  &r.r9,  &r.r10, &r.r11, &r.r12, &r.r13, &r.r14, &r.r15};
+  *regs[n & 15] = value;
 }
 
 const kvm_segment& Segment(const kvm_sregs& s, SegmentReg reg) {
@@ -188,6 +195,7 @@ absl::string_view AssistKindName(AssistKind kind) {
     case AssistKind::kStac: return "stac";
     case AssistKind::kLdmxcsr: return "ldmxcsr";
     case AssistKind::kStmxcsr: return "stmxcsr";
+    case AssistKind::kLsl: return "lsl";
   }
   return "unknown";
 }
@@ -268,6 +276,23 @@ std::optional<Assist> DecodeEmulationFailure(absl::Span<const uint8_t> insn, Cpu
     if (any_prefix || rex) return std::nullopt;
     return Assist{modrm == 0xca ? AssistKind::kClac : AssistKind::kStac, 3, std::nullopt};
   }
+  if (op2 == 0x03) {
+    // LSL r, r/m16: the register form only (what Linux uses). 66 selects a
+    // 16-bit destination; F2/F3/LOCK make it #UD or something else. Real
+    // mode has no descriptors (#UD there).
+    if (mode == CpuMode::kReal || (modrm >> 6) != 3) return std::nullopt;
+    bool operand16 = false;
+    for (size_t p = 0; p < i; ++p) {
+      if (insn[p] == 0xf0 || insn[p] == 0xf2 || insn[p] == 0xf3) return std::nullopt;
+      if (insn[p] == 0x66) operand16 = true;
+    }
+    Assist a{AssistKind::kLsl, static_cast<uint8_t>(i + 3), std::nullopt};
+    a.dest_reg = static_cast<uint8_t>(((modrm >> 3) & 7) | ((rex & 4) << 1));
+    a.src_reg = static_cast<uint8_t>((modrm & 7) | ((rex & 1) << 3));
+    const bool default16 = mode == CpuMode::kProtected16;
+    a.operand_bits = (rex & 8) ? 64 : (default16 != operand16) ? 16 : 32;
+    return a;
+  }
   if (op2 == 0xae) {
     // NP 0F AE /2 and /3: with 66/F2/F3 these encodings are other
     // instructions (e.g. F3 0F AE /2 is WRFSBASE), with LOCK #UD.
@@ -324,6 +349,7 @@ void EmulationAssists::Count(AssistKind kind) {
     case AssistKind::kStac: c = &counts_.stac; break;
     case AssistKind::kLdmxcsr: c = &counts_.ldmxcsr; break;
     case AssistKind::kStmxcsr: c = &counts_.stmxcsr; break;
+    case AssistKind::kLsl: c = &counts_.lsl; break;
   }
   c->fetch_add(1, std::memory_order_relaxed);
   if (!noticed_.exchange(true) && notice_) {
@@ -339,7 +365,7 @@ absl::Status EmulationAssists::Apply(AssistVcpu& vcpu, absl::Span<const uint8_t>
     absl::StatusOr<kvm_sregs> sregs = vcpu.GetSregs();
     if (!sregs.ok()) return sregs.status();
     std::optional<Assist> assist = DecodeEmulationFailure(insn, CpuModeFromSregs(*sregs));
-    if (!assist) return Refuse("not one of int3, fwait, clac, stac, ldmxcsr, stmxcsr");
+    if (!assist) return Refuse("not one of int3, fwait, clac, stac, ldmxcsr, stmxcsr, lsl");
     return ApplyDecoded(vcpu, *assist, *sregs);
   }();
   if (!status.ok()) counts_.refused.fetch_add(1, std::memory_order_relaxed);
@@ -386,6 +412,23 @@ absl::Status EmulationAssists::ApplyDecoded(AssistVcpu& vcpu, const Assist& assi
       RETURN_IF_ERROR(vcpu.SetRegs(next));
       break;
     }
+    case AssistKind::kLsl: {
+      const uint16_t selector = static_cast<uint16_t>(Gpr(regs, assist.src_reg));
+      ASSIGN_OR_RETURN(std::optional<uint32_t> limit, SegmentLimit(vcpu, selector, sregs, mode));
+      kvm_regs next = Advanced(regs, assist.length, mode);
+      if (limit) {
+        uint64_t value = *limit;
+        if (assist.operand_bits == 16) {
+          value = (Gpr(regs, assist.dest_reg) & ~uint64_t{0xffff}) | (*limit & 0xffff);
+        }
+        SetGpr(next, assist.dest_reg, value);
+        next.rflags |= kRflagsZf;
+      } else {
+        next.rflags &= ~kRflagsZf;
+      }
+      RETURN_IF_ERROR(vcpu.SetRegs(next));
+      break;
+    }
     case AssistKind::kLdmxcsr:
     case AssistKind::kStmxcsr: {
       if (assist.vex) {
@@ -405,6 +448,52 @@ absl::Status EmulationAssists::ApplyDecoded(AssistVcpu& vcpu, const Assist& assi
   }
   Count(assist.kind);
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<uint32_t>> EmulationAssists::SegmentLimit(AssistVcpu& vcpu,
+                                                                       uint16_t selector,
+                                                                       const kvm_sregs& sregs,
+                                                                       CpuMode mode) {
+  const bool in_ldt = selector & 4;
+  if (!in_ldt && (selector & ~3u) == 0) return std::nullopt;  // null selector
+  uint64_t table_base = sregs.gdt.base;
+  uint32_t table_limit = sregs.gdt.limit;
+  if (in_ldt) {
+    if (sregs.ldt.unusable || sregs.ldt.selector == 0) return std::nullopt;
+    table_base = sregs.ldt.base;
+    table_limit = sregs.ldt.limit;
+  }
+  const uint32_t offset = selector & ~7u;
+  if (uint64_t{offset} + 7 > table_limit) return std::nullopt;
+  if (memory_ == nullptr) return Refuse("no guest memory to read the descriptor");
+  // The descriptor read is the CPU's own (supervisor) access, whatever the
+  // CPL; a descriptor is 8-byte aligned, so it lies in one page.
+  uint64_t la = table_base + offset;
+  if (mode != CpuMode::kLong64) la &= 0xffffffffu;
+  ASSIGN_OR_RETURN(kvm_translation tr, vcpu.Translate(la));
+  if (!tr.valid) return Refuse(absl::StrFormat("descriptor table at 0x%x is not mapped", la));
+  ASSIGN_OR_RETURN(uint64_t d, memory_->Read<uint64_t>(GuestAddress(tr.physical_address)));
+
+  const uint32_t type = (d >> 40) & 0xf;
+  const bool code_or_data = (d >> 44) & 1;
+  const uint32_t dpl = (d >> 45) & 3;
+  if (code_or_data) {
+    const bool conforming_code = (type & 0xc) == 0xc;
+    const uint32_t cpl = Cpl(sregs, mode);
+    const uint32_t rpl = selector & 3;
+    if (!conforming_code && (dpl < cpl || dpl < rpl)) return std::nullopt;
+  } else {
+    // System descriptors LSL accepts: LDT and available/busy TSS; in long
+    // mode only the 64-bit forms (2, 9, 11), in legacy mode also the 16-bit
+    // TSSs (1, 3). Privilege rules apply to them too.
+    const bool ok = type == 2 || type == 9 || type == 11 ||
+                    (mode != CpuMode::kLong64 && (type == 1 || type == 3));
+    if (!ok) return std::nullopt;
+    if (dpl < Cpl(sregs, mode) || dpl < (selector & 3u)) return std::nullopt;
+  }
+  uint32_t limit = static_cast<uint32_t>((d & 0xffff) | ((d >> 32) & 0xf0000));
+  if ((d >> 55) & 1) limit = (limit << 12) | 0xfff;  // 4 KiB granularity
+  return limit;
 }
 
 absl::Status EmulationAssists::MxcsrAccess(AssistVcpu& vcpu, const Assist& assist,

@@ -1,6 +1,6 @@
 // Finishing, in the VMM, the few instructions KVM's instruction emulator
 // cannot execute on a PVM-backed /dev/kvm (see shared/PLATFORM.md): INT3,
-// FWAIT, CLAC/STAC, LDMXCSR/STMXCSR. Each is decoded from the bytes in the
+// FWAIT, CLAC/STAC, LDMXCSR/STMXCSR, LSL. Each is decoded from the bytes in the
 // KVM_INTERNAL_ERROR_EMULATION exit and carried out exactly as the CPU
 // would; anything not fully understood is refused, and the VM then ends with
 // the usual one-line error.
@@ -50,7 +50,7 @@ struct MemoryOperand {
   uint8_t address_bits = 64;  // 64 or 32
 };
 
-enum class AssistKind { kInt3, kFwait, kClac, kStac, kLdmxcsr, kStmxcsr };
+enum class AssistKind { kInt3, kFwait, kClac, kStac, kLdmxcsr, kStmxcsr, kLsl };
 absl::string_view AssistKindName(AssistKind kind);
 
 struct Assist {
@@ -59,6 +59,13 @@ struct Assist {
   // LDMXCSR/STMXCSR only: the 4-byte operand.
   std::optional<MemoryOperand> memory;
   bool vex = false;  // VLDMXCSR/VSTMXCSR
+  // LSL (register form) only: destination and selector GPRs (0 = rAX ...
+  // 15 = r15) and the operand size. Linux's paranoid entry (NMI, #MC, #DB)
+  // reads the CPU number this way when FSGSBASE is on, and so does the vDSO's
+  // getcpu().
+  uint8_t dest_reg = 0;
+  uint8_t src_reg = 0;
+  uint8_t operand_bits = 32;  // 16, 32 or 64
 };
 
 // Decodes the instruction at the start of `insn` (the bytes of a
@@ -132,6 +139,7 @@ struct EmulationAssistCounts {
   std::atomic<uint64_t> stac{0};
   std::atomic<uint64_t> ldmxcsr{0};
   std::atomic<uint64_t> stmxcsr{0};
+  std::atomic<uint64_t> lsl{0};
   std::atomic<uint64_t> faults_injected{0};
   std::atomic<uint64_t> refused{0};
 };
@@ -160,6 +168,11 @@ class EmulationAssists {
                            const kvm_sregs& sregs, CpuMode mode,
                            std::optional<uint8_t>& fault_vector);
   void Count(AssistKind kind);
+  // LSL: the limit of the descriptor `selector` names, or nullopt where the
+  // CPU clears ZF (null or out-of-table selector, a type LSL does not
+  // accept, privilege).
+  absl::StatusOr<std::optional<uint32_t>> SegmentLimit(AssistVcpu& vcpu, uint16_t selector,
+                                                       const kvm_sregs& sregs, CpuMode mode);
 
   const GuestMemory* memory_;
   std::function<void(absl::string_view)> notice_;

@@ -58,6 +58,19 @@ TEST(VmmBinaryTest, OnRebootRestartBootsTheGuestAgain) {
   EXPECT_THAT(r.err, Not(HasSubstr("; 0 restarts")));
 }
 
+// On PVM hosts KVM's emulator stops on LSL and vmm finishes it (Linux's NMI
+// entry and the vDSO's getcpu use it); on hardware it runs natively. The
+// guest checks the results either way.
+TEST(VmmBinaryTest, InstructionsTheEmulatorLacksGiveTheCpusAnswers) {
+  REQUIRE_KVM();
+  ProcessResult r =
+      RunProcess({VmmBinary(), "--kernel", GuestPath("assists.elf"), "--memory", "64M"},
+                 kGuestLimit);
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("assists: all ok"));
+  EXPECT_THAT(r.out, Not(HasSubstr("FAIL")));
+}
+
 TEST(VmmBinaryTest, GuestPanicThroughPvpanicExitsFour) {
   REQUIRE_KVM();
   ProcessResult r = RunProcess(
