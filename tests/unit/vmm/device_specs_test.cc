@@ -65,5 +65,51 @@ INSTANTIATE_TEST_SUITE_P(
                       BadSpec{"path=a,,readonly=on", "key=value"},
                       BadSpec{"path=a,=on", "key=value"}, BadSpec{"path", "key=value"}));
 
+// --- --rng ----------------------------------------------------------------
+
+TEST(RngSpecTest, OnByDefaultWithoutALimit) {
+  EXPECT_TRUE(VmConfig().rng.enabled);
+  EXPECT_EQ(VmConfig().rng.rate_limit_bytes_per_second, 0u);
+  EXPECT_EQ(*ParseRngSpec("on"), RngConfig());
+  EXPECT_FALSE(ParseRngSpec("off")->enabled);
+}
+
+TEST(RngSpecTest, RateAndTransportKeysMeanOn) {
+  absl::StatusOr<RngConfig> rng = ParseRngSpec("rate=4096,transport=mmio");
+  ASSERT_TRUE(rng.ok()) << rng.status();
+  EXPECT_TRUE(rng->enabled);
+  EXPECT_EQ(rng->rate_limit_bytes_per_second, 4096u);
+  EXPECT_EQ(rng->transport, VirtioTransport::kMmio);
+  EXPECT_EQ(ParseRngSpec("transport=mmio")->rate_limit_bytes_per_second, 0u);
+}
+
+class RngSpecBadTest : public ::testing::TestWithParam<BadSpec> {};
+
+TEST_P(RngSpecBadTest, IsRejectedWithAMessageNamingTheProblem) {
+  absl::StatusOr<RngConfig> rng = ParseRngSpec(GetParam().spec);
+  ASSERT_FALSE(rng.ok()) << GetParam().spec;
+  EXPECT_EQ(rng.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(rng.status().message()), HasSubstr(GetParam().message));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, RngSpecBadTest,
+    ::testing::Values(BadSpec{"", "key=value"}, BadSpec{"maybe", "key=value"},
+                      BadSpec{"rate=0", "'rate=0': expected bytes per second"},
+                      BadSpec{"rate=-5", "expected bytes per second"},
+                      BadSpec{"rate=1k", "expected bytes per second"},
+                      BadSpec{"rate=1000000001", "1 to 1000000000"},
+                      BadSpec{"rate=1,rate=2", "given twice"},
+                      BadSpec{"speed=1", "unknown key 'speed'"},
+                      BadSpec{"transport=isa", "expected pci or mmio"}));
+
+TEST(DeviceRegistryTest, RngIsASingleFlag) {
+  ASSERT_NE(FindDeviceOption("rng"), nullptr);
+  EXPECT_FALSE(FindDeviceOption("rng")->repeatable);
+  VmConfig config;
+  ASSERT_TRUE(FindDeviceOption("rng")->apply("off", config).ok());
+  EXPECT_FALSE(config.rng.enabled);
+}
+
 }  // namespace
 }  // namespace vmm::cli
