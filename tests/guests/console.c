@@ -9,6 +9,7 @@
 //   lines=N       extra numbered lines to print (0..1000)      [0]
 //   timeout_ms=N  bound of each output wait                   [5000]
 //   input_ms=N    bound of the wait for input                 [30000]
+//   irq=on|off    interrupts (MSI-X / the mmio GSI) or polling [off]
 // Output on the virtio console:
 //   console: hello from the guest over <pci|mmio>
 //   console: line <i> of <N>                 (lines=N)
@@ -16,6 +17,9 @@
 // and on COM1: console <pci|mmio>: ok | ... FAIL: <why>, size <cols>x<rows>.
 // Exit (debug-exit): 0 ok, 100 failed, 102 no console, 103 bad command line.
 #include "runtime/guest.h"
+#include "runtime/irq.h"
+#include "runtime/lapic.h"
+#include "runtime/mp_table.h"
 #include "runtime/virtio_find.h"
 #include "runtime/virtqueue.h"
 
@@ -164,7 +168,16 @@ void guest_main(const struct hvm_start_info* info) {
       .pci = !cmdline_equals(c, "pci", "off"),
       .mmio = !cmdline_equals(c, "mmio", "off"),
       .timeout_ms = (uint32_t)get_u64(c, "timeout_ms", 5000, 1, 600000),
+      .interrupts = cmdline_equals(c, "irq", "on"),
   };
+  if (o.interrupts) {
+    struct mp_info mp;
+    const char* mp_why = "";
+    if (!mp_find_cpus(&mp, &mp_why)) console_printf("mp: %s\n", mp_why);
+    irq_init(mp.lapic_paddr);
+    o.apic_id = (uint8_t)lapic_self_id();
+  }
+
   struct virtio_dev* devs[VIRTIO_FIND_MAX];
   uint32_t failed = 0;
   uint32_t n = virtio_find(VIRTIO_ID_CONSOLE, &o, devs, &failed);
@@ -177,6 +190,6 @@ void guest_main(const struct hvm_start_info* info) {
     console_printf("console %s: FAIL: %s\n", devs[0]->location, why);
     guest_debug_exit(GUEST_EXIT_FAILURE);
   }
-  console_printf("console %s: ok\n", devs[0]->location);
+  console_printf("console %s: ok, %u interrupts\n", devs[0]->location, devs[0]->irq_count);
   guest_debug_exit(0);
 }

@@ -9,12 +9,16 @@
 //   requests=N    requests per device (1..16)                  [4]
 //   bytes=N       buffer size per request (1..256)            [64]
 //   timeout_ms=N  bound of every wait                         [5000]
+//   irq=on|off    interrupts (MSI-X / the mmio GSI) or polling [off]
 // Output:
 //   rng <pci|mmio>: <n> bytes in <r> requests ok | ... FAIL: <why>
 //   rng: <N> devices ok | rng: FAIL: ...
 // Exit (debug-exit; the VMM's status is 2v+1): 0 ok, 100 a check failed,
 // 102 no device or not the devices=N count, 103 bad command line.
 #include "runtime/guest.h"
+#include "runtime/irq.h"
+#include "runtime/lapic.h"
+#include "runtime/mp_table.h"
 #include "runtime/virtio_find.h"
 #include "runtime/virtqueue.h"
 
@@ -37,6 +41,16 @@ static uint64_t get_u64(const char* c, const char* key, uint64_t def, uint64_t m
   return v;
 }
 
+struct irq_seen {
+  struct virtio_dev* dev;
+  uint32_t count;
+};
+
+static bool irq_changed(void* arg) {
+  struct irq_seen* seen = arg;
+  return seen->dev->irq_count != seen->count;
+}
+
 static bool test_device(struct virtio_dev* dev, uint32_t requests, uint32_t bytes,
                         const char** why) {
   if (!virtio_negotiate(dev, VIRTIO_F_VERSION_1, why)) return false;
@@ -53,7 +67,16 @@ static bool test_device(struct virtio_dev* dev, uint32_t requests, uint32_t byte
       *why = "virtq_add refused a request";
       return false;
     }
+    const uint32_t irqs_before = dev->irq_count;
     virtq_kick(&vq);
+    // With interrupts, each used buffer must come with one: wait for it
+    // before looking at the ring (the device may well be faster than us).
+    struct irq_seen seen = {dev, irqs_before};
+    if (dev->irq_mode != VIRTIO_IRQ_POLL && !irq_wait(irq_changed, &seen, dev->timeout_ms)) {
+      *why = virtq_has_used(&vq) ? "a used buffer came without an interrupt"
+                                 : "timed out waiting for the device";
+      return false;
+    }
     if (!virtq_wait(&vq, why)) return false;
     void* cookie;
     uint32_t len;
@@ -84,7 +107,8 @@ static bool test_device(struct virtio_dev* dev, uint32_t requests, uint32_t byte
     }
     total += len;
   }
-  console_printf("rng %s: %u bytes in %u requests ok\n", dev->location, total, requests);
+  console_printf("rng %s: %u bytes in %u requests ok, %u interrupts\n", dev->location,
+                 total, requests, dev->irq_count);
   return true;
 }
 
@@ -95,7 +119,16 @@ void guest_main(const struct hvm_start_info* info) {
       .pci = !cmdline_equals(c, "pci", "off"),
       .mmio = !cmdline_equals(c, "mmio", "off"),
       .timeout_ms = (uint32_t)get_u64(c, "timeout_ms", 5000, 1, 600000),
+      .interrupts = cmdline_equals(c, "irq", "on"),
   };
+  if (o.interrupts) {
+    struct mp_info mp;
+    const char* mp_why = "";
+    if (!mp_find_cpus(&mp, &mp_why)) console_printf("mp: %s\n", mp_why);
+    irq_init(mp.lapic_paddr);
+    o.apic_id = (uint8_t)lapic_self_id();
+  }
+
   uint64_t want = get_u64(c, "devices", 0, 0, VIRTIO_FIND_MAX);
   uint32_t requests = (uint32_t)get_u64(c, "requests", 4, 1, MAX_REQUESTS);
   uint32_t bytes = (uint32_t)get_u64(c, "bytes", 64, 1, MAX_BYTES);

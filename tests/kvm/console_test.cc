@@ -140,6 +140,12 @@ TEST(ConsoleTest, SocketBytesBothWaysOverMmio) {
   SocketEcho("mmio", "pci=off");
 }
 
+TEST(ConsoleTest, SocketBytesBothWaysWithInterruptsOnBothTransports) {
+  REQUIRE_KVM();
+  SocketEcho("mmio", "pci=off irq=on");
+  SocketEcho("pci", "mmio=off irq=on");
+}
+
 // Runs `argv` with `input` on a stdin pipe (kept open until it exits);
 // returns its stdout and sets *exit_code.
 std::string RunWithStdin(const std::vector<std::string>& argv, const std::string& input,

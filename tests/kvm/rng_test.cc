@@ -45,6 +45,18 @@ TEST(RngTest, OverMmio) {
   ExpectOk(r, "mmio");
 }
 
+// The device's used-buffer notifications reach the guest as interrupts:
+// MSI-X on PCI, the slot's GSI on virtio-mmio.
+TEST(RngTest, InterruptsOverPciAndMmio) {
+  REQUIRE_KVM();
+  ProcessResult r = RunRng({"--rng", "transport=mmio"}, "devices=1 pci=off irq=on");
+  ExpectOk(r, "mmio");
+  EXPECT_THAT(r.out, HasSubstr("requests ok, 4 interrupts"));
+  r = RunRng({}, "devices=1 mmio=off irq=on");
+  ExpectOk(r, "pci");
+  EXPECT_THAT(r.out, HasSubstr("requests ok, 4 interrupts"));
+}
+
 TEST(RngTest, RateLimitedStillDelivers) {
   REQUIRE_KVM();
   // 64 bytes/s: the first second's burst covers one request, the other three

@@ -1,6 +1,8 @@
 #include "runtime/virtio_find.h"
 
 #include "runtime/console.h"
+#include "runtime/ioapic.h"
+#include "runtime/irq.h"
 #include "runtime/pci.h"
 #include "runtime/virtio_mmio.h"
 #include "runtime/virtio_pci.h"
@@ -15,8 +17,11 @@
 static struct virtio_pci_dev pci_devs[VIRTIO_FIND_MAX];
 static struct virtio_mmio_dev mmio_devs[VIRTIO_FIND_MAX];
 
-static void set_common(struct virtio_dev* dev, const struct virtio_find_options* o) {
-  dev->irq_mode = VIRTIO_IRQ_POLL;
+static void set_common(struct virtio_dev* dev, const struct virtio_find_options* o,
+                       enum virtio_irq_mode mode, uint32_t index) {
+  dev->irq_mode = o->interrupts ? mode : VIRTIO_IRQ_POLL;
+  dev->vector = (uint8_t)(IRQ_DEVICE_VECTOR_BASE + index);
+  dev->apic_id = o->apic_id;
   dev->timeout_ms = o->timeout_ms;
   dev->irq_count = 0;
 }
@@ -44,7 +49,7 @@ uint32_t virtio_find(uint32_t type, const struct virtio_find_options* o,
       dev->vdev.location[1] = 'c';
       dev->vdev.location[2] = 'i';
       dev->vdev.location[3] = '\0';
-      set_common(&dev->vdev, o);
+      set_common(&dev->vdev, o, VIRTIO_IRQ_MSIX, n);
       out[n++] = &dev->vdev;
     }
   }
@@ -66,7 +71,9 @@ uint32_t virtio_find(uint32_t type, const struct virtio_find_options* o,
       dev->vdev.location[2] = 'i';
       dev->vdev.location[3] = 'o';
       dev->vdev.location[4] = '\0';
-      set_common(&dev->vdev, o);
+      set_common(&dev->vdev, o, VIRTIO_IRQ_GSI, n);
+      dev->ioapic.paddr = IOAPIC_DEFAULT_PADDR;
+      dev->ioapic.gsi_base = 0;
       out[n++] = &dev->vdev;
       ++m;
     }
