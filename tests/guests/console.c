@@ -6,7 +6,8 @@
 // Command line:
 //   pci=ecam|off  mmio=probe|off   where to look              [ecam, probe]
 //   echo=0|1      wait for a line of input and echo it        [1]
-//   lines=N       extra numbered lines to print (0..1000)      [0]
+//   lines=N       extra numbered lines to print (0..10000)     [0]
+//   start=0|1     wait for a line of input before printing     [0]
 //   timeout_ms=N  bound of each output wait                   [5000]
 //   input_ms=N    bound of the wait for input                 [30000]
 //   irq=on|off    interrupts (MSI-X / the mmio GSI) or polling [off]
@@ -105,13 +106,15 @@ static bool receive_line(uint32_t input_ms, uint32_t output_ms, uint32_t* len,
       return false;
     }
     uint8_t* bytes = cookie;
-    for (uint32_t i = 0; i < used; ++i) {
-      if (bytes[i] == '\n' || bytes[i] == '\r') return true;
-      if (*len < MAX_LINE - 1) line[(*len)++] = (char)bytes[i];
+    bool end = false;
+    for (uint32_t i = 0; i < used && !end; ++i) {
+      end = bytes[i] == '\n' || bytes[i] == '\r';
+      if (!end && *len < MAX_LINE - 1) line[(*len)++] = (char)bytes[i];
     }
-    // Give the buffer back for the rest of the line.
+    // Give the buffer back (bytes after a newline are dropped).
     if (!post_rx((uint32_t)((uint8_t(*)[RX_BYTES])cookie - rx_buf), why)) return false;
     virtq_kick(&rxq);
+    if (end) return true;
   }
 }
 
@@ -132,11 +135,16 @@ static bool run(struct virtio_dev* dev, const char* c, const char** why) {
   }
   virtq_kick(&rxq);
 
+  const uint32_t input_ms = (uint32_t)get_u64(c, "input_ms", 30000, 1, 600000);
+  uint32_t len;
+  if (get_u64(c, "start", 0, 0, 1) == 1 && !receive_line(input_ms, dev->timeout_ms, &len, why)) {
+    return false;
+  }
   uint32_t n = append(tx_buf, 0, "console: hello from the guest over ");
   n = append(tx_buf, n, dev->location);
   n = append(tx_buf, n, "\n");
   if (!send(n, why)) return false;
-  uint32_t lines = (uint32_t)get_u64(c, "lines", 0, 0, 1000);
+  uint32_t lines = (uint32_t)get_u64(c, "lines", 0, 0, 10000);
   for (uint32_t i = 1; i <= lines; ++i) {
     n = append(tx_buf, 0, "console: line ");
     n = append_u32(tx_buf, n, i);
@@ -146,9 +154,7 @@ static bool run(struct virtio_dev* dev, const char* c, const char** why) {
     if (!send(n, why)) return false;
   }
   if (get_u64(c, "echo", 1, 0, 1) == 1) {
-    uint32_t len;
-    if (!receive_line((uint32_t)get_u64(c, "input_ms", 30000, 1, 600000), dev->timeout_ms,
-                      &len, why)) {
+    if (!receive_line(input_ms, dev->timeout_ms, &len, why)) {
       return false;
     }
     n = append(tx_buf, 0, "console: echo ");

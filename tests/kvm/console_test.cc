@@ -187,6 +187,41 @@ std::string RunWithStdin(const std::vector<std::string>& argv, const std::string
   return got;
 }
 
+// A client that stops reading blocks the guest's output instead of losing
+// it: every line arrives, in order, once the client reads again.
+TEST(ConsoleTest, SlowSocketClientBackpressuresTheGuestWithoutLosingOutput) {
+  REQUIRE_KVM();
+  const std::string path = ::testing::TempDir() + "/hvc-slow.sock";
+  constexpr int kLines = 2000;
+  ProcessResult r;
+  std::thread vmm([&] {
+    r = RunProcess(ConsoleArgv({"--console", "socket=" + path},
+                               absl::StrCat("mmio=off start=1 timeout_ms=30000 lines=", kLines)),
+                   absl::Seconds(120));
+  });
+  int fd = ConnectWhenListening(path, absl::Seconds(30));
+  std::string got;
+  if (fd >= 0) {
+    int small = 4096;
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    EXPECT_EQ(::send(fd, "go\n", 3, MSG_NOSIGNAL), 3);
+    absl::SleepFor(absl::Seconds(2));  // not reading: the guest must wait
+    got = ReadUntil(fd, absl::StrCat("console: line ", kLines, " of ", kLines, "\n"),
+                    absl::Seconds(60));
+    EXPECT_EQ(::send(fd, "bye\n", 4, MSG_NOSIGNAL), 4);
+    got += ReadUntil(fd, "console: echo bye\n", absl::Seconds(30));
+    ::close(fd);
+  }
+  vmm.join();
+  ASSERT_GE(fd, 0) << r.out << r.err;
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  std::string want = "console: hello from the guest over pci\n";
+  for (int i = 1; i <= kLines; ++i) absl::StrAppend(&want, "console: line ", i, " of ", kLines, "\n");
+  want += "console: echo bye\n";
+  EXPECT_EQ(got.size(), want.size());
+  EXPECT_TRUE(got == want) << "output differs from the expected lines";
+}
+
 // With --console stdio the virtio console alone reads stdin: COM1 (also on
 // stdio here) must not take any of the line.
 TEST(ConsoleTest, ConsoleStdioOwnsStdinEvenWithSerialOnStdio) {
