@@ -41,8 +41,7 @@ struct VirtioConsoleStats {
   uint64_t tx_blocked = 0;  // times output would block
 };
 
-class VirtioConsole : public VirtioDevice,
-                      public std::enable_shared_from_this<VirtioConsole> {
+class VirtioConsole : public VirtioDevice {
  public:
   static constexpr uint32_t kDeviceType = 3;  // VIRTIO_ID_CONSOLE
   static constexpr uint16_t kQueueSize = 128;
