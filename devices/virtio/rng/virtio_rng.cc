@@ -136,10 +136,11 @@ void VirtioRng::ProcessQueue(uint16_t index) {
     absl::MutexLock lock(&mu_);
     if (index != 0 || !active_ || active_->broken || !active_->queue) return;
     context = active_->context;
-    Virtqueue& queue = *active_->queue;
-    const GuestMemory& memory = *active_->memory;
+    Active& active = *active_;
+    Virtqueue& queue = *active.queue;
+    const GuestMemory& memory = *active.memory;
     auto fail = [&](const absl::Status& s) {
-      active_->broken = true;
+      active.broken = true;
       failure = absl::StrCat("virtio-rng queue 0: ", s.message());
     };
     bool used_any = false;
