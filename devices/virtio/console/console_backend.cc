@@ -3,7 +3,9 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -58,9 +60,37 @@ class FdBackend : public ConsoleBackend {
  public:
   FdBackend(EventLoop& loop, int in, int out, UniqueFd owned, bool is_file)
       : in_(in), out_(out), owned_(std::move(owned)), is_file_(is_file),
-        input_watch_(loop, EPOLLIN), output_watch_(loop, EPOLLOUT) {}
+        input_watch_(loop, EPOLLIN), output_watch_(loop, EPOLLOUT), resize_watch_(loop, EPOLLIN) {}
+  ~FdBackend() override {
+    resize_watch_.Set(-1, false, nullptr);
+    if (blocked_winch_) {
+      sigset_t winch;
+      sigemptyset(&winch);
+      sigaddset(&winch, SIGWINCH);
+      pthread_sigmask(SIG_UNBLOCK, &winch, nullptr);
+    }
+  }
 
-  void Start(Callbacks callbacks) override { callbacks_ = std::move(callbacks); }
+  void Start(Callbacks callbacks) override {
+    callbacks_ = std::move(callbacks);
+    if (is_file_ || !TerminalSize() || !callbacks_.resized) return;
+    sigset_t winch, old;
+    sigemptyset(&winch);
+    sigaddset(&winch, SIGWINCH);
+    if (pthread_sigmask(SIG_BLOCK, &winch, &old) != 0) return;
+    blocked_winch_ = !sigismember(&old, SIGWINCH);
+    winch_.Reset(::signalfd(-1, &winch, SFD_CLOEXEC | SFD_NONBLOCK));
+    if (!winch_.valid()) return;
+    const int fd = winch_.get();
+    std::function<void()> resized = callbacks_.resized;
+    on_winch_ = [fd, resized] {
+      signalfd_siginfo info;
+      while (::read(fd, &info, sizeof(info)) == sizeof(info)) {
+      }
+      resized();
+    };
+    resize_watch_.Set(fd, true, &on_winch_);
+  }
 
   size_t Read(absl::Span<uint8_t> out) override {
     if (in_ < 0 || out.empty() || !Ready(in_, POLLIN)) return 0;
@@ -109,6 +139,10 @@ class FdBackend : public ConsoleBackend {
   Callbacks callbacks_;
   Watch input_watch_;
   Watch output_watch_;
+  UniqueFd winch_;  // SIGWINCH, when stdout is a terminal
+  bool blocked_winch_ = false;
+  std::function<void()> on_winch_;
+  Watch resize_watch_;
 };
 
 class SocketBackend : public ConsoleBackend {

@@ -30,6 +30,7 @@ class ConsoleBackend {
   struct Callbacks {
     std::function<void()> readable;  // input may be there: call Read
     std::function<void()> writable;  // output may be accepted again: call Write
+    std::function<void()> resized;   // the terminal's size changed: see TerminalSize
   };
   virtual ~ConsoleBackend() = default;
 
@@ -51,7 +52,10 @@ class ConsoleBackend {
   }
 };
 
-// stdin/stdout. stdin is made non-blocking for the backend's lifetime.
+// stdin/stdout. When stdout is a terminal, SIGWINCH is blocked in the
+// calling thread (threads it starts later inherit that) and read from a
+// signalfd, so the guest learns about resizes; the mask is restored when the
+// backend goes.
 absl::StatusOr<std::unique_ptr<ConsoleBackend>> MakeStdioConsoleBackend(EventLoop& loop);
 // Appends to `path` (created 0644); no input.
 absl::StatusOr<std::unique_ptr<ConsoleBackend>> MakeFileConsoleBackend(const std::string& path,

@@ -14,6 +14,7 @@ std::shared_ptr<VirtioConsole> VirtioConsole::Create(std::unique_ptr<ConsoleBack
   console->backend_->Start(ConsoleBackend::Callbacks{
       .readable = [weak] { if (auto self = weak.lock()) self->OnInputReady(); },
       .writable = [weak] { if (auto self = weak.lock()) self->OnOutputReady(); },
+      .resized = [weak] { if (auto self = weak.lock()) self->OnResize(); },
   });
   return console;
 }
@@ -22,6 +23,7 @@ VirtioConsole::VirtioConsole(std::unique_ptr<ConsoleBackend> backend)
     : backend_(std::move(backend)), features_(kVirtioFVersion1 | kVirtioFEventIdx |
                                               kVirtioFIndirectDesc) {
   // struct virtio_console_config: cols, rows, max_nr_ports, emerg_wr.
+  absl::MutexLock lock(&mu_);
   if (auto size = backend_->TerminalSize()) {
     features_ |= kFSize;
     std::memcpy(&config_[0], &size->first, 2);
@@ -32,10 +34,27 @@ VirtioConsole::VirtioConsole(std::unique_ptr<ConsoleBackend> backend)
 }
 
 void VirtioConsole::ReadConfig(uint64_t offset, absl::Span<uint8_t> data) {
+  absl::MutexLock lock(&mu_);
   for (size_t i = 0; i < data.size(); ++i) {
     const bool inside = offset < sizeof(config_) && i < sizeof(config_) - offset;
     data[i] = inside ? config_[offset + i] : 0;
   }
+}
+
+void VirtioConsole::OnResize() {
+  VirtioDeviceContext* context = nullptr;
+  {
+    absl::MutexLock lock(&mu_);
+    auto size = backend_->TerminalSize();
+    if (!size || (features_ & kFSize) == 0) return;
+    uint8_t fresh[4];
+    std::memcpy(&fresh[0], &size->first, 2);
+    std::memcpy(&fresh[2], &size->second, 2);
+    if (std::memcmp(fresh, config_, 4) == 0) return;
+    std::memcpy(config_, fresh, 4);
+    if (active_ && (active_->features & kFSize) != 0) context = active_->context;
+  }
+  if (context != nullptr) context->NotifyConfigChanged();
 }
 
 absl::Status VirtioConsole::Activate(VirtioActivation activation) {
@@ -45,6 +64,7 @@ absl::Status VirtioConsole::Activate(VirtioActivation activation) {
   absl::MutexLock lock(&mu_);
   Active a;
   a.memory = activation.memory;
+  a.features = activation.features;
   a.queues = std::move(activation.queues);
   a.queue_enabled = std::move(activation.queue_enabled);
   a.queue_enabled.resize(a.queues.size(), false);

@@ -1,7 +1,8 @@
 // virtio-console (virtio 1.x, 5.3): port 0 only (hvc0 in Linux; no
 // MULTIPORT), receiveq 0 (host -> guest) and transmitq 1 (guest -> host),
 // over an injected ConsoleBackend. VIRTIO_CONSOLE_F_SIZE is offered when the
-// backend's output is a terminal (cols/rows from it at creation).
+// backend's output is a terminal (cols/rows from it, updated on resize with
+// a configuration-change notification).
 //
 // Backpressure both ways, with no host-side buffer at all:
 // - transmit: bytes are written from guest memory straight to the backend;
@@ -68,12 +69,15 @@ class VirtioConsole : public VirtioDevice {
   // The backend's callbacks (loop thread).
   void OnInputReady();
   void OnOutputReady();
+  // Re-reads the terminal size; tells the driver if F_SIZE was negotiated.
+  void OnResize();
 
   VirtioConsoleStats stats() const;
 
  private:
   struct Active {
     const GuestMemory* memory = nullptr;
+    uint64_t features = 0;
     std::vector<Virtqueue> queues;
     std::vector<bool> queue_enabled;
     VirtioDeviceContext* context = nullptr;
@@ -107,9 +111,9 @@ class VirtioConsole : public VirtioDevice {
 
   const std::unique_ptr<ConsoleBackend> backend_;
   uint64_t features_;
-  uint8_t config_[12] = {};
 
   mutable absl::Mutex mu_;
+  uint8_t config_[12] ABSL_GUARDED_BY(mu_) = {};
   std::optional<Active> active_ ABSL_GUARDED_BY(mu_);
   VirtioConsoleStats stats_ ABSL_GUARDED_BY(mu_);
   bool watching_input_ ABSL_GUARDED_BY(mu_) = false;

@@ -72,7 +72,7 @@ constexpr uint16_t kTx = VirtioConsole::kTransmitQueue;
 
 class VirtioConsoleTest : public ::testing::Test {
  protected:
-  void Start() {
+  void Start(uint64_t features = kVirtioFVersion1) {
     dev_ = VirtioConsole::Create(std::make_unique<FakeConsoleBackend>(&backend_));
     rx_.emplace(memory_, FakeVirtqueueDriverOptions{.size = 16,
                                                     .ring_base = GuestAddress(0x10000),
@@ -82,7 +82,7 @@ class VirtioConsoleTest : public ::testing::Test {
                                                     .data_base = GuestAddress(0x200000)});
     VirtioActivation a;
     a.memory = &memory_;
-    a.features = kVirtioFVersion1;
+    a.features = features;
     for (auto* d : {&*rx_, &*tx_}) {
       auto q = Virtqueue::Create(d->config(), memory_);
       ASSERT_TRUE(q.ok()) << q.status();
@@ -124,6 +124,27 @@ TEST_F(VirtioConsoleTest, TerminalBackendOffersSizeWithColsAndRows) {
   uint8_t past[4] = {9, 9, 9, 9};
   dev_->ReadConfig(10, absl::MakeSpan(past));
   EXPECT_THAT(past, ElementsAre(0, 0, 0, 0));
+}
+
+TEST_F(VirtioConsoleTest, TerminalResizeUpdatesConfigAndNotifiesADriverThatNegotiatedSize) {
+  backend_.size = std::make_pair(uint16_t{80}, uint16_t{24});
+  Start(kVirtioFVersion1 | VirtioConsole::kFSize);
+  backend_.callbacks.resized();  // same size: nothing to say
+  EXPECT_EQ(context_.config_changes(), 0u);
+  backend_.size = std::make_pair(uint16_t{100}, uint16_t{50});
+  backend_.callbacks.resized();
+  EXPECT_EQ(context_.config_changes(), 1u);
+  uint8_t config[4];
+  dev_->ReadConfig(0, absl::MakeSpan(config));
+  EXPECT_THAT(config, ElementsAre(100, 0, 50, 0));
+}
+
+TEST_F(VirtioConsoleTest, ResizeIsNotSignalledToADriverWithoutSize) {
+  backend_.size = std::make_pair(uint16_t{80}, uint16_t{24});
+  Start(kVirtioFVersion1);
+  backend_.size = std::make_pair(uint16_t{81}, uint16_t{25});
+  backend_.callbacks.resized();
+  EXPECT_EQ(context_.config_changes(), 0u);
 }
 
 TEST_F(VirtioConsoleTest, GuestOutputReachesTheBackendAndChainsComplete) {
