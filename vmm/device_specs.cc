@@ -6,7 +6,9 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/match.h"
 #include "base/status_macros.h"
 
 namespace vmm::cli {
@@ -14,10 +16,22 @@ namespace {
 
 // VIRTIO_BLK_ID_BYTES: the GET_ID answer is at most this long.
 constexpr size_t kMaxSerialBytes = 20;
+// VirtioRng::kMaxRate: a higher limit would be no limit at all.
+constexpr uint64_t kMaxRngRate = 1'000'000'000;
 
 absl::Status ApplyDisk(absl::string_view value, VmConfig& config) {
   ASSIGN_OR_RETURN(DiskConfig disk, ParseDiskSpec(value));
   config.disks.push_back(std::move(disk));
+  return absl::OkStatus();
+}
+
+absl::Status ApplyConsole(absl::string_view value, VmConfig& config) {
+  ASSIGN_OR_RETURN(config.console, ParseConsoleSpec(value));
+  return absl::OkStatus();
+}
+
+absl::Status ApplyRng(absl::string_view value, VmConfig& config) {
+  ASSIGN_OR_RETURN(config.rng, ParseRngSpec(value));
   return absl::OkStatus();
 }
 
@@ -27,6 +41,15 @@ constexpr DeviceOption kDeviceOptions[] = {
      "Add a virtio-blk disk (repeatable): path=IMG[,readonly=on][,serial=STR]"
      "[,transport=pci|mmio][,direct=on]. Default transport pci.",
      true, ApplyDisk},
+    {"console", "SPEC",
+     "The virtio console (hvc0): stdio|file=PATH|socket=PATH|off[,transport=pci|mmio]. "
+     "file= appends; socket= listens on a Unix socket, one client at a time. With stdio "
+     "the console owns stdin and COM1 gets no input. Default off.",
+     false, ApplyConsole},
+    {"rng", "SPEC",
+     "The virtio-rng device, filled from getrandom(): on|off|[rate=BYTES_PER_SEC]"
+     "[,transport=pci|mmio]. Default on, no rate limit.",
+     false, ApplyRng},
 };
 
 }  // namespace
@@ -99,6 +122,68 @@ absl::StatusOr<DiskConfig> ParseDiskSpec(absl::string_view spec) {
   }
   if (!have_path) return absl::InvalidArgumentError("path=IMAGE is required");
   return disk;
+}
+
+absl::StatusOr<ConsoleConfig> ParseConsoleSpec(absl::string_view spec) {
+  ConsoleConfig console;
+  // The mode comes first, as a word (stdio, off) or a key (file=, socket=).
+  const size_t comma = spec.find(',');
+  const absl::string_view mode = spec.substr(0, comma);
+  SpecPairs pairs;
+  if (comma != absl::string_view::npos) {
+    ASSIGN_OR_RETURN(pairs, SplitSpec(spec.substr(comma + 1)));
+  }
+  if (mode == "stdio") {
+    console.mode = ConsoleConfig::Mode::kStdio;
+  } else if (mode == "off") {
+    console.mode = ConsoleConfig::Mode::kOff;
+  } else if (absl::StartsWith(mode, "file=") || absl::StartsWith(mode, "socket=")) {
+    const bool file = absl::StartsWith(mode, "file=");
+    console.mode = file ? ConsoleConfig::Mode::kFile : ConsoleConfig::Mode::kSocket;
+    console.path = std::string(mode.substr(mode.find('=') + 1));
+    if (console.path.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("'", file ? "file" : "socket", "=' needs a path"));
+    }
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", mode, "': expected stdio, file=PATH, socket=PATH or off"));
+  }
+  for (const auto& [key, value] : pairs) {
+    if (key == "transport") {
+      ASSIGN_OR_RETURN(console.transport, ParseTransport(value));
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown key '", key, "' (expected transport)"));
+    }
+  }
+  return console;
+}
+
+absl::StatusOr<RngConfig> ParseRngSpec(absl::string_view spec) {
+  RngConfig rng;
+  if (spec == "on") return rng;
+  if (spec == "off") {
+    rng.enabled = false;
+    return rng;
+  }
+  ASSIGN_OR_RETURN(const SpecPairs pairs, SplitSpec(spec));
+  for (const auto& [key, value] : pairs) {
+    if (key == "rate") {
+      if (!absl::SimpleAtoi(value, &rng.rate_limit_bytes_per_second) ||
+          rng.rate_limit_bytes_per_second == 0 ||
+          rng.rate_limit_bytes_per_second > kMaxRngRate) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "'rate=", value, "': expected bytes per second, 1 to ", kMaxRngRate));
+      }
+    } else if (key == "transport") {
+      ASSIGN_OR_RETURN(rng.transport, ParseTransport(value));
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown key '", key, "' (expected on, off, rate, transport)"));
+    }
+  }
+  return rng;
 }
 
 }  // namespace vmm::cli

@@ -43,6 +43,12 @@ const DeviceOption* FindDeviceOption(absl::string_view flag);
 // yes/no and 1/0 are accepted for booleans.
 absl::StatusOr<DiskConfig> ParseDiskSpec(absl::string_view spec);
 
+// --console stdio|file=PATH|socket=PATH|off[,transport=pci|mmio]: the mode
+// first, then keys (paths cannot contain ',').
+absl::StatusOr<ConsoleConfig> ParseConsoleSpec(absl::string_view spec);
+// --rng on|off|[rate=BYTES_PER_SEC][,transport=pci|mmio]; a key list means on.
+absl::StatusOr<RngConfig> ParseRngSpec(absl::string_view spec);
+
 // Building blocks for the device parsers.
 using SpecPairs = std::vector<std::pair<std::string, std::string>>;
 // Splits "a=1,b=2" into pairs, refusing empty keys, missing '=' and repeats.

@@ -327,9 +327,14 @@ ExitStatus VmImpl::Run() {
   }
   ran_ = true;
 
+  // stdin has one owner: the virtio console with --console stdio (it reads
+  // stdin itself), else COM1 with --serial stdio.
+  const bool console_owns_stdin = config_.console.mode == ConsoleConfig::Mode::kStdio;
   std::optional<RawTerminal> terminal;
-  if (config_.serial.mode == SerialConfig::Mode::kStdio) {
+  if (console_owns_stdin || config_.serial.mode == SerialConfig::Mode::kStdio) {
     terminal.emplace(STDIN_FILENO);
+  }
+  if (!console_owns_stdin && config_.serial.mode == SerialConfig::Mode::kStdio) {
     int flags = ::fcntl(STDIN_FILENO, F_GETFL);
     if (flags >= 0 && ::fcntl(STDIN_FILENO, F_SETFL, flags | O_NONBLOCK) == 0) {
       stdin_flags_ = flags;

@@ -65,5 +65,95 @@ INSTANTIATE_TEST_SUITE_P(
                       BadSpec{"path=a,,readonly=on", "key=value"},
                       BadSpec{"path=a,=on", "key=value"}, BadSpec{"path", "key=value"}));
 
+// --- --console ------------------------------------------------------------
+
+TEST(ConsoleSpecTest, EachModeParses) {
+  EXPECT_EQ(ParseConsoleSpec("stdio")->mode, ConsoleConfig::Mode::kStdio);
+  EXPECT_EQ(ParseConsoleSpec("off")->mode, ConsoleConfig::Mode::kOff);
+  absl::StatusOr<ConsoleConfig> file = ParseConsoleSpec("file=/tmp/hvc.log");
+  ASSERT_TRUE(file.ok()) << file.status();
+  EXPECT_EQ(file->mode, ConsoleConfig::Mode::kFile);
+  EXPECT_EQ(file->path, "/tmp/hvc.log");
+  EXPECT_EQ(file->transport, VirtioTransport::kPci);
+  absl::StatusOr<ConsoleConfig> sock = ParseConsoleSpec("socket=/run/c.sock,transport=mmio");
+  ASSERT_TRUE(sock.ok()) << sock.status();
+  EXPECT_EQ(sock->mode, ConsoleConfig::Mode::kSocket);
+  EXPECT_EQ(sock->path, "/run/c.sock");
+  EXPECT_EQ(sock->transport, VirtioTransport::kMmio);
+  EXPECT_EQ(ParseConsoleSpec("stdio,transport=mmio")->transport, VirtioTransport::kMmio);
+}
+
+TEST(ConsoleSpecTest, DefaultIsOff) { EXPECT_EQ(VmConfig().console.mode, ConsoleConfig::Mode::kOff); }
+
+class ConsoleSpecBadTest : public ::testing::TestWithParam<BadSpec> {};
+
+TEST_P(ConsoleSpecBadTest, IsRejectedWithAMessageNamingTheProblem) {
+  absl::StatusOr<ConsoleConfig> console = ParseConsoleSpec(GetParam().spec);
+  ASSERT_FALSE(console.ok()) << GetParam().spec;
+  EXPECT_EQ(console.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(console.status().message()), HasSubstr(GetParam().message));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, ConsoleSpecBadTest,
+    ::testing::Values(BadSpec{"", "expected stdio, file=PATH, socket=PATH or off"},
+                      BadSpec{"tty", "'tty': expected stdio"},
+                      BadSpec{"file=", "'file=' needs a path"},
+                      BadSpec{"socket=", "'socket=' needs a path"},
+                      BadSpec{"stdio,transport=usb", "expected pci or mmio"},
+                      BadSpec{"stdio,path=x", "unknown key 'path'"},
+                      BadSpec{"stdio,transport=pci,transport=mmio", "given twice"},
+                      BadSpec{"stdio,", "key=value"}));
+
+// --- --rng ----------------------------------------------------------------
+
+TEST(RngSpecTest, OnByDefaultWithoutALimit) {
+  EXPECT_TRUE(VmConfig().rng.enabled);
+  EXPECT_EQ(VmConfig().rng.rate_limit_bytes_per_second, 0u);
+  EXPECT_EQ(*ParseRngSpec("on"), RngConfig());
+  EXPECT_FALSE(ParseRngSpec("off")->enabled);
+}
+
+TEST(RngSpecTest, RateAndTransportKeysMeanOn) {
+  absl::StatusOr<RngConfig> rng = ParseRngSpec("rate=4096,transport=mmio");
+  ASSERT_TRUE(rng.ok()) << rng.status();
+  EXPECT_TRUE(rng->enabled);
+  EXPECT_EQ(rng->rate_limit_bytes_per_second, 4096u);
+  EXPECT_EQ(rng->transport, VirtioTransport::kMmio);
+  EXPECT_EQ(ParseRngSpec("transport=mmio")->rate_limit_bytes_per_second, 0u);
+}
+
+class RngSpecBadTest : public ::testing::TestWithParam<BadSpec> {};
+
+TEST_P(RngSpecBadTest, IsRejectedWithAMessageNamingTheProblem) {
+  absl::StatusOr<RngConfig> rng = ParseRngSpec(GetParam().spec);
+  ASSERT_FALSE(rng.ok()) << GetParam().spec;
+  EXPECT_EQ(rng.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(rng.status().message()), HasSubstr(GetParam().message));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, RngSpecBadTest,
+    ::testing::Values(BadSpec{"", "key=value"}, BadSpec{"maybe", "key=value"},
+                      BadSpec{"rate=0", "'rate=0': expected bytes per second"},
+                      BadSpec{"rate=-5", "expected bytes per second"},
+                      BadSpec{"rate=1k", "expected bytes per second"},
+                      BadSpec{"rate=1000000001", "1 to 1000000000"},
+                      BadSpec{"rate=1,rate=2", "given twice"},
+                      BadSpec{"speed=1", "unknown key 'speed'"},
+                      BadSpec{"transport=isa", "expected pci or mmio"}));
+
+TEST(DeviceRegistryTest, ConsoleAndRngAreSingleFlags) {
+  ASSERT_NE(FindDeviceOption("console"), nullptr);
+  ASSERT_NE(FindDeviceOption("rng"), nullptr);
+  EXPECT_FALSE(FindDeviceOption("console")->repeatable);
+  EXPECT_FALSE(FindDeviceOption("rng")->repeatable);
+  VmConfig config;
+  ASSERT_TRUE(FindDeviceOption("rng")->apply("off", config).ok());
+  EXPECT_FALSE(config.rng.enabled);
+  ASSERT_TRUE(FindDeviceOption("console")->apply("file=/x", config).ok());
+  EXPECT_EQ(config.console.path, "/x");
+}
+
 }  // namespace
 }  // namespace vmm::cli

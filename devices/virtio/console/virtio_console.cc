@@ -1,0 +1,264 @@
+#include "devices/virtio/console/virtio_console.h"
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace vmm {
+
+std::shared_ptr<VirtioConsole> VirtioConsole::Create(std::unique_ptr<ConsoleBackend> backend) {
+  auto console = std::make_shared<VirtioConsole>(std::move(backend));
+  std::weak_ptr<VirtioConsole> weak = console;
+  console->backend_->Start(ConsoleBackend::Callbacks{
+      .readable = [weak] { if (auto self = weak.lock()) self->OnInputReady(); },
+      .writable = [weak] { if (auto self = weak.lock()) self->OnOutputReady(); },
+      .resized = [weak] { if (auto self = weak.lock()) self->OnResize(); },
+  });
+  return console;
+}
+
+VirtioConsole::VirtioConsole(std::unique_ptr<ConsoleBackend> backend)
+    : backend_(std::move(backend)), features_(kVirtioFVersion1 | kVirtioFEventIdx |
+                                              kVirtioFIndirectDesc) {
+  // struct virtio_console_config: cols, rows, max_nr_ports, emerg_wr.
+  absl::MutexLock lock(&mu_);
+  if (auto size = backend_->TerminalSize()) {
+    features_ |= kFSize;
+    std::memcpy(&config_[0], &size->first, 2);
+    std::memcpy(&config_[2], &size->second, 2);
+  }
+  const uint32_t ports = 1;
+  std::memcpy(&config_[4], &ports, 4);
+}
+
+void VirtioConsole::ReadConfig(uint64_t offset, absl::Span<uint8_t> data) {
+  absl::MutexLock lock(&mu_);
+  for (size_t i = 0; i < data.size(); ++i) {
+    const bool inside = offset < sizeof(config_) && i < sizeof(config_) - offset;
+    data[i] = inside ? config_[offset + i] : 0;
+  }
+}
+
+void VirtioConsole::OnResize() {
+  VirtioDeviceContext* context = nullptr;
+  {
+    absl::MutexLock lock(&mu_);
+    auto size = backend_->TerminalSize();
+    if (!size || (features_ & kFSize) == 0) return;
+    uint8_t fresh[4];
+    std::memcpy(&fresh[0], &size->first, 2);
+    std::memcpy(&fresh[2], &size->second, 2);
+    if (std::memcmp(fresh, config_, 4) == 0) return;
+    std::memcpy(config_, fresh, 4);
+    if (active_ && (active_->features & kFSize) != 0) context = active_->context;
+  }
+  if (context != nullptr) context->NotifyConfigChanged();
+}
+
+absl::Status VirtioConsole::Activate(VirtioActivation activation) {
+  if (activation.memory == nullptr || activation.context == nullptr) {
+    return absl::InvalidArgumentError("virtio-console: activation without memory or context");
+  }
+  absl::MutexLock lock(&mu_);
+  Active a;
+  a.memory = activation.memory;
+  a.features = activation.features;
+  a.queues = std::move(activation.queues);
+  a.queue_enabled = std::move(activation.queue_enabled);
+  a.queue_enabled.resize(a.queues.size(), false);
+  a.context = activation.context;
+  active_ = std::move(a);
+  return absl::OkStatus();
+}
+
+// Held chains go with the queues. The backend is left watched: the next
+// callback finds nothing to do and stops the watch from the loop thread.
+void VirtioConsole::Reset() {
+  absl::MutexLock lock(&mu_);
+  active_.reset();
+}
+
+VirtioConsoleStats VirtioConsole::stats() const {
+  absl::MutexLock lock(&mu_);
+  return stats_;
+}
+
+bool VirtioConsole::QueueUsable(uint16_t queue) const {
+  return active_ && !active_->broken && queue < active_->queues.size() &&
+         active_->queue_enabled[queue];
+}
+
+void VirtioConsole::Fail(uint16_t queue, const absl::Status& status, Outcome& out) {
+  active_->broken = true;
+  active_->rx.reset();
+  active_->tx.reset();
+  out.failure = absl::StrCat("virtio-console queue ", queue, ": ", status.message());
+}
+
+std::optional<DescriptorChain> VirtioConsole::Pop(uint16_t queue, Outcome& out) {
+  Virtqueue& q = active_->queues[queue];
+  const GuestMemory& memory = *active_->memory;
+  // Empty: ask for a kick, then look once more so a chain made available in
+  // between is not left waiting.
+  absl::StatusOr<std::optional<DescriptorChain>> popped = q.PopChain(memory);
+  if (popped.ok() && !popped->has_value()) {
+    if (absl::Status s = q.SetNotificationsEnabled(true, memory); !s.ok()) {
+      Fail(queue, s, out);
+      return std::nullopt;
+    }
+    popped = q.PopChain(memory);
+  }
+  if (!popped.ok()) {
+    Fail(queue, popped.status(), out);
+    return std::nullopt;
+  }
+  return std::move(*popped);
+}
+
+void VirtioConsole::Complete(uint16_t queue, DescriptorChain chain, uint32_t len,
+                             Outcome& out) {
+  if (absl::Status s = active_->queues[queue].AddUsed(std::move(chain), len, *active_->memory);
+      !s.ok()) {
+    Fail(queue, s, out);
+    return;
+  }
+  out.used[queue] = true;
+}
+
+void VirtioConsole::PumpTransmit(Outcome& out) {
+  while (QueueUsable(kTransmitQueue)) {
+    if (!active_->tx) {
+      std::optional<DescriptorChain> chain = Pop(kTransmitQueue, out);
+      if (!chain) break;
+      if (!chain->writable().empty() || chain->readable_bytes() == 0) {
+        ++stats_.malformed;  // transmitq buffers are device-readable only
+        Complete(kTransmitQueue, std::move(*chain), 0, out);
+        continue;
+      }
+      active_->tx = std::move(chain);
+      active_->tx_offset = 0;
+    }
+    const DescriptorChain& chain = *active_->tx;
+    const uint64_t total = chain.readable_bytes();
+    bool blocked = false;
+    while (active_->tx_offset < total) {
+      const uint64_t len = std::min<uint64_t>(total - active_->tx_offset, kMaxChunk);
+      absl::StatusOr<std::vector<iovec>> iov =
+          chain.ReadableIovecs(*active_->memory, active_->tx_offset, len);
+      if (!iov.ok() || iov->empty()) {  // validated at pop: cannot happen
+        active_->tx_offset = total;
+        break;
+      }
+      const size_t n = backend_->Write(absl::MakeConstSpan(
+          static_cast<const uint8_t*>((*iov)[0].iov_base), (*iov)[0].iov_len));
+      if (n == 0) {
+        ++stats_.tx_blocked;
+        blocked = true;
+        break;
+      }
+      active_->tx_offset += n;
+      stats_.bytes_out += n;
+    }
+    if (blocked) break;
+    DescriptorChain done = std::move(*active_->tx);
+    active_->tx.reset();
+    Complete(kTransmitQueue, std::move(done), 0, out);
+  }
+  const bool want = active_ && active_->tx.has_value();
+  if (want != watching_output_) {
+    backend_->WatchOutput(want);
+    watching_output_ = want;
+  }
+}
+
+void VirtioConsole::PumpReceive(Outcome& out) {
+  while (QueueUsable(kReceiveQueue)) {
+    if (!active_->rx) {
+      std::optional<DescriptorChain> chain = Pop(kReceiveQueue, out);
+      if (!chain) break;
+      if (!chain->readable().empty() || chain->writable_bytes() == 0) {
+        ++stats_.malformed;  // receiveq buffers are device-writable only
+        Complete(kReceiveQueue, std::move(*chain), 0, out);
+        continue;
+      }
+      active_->rx = std::move(chain);
+    }
+    const uint64_t len = std::min<uint64_t>(active_->rx->writable_bytes(), kMaxChunk);
+    absl::StatusOr<std::vector<iovec>> iov = active_->rx->WritableIovecs(*active_->memory, 0, len);
+    size_t n = 0;
+    if (iov.ok() && !iov->empty()) {
+      n = backend_->Read(
+          absl::MakeSpan(static_cast<uint8_t*>((*iov)[0].iov_base), (*iov)[0].iov_len));
+    }
+    if (n == 0) break;  // no input now: keep the chain and watch
+    stats_.bytes_in += n;
+    DescriptorChain done = std::move(*active_->rx);
+    active_->rx.reset();
+    Complete(kReceiveQueue, std::move(done), static_cast<uint32_t>(n), out);
+  }
+  const bool want = active_ && active_->rx.has_value();
+  if (want != watching_input_) {
+    backend_->WatchInput(want);
+    watching_input_ = want;
+  }
+}
+
+void VirtioConsole::Finish(Outcome& out) {
+  if (out.context == nullptr) return;
+  for (uint16_t q : {kReceiveQueue, kTransmitQueue}) {
+    if (out.notify[q]) out.context->NotifyUsed(q);
+  }
+  if (out.failure) out.context->DeviceNeedsReset(*out.failure);
+}
+
+void VirtioConsole::ProcessQueue(uint16_t queue) {
+  Outcome out;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!active_ || active_->broken) return;
+    out.context = active_->context;
+    if (queue == kReceiveQueue) PumpReceive(out);
+    if (queue == kTransmitQueue) PumpTransmit(out);
+    Settle(out);
+  }
+  Finish(out);
+}
+
+void VirtioConsole::OnInputReady() {
+  Outcome out;
+  {
+    absl::MutexLock lock(&mu_);
+    if (active_) out.context = active_->context;
+    PumpReceive(out);
+    Settle(out);
+  }
+  Finish(out);
+}
+
+void VirtioConsole::OnOutputReady() {
+  Outcome out;
+  {
+    absl::MutexLock lock(&mu_);
+    if (active_) out.context = active_->context;
+    PumpTransmit(out);
+    Settle(out);
+  }
+  Finish(out);
+}
+
+void VirtioConsole::Settle(Outcome& out) {
+  if (!active_) return;
+  for (uint16_t q : {kReceiveQueue, kTransmitQueue}) {
+    if (!out.used[q] || out.failure) continue;
+    absl::StatusOr<bool> notify = active_->queues[q].ShouldNotify(*active_->memory);
+    if (!notify.ok()) {
+      Fail(q, notify.status(), out);
+      return;
+    }
+    out.notify[q] = *notify;
+  }
+}
+
+}  // namespace vmm

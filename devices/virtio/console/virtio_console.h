@@ -1,0 +1,125 @@
+// virtio-console (virtio 1.x, 5.3): port 0 only (hvc0 in Linux; no
+// MULTIPORT), receiveq 0 (host -> guest) and transmitq 1 (guest -> host),
+// over an injected ConsoleBackend. VIRTIO_CONSOLE_F_SIZE is offered when the
+// backend's output is a terminal (cols/rows from it, updated on resize with
+// a configuration-change notification).
+//
+// Backpressure both ways, with no host-side buffer at all:
+// - transmit: bytes are written from guest memory straight to the backend;
+//   when it would block, the chain stays un-completed (at most one is held)
+//   and the device waits for the backend's writable callback.
+// - receive: one receive chain is held while the backend is watched for
+//   input, and input is read straight into it; with no receive buffer the
+//   input is not watched (it waits in the kernel: pipe, socket, tty).
+//
+// Hostile drivers: a receive chain with device-readable buffers, a transmit
+// chain with device-writable ones, and zero-length chains are returned with
+// length 0 and counted.
+//
+// Threads: ProcessQueue and the backend callbacks run on the event loop;
+// Activate/Reset on vCPU threads. All are serialised by the device mutex, and
+// the backend is only called from the loop thread.
+#ifndef VMM_DEVICES_VIRTIO_CONSOLE_VIRTIO_CONSOLE_H_
+#define VMM_DEVICES_VIRTIO_CONSOLE_VIRTIO_CONSOLE_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "devices/virtio/console/console_backend.h"
+#include "devices/virtio/virtio_device.h"
+
+namespace vmm {
+
+struct VirtioConsoleStats {
+  uint64_t bytes_out = 0;   // guest -> host
+  uint64_t bytes_in = 0;    // host -> guest
+  uint64_t malformed = 0;   // wrong-direction or zero-length chains
+  uint64_t tx_blocked = 0;  // times output would block
+};
+
+class VirtioConsole : public VirtioDevice {
+ public:
+  static constexpr uint32_t kDeviceType = 3;  // VIRTIO_ID_CONSOLE
+  static constexpr uint16_t kQueueSize = 128;
+  static constexpr uint16_t kReceiveQueue = 0;
+  static constexpr uint16_t kTransmitQueue = 1;
+  static constexpr uint64_t kFSize = 1ull << 0;  // VIRTIO_CONSOLE_F_SIZE
+  // Bytes moved per backend call (bounds the work of one step).
+  static constexpr uint32_t kMaxChunk = 4096;
+
+  // Starts `backend` with callbacks into the device (hence shared_ptr).
+  static std::shared_ptr<VirtioConsole> Create(std::unique_ptr<ConsoleBackend> backend);
+  explicit VirtioConsole(std::unique_ptr<ConsoleBackend> backend);
+
+  uint32_t device_type() const override { return kDeviceType; }
+  uint64_t device_features() const override { return features_; }
+  std::vector<uint16_t> queue_max_sizes() const override { return {kQueueSize, kQueueSize}; }
+  // cols, rows (u16 each), max_nr_ports = 1, emerg_wr (u32, write-only).
+  void ReadConfig(uint64_t offset, absl::Span<uint8_t> data) override;
+  void WriteConfig(uint64_t, absl::Span<const uint8_t>) override {}
+  absl::Status Activate(VirtioActivation activation) override;
+  void ProcessQueue(uint16_t queue) override;
+  void Reset() override;
+
+  // The backend's callbacks (loop thread).
+  void OnInputReady();
+  void OnOutputReady();
+  // Re-reads the terminal size; tells the driver if F_SIZE was negotiated.
+  void OnResize();
+
+  VirtioConsoleStats stats() const;
+
+ private:
+  struct Active {
+    const GuestMemory* memory = nullptr;
+    uint64_t features = 0;
+    std::vector<Virtqueue> queues;
+    std::vector<bool> queue_enabled;
+    VirtioDeviceContext* context = nullptr;
+    bool broken = false;
+    std::optional<DescriptorChain> rx;  // waiting for input
+    std::optional<DescriptorChain> tx;  // partly written, waiting for the backend
+    uint64_t tx_offset = 0;
+  };
+  struct Outcome {
+    VirtioDeviceContext* context = nullptr;
+    bool used[2] = {false, false};
+    bool notify[2] = {false, false};
+    std::optional<std::string> failure;
+  };
+
+  // Asks each queue that got used buffers whether to interrupt (under mu_);
+  // Finish then tells the context (without it).
+  void Settle(Outcome& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Finish(Outcome& out);
+  // Pops the next chain of `queue` (asking for a kick when it is empty);
+  // nullopt on empty or failure.
+  std::optional<DescriptorChain> Pop(uint16_t queue, Outcome& out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Complete(uint16_t queue, DescriptorChain chain, uint32_t len, Outcome& out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Fail(uint16_t queue, const absl::Status& status, Outcome& out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void PumpTransmit(Outcome& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void PumpReceive(Outcome& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool QueueUsable(uint16_t queue) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const std::unique_ptr<ConsoleBackend> backend_;
+  uint64_t features_;
+
+  mutable absl::Mutex mu_;
+  uint8_t config_[12] ABSL_GUARDED_BY(mu_) = {};
+  std::optional<Active> active_ ABSL_GUARDED_BY(mu_);
+  VirtioConsoleStats stats_ ABSL_GUARDED_BY(mu_);
+  bool watching_input_ ABSL_GUARDED_BY(mu_) = false;
+  bool watching_output_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace vmm
+
+#endif  // VMM_DEVICES_VIRTIO_CONSOLE_VIRTIO_CONSOLE_H_

@@ -1,0 +1,305 @@
+// virtio-console over a fake backend: bytes both ways, backpressure both
+// ways (EAGAIN-style short writes hold transmit chains; no receive buffer
+// means input is not watched), hostile chains, reset, and the size config.
+#include "devices/virtio/console/virtio_console.h"
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/fakes/fake_virtio_context.h"
+#include "tests/fakes/fake_virtqueue_driver.h"
+#include "tests/fakes/test_guest_memory.h"
+
+namespace vmm::testing {
+namespace {
+
+using ::testing::ElementsAre;
+
+std::vector<uint8_t> Bytes(const std::string& s) { return {s.begin(), s.end()}; }
+std::string Str(const std::vector<uint8_t>& v) { return {v.begin(), v.end()}; }
+
+// Records output, serves queued input, and accepts at most `write_budget`
+// bytes before it "would block".
+class FakeConsoleBackend : public ConsoleBackend {
+ public:
+  struct State {
+    Callbacks callbacks;
+    std::string output;
+    std::deque<uint8_t> input;
+    size_t write_budget = SIZE_MAX;
+    bool watching_input = false;
+    bool watching_output = false;
+    int input_watch_changes = 0;
+    size_t reads = 0;
+    std::optional<std::pair<uint16_t, uint16_t>> size;
+  };
+  explicit FakeConsoleBackend(State* state) : s_(state) {}
+  void Start(Callbacks callbacks) override { s_->callbacks = std::move(callbacks); }
+  size_t Read(absl::Span<uint8_t> out) override {
+    ++s_->reads;
+    size_t n = 0;
+    while (n < out.size() && !s_->input.empty()) {
+      out[n++] = s_->input.front();
+      s_->input.pop_front();
+    }
+    return n;
+  }
+  size_t Write(absl::Span<const uint8_t> bytes) override {
+    const size_t n = std::min(bytes.size(), s_->write_budget);
+    s_->write_budget -= n;
+    s_->output.append(bytes.begin(), bytes.begin() + n);
+    return n;
+  }
+  void WatchInput(bool watch) override {
+    s_->input_watch_changes += watch != s_->watching_input;
+    s_->watching_input = watch;
+  }
+  void WatchOutput(bool watch) override { s_->watching_output = watch; }
+  std::optional<std::pair<uint16_t, uint16_t>> TerminalSize() const override { return s_->size; }
+
+ private:
+  State* s_;
+};
+
+constexpr uint16_t kRx = VirtioConsole::kReceiveQueue;
+constexpr uint16_t kTx = VirtioConsole::kTransmitQueue;
+
+class VirtioConsoleTest : public ::testing::Test {
+ protected:
+  void Start(uint64_t features = kVirtioFVersion1) {
+    dev_ = VirtioConsole::Create(std::make_unique<FakeConsoleBackend>(&backend_));
+    rx_.emplace(memory_, FakeVirtqueueDriverOptions{.size = 16,
+                                                    .ring_base = GuestAddress(0x10000),
+                                                    .data_base = GuestAddress(0x100000)});
+    tx_.emplace(memory_, FakeVirtqueueDriverOptions{.size = 16,
+                                                    .ring_base = GuestAddress(0x20000),
+                                                    .data_base = GuestAddress(0x200000)});
+    VirtioActivation a;
+    a.memory = &memory_;
+    a.features = features;
+    for (auto* d : {&*rx_, &*tx_}) {
+      auto q = Virtqueue::Create(d->config(), memory_);
+      ASSERT_TRUE(q.ok()) << q.status();
+      a.queues.push_back(std::move(*q));
+    }
+    a.queue_enabled = {true, true};
+    a.context = &context_;
+    ASSERT_TRUE(dev_->Activate(std::move(a)).ok());
+  }
+  void Input(const std::string& s) {
+    backend_.input.insert(backend_.input.end(), s.begin(), s.end());
+  }
+
+  GuestMemory memory_ = TestGuestMemory(4 << 20);
+  FakeConsoleBackend::State backend_;
+  FakeVirtioContext context_;
+  std::optional<FakeVirtqueueDriver> rx_, tx_;
+  std::shared_ptr<VirtioConsole> dev_;
+};
+
+TEST_F(VirtioConsoleTest, IsDeviceTypeThreeWithReceiveAndTransmitQueuesAndOnePort) {
+  Start();
+  EXPECT_EQ(dev_->device_type(), 3u);
+  EXPECT_THAT(dev_->queue_max_sizes(), ElementsAre(VirtioConsole::kQueueSize,
+                                                   VirtioConsole::kQueueSize));
+  EXPECT_EQ(dev_->device_features() & VirtioConsole::kFSize, 0u) << "not a terminal";
+  uint8_t config[12];
+  dev_->ReadConfig(0, absl::MakeSpan(config));
+  EXPECT_THAT(config, ElementsAre(0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0));
+}
+
+TEST_F(VirtioConsoleTest, TerminalBackendOffersSizeWithColsAndRows) {
+  backend_.size = std::make_pair(uint16_t{132}, uint16_t{43});
+  Start();
+  EXPECT_NE(dev_->device_features() & VirtioConsole::kFSize, 0u);
+  uint8_t config[4];
+  dev_->ReadConfig(0, absl::MakeSpan(config));
+  EXPECT_THAT(config, ElementsAre(132, 0, 43, 0));
+  uint8_t past[4] = {9, 9, 9, 9};
+  dev_->ReadConfig(10, absl::MakeSpan(past));
+  EXPECT_THAT(past, ElementsAre(0, 0, 0, 0));
+}
+
+TEST_F(VirtioConsoleTest, TerminalResizeUpdatesConfigAndNotifiesADriverThatNegotiatedSize) {
+  backend_.size = std::make_pair(uint16_t{80}, uint16_t{24});
+  Start(kVirtioFVersion1 | VirtioConsole::kFSize);
+  backend_.callbacks.resized();  // same size: nothing to say
+  EXPECT_EQ(context_.config_changes(), 0u);
+  backend_.size = std::make_pair(uint16_t{100}, uint16_t{50});
+  backend_.callbacks.resized();
+  EXPECT_EQ(context_.config_changes(), 1u);
+  uint8_t config[4];
+  dev_->ReadConfig(0, absl::MakeSpan(config));
+  EXPECT_THAT(config, ElementsAre(100, 0, 50, 0));
+}
+
+TEST_F(VirtioConsoleTest, ResizeIsNotSignalledToADriverWithoutSize) {
+  backend_.size = std::make_pair(uint16_t{80}, uint16_t{24});
+  Start(kVirtioFVersion1);
+  backend_.size = std::make_pair(uint16_t{81}, uint16_t{25});
+  backend_.callbacks.resized();
+  EXPECT_EQ(context_.config_changes(), 0u);
+}
+
+TEST_F(VirtioConsoleTest, GuestOutputReachesTheBackendAndChainsComplete) {
+  Start();
+  tx_->AddChainBytes({Bytes("hello, "), Bytes("host\n")}, {});
+  tx_->AddChainBytes({Bytes("second\n")}, {});
+  dev_->ProcessQueue(kTx);
+  EXPECT_EQ(backend_.output, "hello, host\nsecond\n");
+  auto used = tx_->PopAllUsed();
+  ASSERT_EQ(used.size(), 2u);
+  EXPECT_EQ(used[0].len, 0u);
+  EXPECT_EQ(context_.notify_count(kTx), 1u);
+  EXPECT_EQ(dev_->stats().bytes_out, 19u);
+}
+
+TEST_F(VirtioConsoleTest, BlockedOutputHoldsTheChainUntilWritableWithoutBuffering) {
+  Start();
+  backend_.write_budget = 4;
+  tx_->AddChainBytes({Bytes("0123456789")}, {});
+  tx_->AddChainBytes({Bytes("abc")}, {});
+  dev_->ProcessQueue(kTx);
+  EXPECT_EQ(backend_.output, "0123");
+  EXPECT_EQ(tx_->pending_used(), 0u) << "a chain whose bytes were not all written stays out";
+  EXPECT_TRUE(backend_.watching_output);
+  EXPECT_EQ(dev_->stats().tx_blocked, 1u);
+
+  // More kicks change nothing while the host is blocked.
+  dev_->ProcessQueue(kTx);
+  EXPECT_EQ(backend_.output, "0123");
+
+  backend_.write_budget = 3;
+  backend_.callbacks.writable();
+  EXPECT_EQ(backend_.output, "0123456");
+  EXPECT_EQ(tx_->pending_used(), 0u);
+
+  backend_.write_budget = SIZE_MAX;
+  backend_.callbacks.writable();
+  EXPECT_EQ(backend_.output, "0123456789abc");
+  EXPECT_EQ(tx_->PopAllUsed().size(), 2u);
+  EXPECT_FALSE(backend_.watching_output);
+}
+
+TEST_F(VirtioConsoleTest, HostInputFillsPostedReceiveBuffers) {
+  Start();
+  rx_->AddChainBytes({}, {64});
+  dev_->ProcessQueue(kRx);
+  EXPECT_TRUE(backend_.watching_input);
+  EXPECT_EQ(rx_->pending_used(), 0u);
+  Input("ls -l\n");
+  backend_.callbacks.readable();
+  auto used = rx_->PopUsed();
+  ASSERT_TRUE(used.has_value());
+  EXPECT_EQ(used->len, 6u);
+  EXPECT_EQ(Str(used->written), "ls -l\n");
+  EXPECT_EQ(context_.notify_count(kRx), 1u);
+  EXPECT_FALSE(backend_.watching_input) << "no receive buffer left: stop reading";
+}
+
+TEST_F(VirtioConsoleTest, InputIsNotReadWhileTheGuestHasNoReceiveBuffers) {
+  Start();
+  Input("typed early");
+  dev_->ProcessQueue(kRx);  // nothing posted
+  backend_.callbacks.readable();  // a stale readiness
+  EXPECT_FALSE(backend_.watching_input);
+  EXPECT_EQ(backend_.reads, 0u);
+  EXPECT_EQ(backend_.input.size(), 11u) << "input waits in the host, not in the device";
+
+  rx_->AddChainBytes({}, {4});
+  rx_->AddChainBytes({}, {4});
+  dev_->ProcessQueue(kRx);
+  auto used = rx_->PopAllUsed();
+  ASSERT_EQ(used.size(), 2u);
+  EXPECT_EQ(Str(used[0].written), "type");
+  EXPECT_EQ(Str(used[1].written), "d ea");
+  EXPECT_EQ(backend_.input.size(), 3u);
+  EXPECT_FALSE(backend_.watching_input);
+}
+
+TEST_F(VirtioConsoleTest, WrongDirectionAndEmptyChainsAreReturnedEmptyAndCounted) {
+  Start();
+  // Device-readable buffer on the receive queue, writable on the transmit one.
+  rx_->AddChainBytes({Bytes("x")}, {16});
+  tx_->AddChainBytes({Bytes("must not appear")}, {16});
+  tx_->AddChainBytes({}, {8});
+  VirtioBuffer empty{tx_->Alloc(8), 0};
+  tx_->AddChain({&empty, 1}, {});
+  VirtioBuffer empty_rx{rx_->Alloc(8), 0};
+  rx_->AddChain({}, {&empty_rx, 1});
+  Input("abc");
+  dev_->ProcessQueue(kRx);
+  dev_->ProcessQueue(kTx);
+  EXPECT_EQ(backend_.output, "");
+  auto rx_used = rx_->PopAllUsed();
+  auto tx_used = tx_->PopAllUsed();
+  ASSERT_EQ(rx_used.size(), 2u);
+  ASSERT_EQ(tx_used.size(), 3u);
+  for (const auto& u : rx_used) EXPECT_EQ(u.len, 0u);
+  for (const auto& u : tx_used) EXPECT_EQ(u.len, 0u);
+  EXPECT_EQ(dev_->stats().malformed, 5u);
+  EXPECT_EQ(backend_.input.size(), 3u);
+  EXPECT_FALSE(context_.needs_reset());
+}
+
+TEST_F(VirtioConsoleTest, ChainOutsideMemoryAsksForResetAndReleasesWatches) {
+  Start();
+  rx_->AddChainBytes({}, {8});
+  dev_->ProcessQueue(kRx);
+  EXPECT_TRUE(backend_.watching_input);
+  VirtioBuffer outside{GuestAddress(64ull << 20), 8};
+  tx_->AddChain({&outside, 1}, {});
+  dev_->ProcessQueue(kTx);
+  EXPECT_TRUE(context_.needs_reset());
+  Input("x");
+  backend_.callbacks.readable();
+  EXPECT_FALSE(backend_.watching_input);
+  EXPECT_EQ(backend_.input.size(), 1u);
+}
+
+TEST_F(VirtioConsoleTest, ResetDropsHeldChainsAndTheNextCallbackUnwatches) {
+  Start();
+  backend_.write_budget = 0;
+  tx_->AddChainBytes({Bytes("stuck")}, {});
+  rx_->AddChainBytes({}, {8});
+  dev_->ProcessQueue(kTx);
+  dev_->ProcessQueue(kRx);
+  EXPECT_TRUE(backend_.watching_output);
+  EXPECT_TRUE(backend_.watching_input);
+  dev_->Reset();
+  backend_.write_budget = SIZE_MAX;
+  backend_.callbacks.writable();
+  Input("late");
+  backend_.callbacks.readable();
+  EXPECT_EQ(backend_.output, "");
+  EXPECT_FALSE(backend_.watching_output);
+  EXPECT_FALSE(backend_.watching_input);
+  EXPECT_EQ(backend_.input.size(), 4u);
+}
+
+TEST_F(VirtioConsoleTest, LongOutputGoesOutInBoundedChunks) {
+  Start();
+  std::vector<uint8_t> big(3 * VirtioConsole::kMaxChunk + 5, 'z');
+  tx_->AddChainBytes({big}, {});
+  dev_->ProcessQueue(kTx);
+  EXPECT_EQ(backend_.output.size(), big.size());
+  EXPECT_EQ(tx_->PopAllUsed().size(), 1u);
+}
+
+TEST_F(VirtioConsoleTest, QueueKicksBeforeActivationAreIgnored) {
+  dev_ = VirtioConsole::Create(std::make_unique<FakeConsoleBackend>(&backend_));
+  dev_->ProcessQueue(kRx);
+  dev_->ProcessQueue(kTx);
+  dev_->ProcessQueue(7);
+  backend_.callbacks.readable();
+  EXPECT_FALSE(backend_.watching_input);
+}
+
+}  // namespace
+}  // namespace vmm::testing
