@@ -26,17 +26,19 @@ static_assert(kVnetHeaderSize == 12);
 constexpr unsigned kTsoOffloads = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
 
 absl::Status TapError(const std::string& name, absl::string_view what) {
+  const int err = errno;
   std::string hint;
-  if (errno == EPERM || errno == EACCES) {
+  if (err == EPERM || err == EACCES) {
     hint = " (needs CAP_NET_ADMIN, or a persistent tap owned by this user)";
-  } else if (errno == EBUSY) {
+  } else if (err == EBUSY) {
     hint = " (in use by another process, or a single-queue tap opened twice)";
-  } else if (errno == EINVAL) {
-    hint = " (exists with a different type or multi_queue setting?)";
-  } else if (errno == ENOENT || errno == ENODEV) {
+  } else if (err == EINVAL) {
+    hint = " (does it exist with a different type or multi_queue setting?)";
+  } else if (err == ENOENT || err == ENODEV) {
     hint = " (/dev/net/tun missing: modprobe tun)";
   }
-  return absl::ErrnoToStatus(errno, absl::StrCat("tap ", name, ": ", what, hint));
+  return absl::Status(absl::ErrnoToStatus(err, "").code(),
+                      absl::StrCat("tap ", name, ": ", what, ": ", std::strerror(err), hint));
 }
 
 }  // namespace

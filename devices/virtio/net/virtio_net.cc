@@ -116,6 +116,8 @@ absl::Status VirtioNet::Activate(VirtioActivation activation) {
   a.queue_enabled = std::move(activation.queue_enabled);
   a.queue_enabled.resize(a.queues.size(), false);
   a.context = activation.context;
+  a.negotiated_pairs = (a.features & Bit(kFMq)) ? max_pairs_ : 1;
+  a.ctrl = static_cast<uint16_t>(2 * a.negotiated_pairs);
   active_ = std::move(a);
   // One pair until the driver asks for more (5.1.6.5.5).
   for (int p = 0; p < max_pairs_; ++p) {
@@ -203,8 +205,10 @@ void VirtioNet::ProcessQueue(uint16_t queue) {
     absl::MutexLock lock(&mu_);
     if (!QueueUsable(queue)) return;
     out.context = active_->context;
-    if (queue == ctrl_queue()) {
-      ProcessCtrl(out);
+    if (queue == active_->ctrl) {
+      if (active_->features & Bit(kFCtrlVq)) ProcessCtrl(out);
+    } else if (queue > active_->ctrl) {
+      return;  // no such queue with what was negotiated
     } else if (queue % 2 == 1) {
       ProcessTx(queue / 2, out);
     } else if (queue / 2 < active_->pairs) {
@@ -462,7 +466,7 @@ void VirtioNet::ProcessRx(int pair, Outcome& out) {
 // --- Control queue --------------------------------------------------------------
 
 void VirtioNet::ProcessCtrl(Outcome& out) {
-  const uint16_t index = ctrl_queue();
+  const uint16_t index = active_->ctrl;
   Virtqueue& queue = active_->queues[index];
   const GuestMemory& memory = *active_->memory;
   bool used_any = false;
@@ -554,11 +558,11 @@ uint8_t VirtioNet::HandleCtrl(uint8_t cls, uint8_t cmd, const DescriptorChain& c
 }
 
 uint8_t VirtioNet::SetPairs(uint16_t pairs, Outcome& out) {
-  if (pairs < kCtrlMqVqPairsMin || pairs > max_pairs_) return kCtrlErr;
+  if (pairs < kCtrlMqVqPairsMin || pairs > active_->negotiated_pairs) return kCtrlErr;
   for (int p = 0; p < max_pairs_; ++p) {
     const bool use = p < pairs;
     if (absl::Status s = backend_->SetQueueEnabled(p, use); !s.ok()) {
-      Fail(out, ctrl_queue(), s);
+      Fail(out, active_->ctrl, s);
       return kCtrlErr;
     }
     // New pairs start by looking at the backend; frames or buffers left on

@@ -1,7 +1,8 @@
 // virtio-net (virtio 1.x, 5.1) over a NetBackend (a tap in the VMM).
 //
 // Queues: receiveq/transmitq per queue pair (2k, 2k+1), then the control
-// queue. Frames keep the 12-byte virtio_net_hdr_v1 in front both ways, so
+// queue: queue 2 * max_virtqueue_pairs when the driver negotiated MQ, else
+// queue 2 (5.1.2). Frames keep the 12-byte virtio_net_hdr_v1 in front both ways, so
 // the guest's offload metadata passes straight to and from the tap.
 //
 // Offered: VERSION_1, MAC, STATUS (link up), MRG_RXBUF, CSUM, HOST_TSO4/6,
@@ -117,7 +118,9 @@ class VirtioNet : public VirtioDevice {
     std::vector<bool> queue_enabled;
     VirtioDeviceContext* context = nullptr;
     bool broken = false;
-    int pairs = 1;
+    int pairs = 1;            // in use (MQ_VQ_PAIRS_SET)
+    int negotiated_pairs = 1; // max_virtqueue_pairs with MQ, else 1
+    uint16_t ctrl = 2;        // the control queue: 2 * negotiated_pairs
     bool promiscuous = true;   // the spec's defaults before any CTRL_RX command
     bool all_multicast = true;
   };
@@ -159,7 +162,6 @@ class VirtioNet : public VirtioDevice {
                      Outcome& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   uint8_t SetPairs(uint16_t pairs, Outcome& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  uint16_t ctrl_queue() const { return static_cast<uint16_t>(2 * max_pairs_); }
 
   const std::unique_ptr<NetBackend> backend_;
   EventLoop* const loop_;

@@ -329,6 +329,22 @@ TEST_F(VirtioNetTest, MqPairsSetEnablesBackendQueuesAndWatchesThem) {
   EXPECT_FALSE(dev_->rx_watching(1));
 }
 
+TEST_F(VirtioNetTest, WithoutMqNegotiatedTheControlQueueIsQueueTwo) {
+  Make(2);
+  Activate(kBasic);  // MQ offered, not taken
+  FakeVirtqueueDriver& ctrl = *drivers_[2];
+  ctrl.AddChainBytes({{kCtrlRx, kCtrlRxPromisc, 0}}, {1});
+  dev_->ProcessQueue(2);
+  auto used = ctrl.PopUsed();
+  ASSERT_TRUE(used.has_value());
+  EXPECT_THAT(used->written, ElementsAre(kCtrlOk));
+  EXPECT_FALSE(dev_->promiscuous());
+  // Pair 1's queues do not exist for this driver.
+  dev_->ProcessQueue(4);
+  EXPECT_EQ(drivers_[4]->pending_used(), 0u);
+  EXPECT_FALSE(ctx_.needs_reset());
+}
+
 TEST_F(VirtioNetTest, MqPairsOutsideOneToMaxAreRefused) {
   Make(2);
   Activate(kBasic | Bit(kFMq));
