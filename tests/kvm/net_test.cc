@@ -29,6 +29,7 @@ namespace vmm::testing {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr char kTap[] = "vmmtap0";
 
@@ -123,7 +124,7 @@ class NetNamespace {
 
 std::vector<std::string> VmmArgs(const std::string& net_spec, const std::string& cmdline) {
   return {VmmBinary(), "--kernel", GuestPath("net.elf"), "--memory", "64M", "--timeout", "120",
-          "--net", net_spec, "--cmdline", cmdline};
+          "--stats", "--net", net_spec, "--cmdline", cmdline};
 }
 
 // net.elf exits through debug-exit with 0 when it got its replies: status 1.
@@ -133,6 +134,8 @@ void ExpectRoundTrip(const ProcessResult& r) {
   EXPECT_THAT(r.out, HasSubstr("net: arp reply from 10.0.0.1 at "));
   EXPECT_THAT(r.out, HasSubstr("net: echo reply from 10.0.0.1 seq 1"));
   EXPECT_THAT(r.out, HasSubstr("net: ok"));
+  // Every queue notification went through an ioeventfd to the event loop.
+  EXPECT_THAT(r.err, HasSubstr(" 0 virtio notify")) << r.err;
 }
 
 TEST(NetTest, ArpAndPingThroughATapOverPci) {
@@ -193,6 +196,7 @@ TEST(NetTest, BadTapFdIsAOneLineError) {
   EXPECT_NE(r.exit_code, 0);
   EXPECT_THAT(r.err, HasSubstr("fd 1000"));
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_THAT(r.err, Not(HasSubstr("stats:")));
 }
 
 }  // namespace
