@@ -7,6 +7,12 @@
 //   transport=pci|mmio   where to look for the device                  [pci]
 //   merged=0|1           negotiate MRG_RXBUF when offered                [1]
 //   ping=0|1             send the ICMP echo after the ARP reply          [1]
+//   serve=N              then answer ARP requests for 10.0.0.2 and ICMP
+//                        echo requests to it until N echo requests were
+//                        answered (the host pings the guest)             [0]
+//   irq=poll|msix|mmio-irq   poll the used rings, or sleep until the
+//                        device's interrupt: MSI-X (pci), its GSI through
+//                        the IOAPIC (mmio)                            [poll]
 //   timeout_ms=N         bound of every wait                         [5000]
 //   ecam=ADDR mmio_base=ADDR mmio_stride=N mmio_slots=N   the VMM's layout
 //                        [0xe0000000, 0xd0000000, 0x1000, 8]
@@ -15,10 +21,15 @@
 //   net <pci BB:DD.F | mmio SLOT>: mac xx:xx:xx:xx:xx:xx link up, merged 0|1, ctrl 0|1
 //   net: arp reply from 10.0.0.1 at xx:xx:xx:xx:xx:xx
 //   net: echo reply from 10.0.0.1 seq 1
-//   net: ok (<n> frames received)  |  net: FAIL: <why>
+//   net: answered <n> echo requests          (serve=N)
+//   net: ok (<n> frames received, <n> interrupts)  |  net: FAIL: <why>
 // Exit (debug-exit value; the VMM's status is 2v+1): 0 ok; 100 a check
 // failed; 102 no virtio-net device; 103 bad command line.
 #include "runtime/guest.h"
+#include "runtime/ioapic.h"
+#include "runtime/irq.h"
+#include "runtime/lapic.h"
+#include "runtime/mp_table.h"
 #include "runtime/pci.h"
 #include "runtime/string.h"
 #include "runtime/virtio_mmio.h"
@@ -218,6 +229,55 @@ static void ping(void) {
   console_printf("net: echo reply from 10.0.0.1 seq %u\n", ECHO_SEQ);
 }
 
+// Answers the host: ARP requests for our address and echo requests to it,
+// until `count` echo requests were answered. Waits sleep on the device's
+// interrupt when irq != poll.
+static void serve(uint64_t count) {
+  uint32_t answered = 0;
+  int idle = 0;
+  while (answered < count) {
+    uint32_t len = 0;
+    const char* why = "";
+    if (!virtio_net_recv(&net, reply, sizeof(reply), &len, &why)) {
+      if (++idle < 3) continue;  // the host pings about once a second
+      fail("serve", why);
+    }
+    if (len > sizeof(reply)) continue;
+    const uint8_t* a = reply + 14;
+    if (len >= 42 && get16(reply + 12) == 0x0806 && get16(a + 6) == 1 &&
+        memcmp(a + 24, kGuestIp, 4) == 0) {
+      memset(frame, 0, 60);
+      ethernet(frame, a + 8, 0x0806);
+      memcpy(frame + 14, a, 8);
+      put16(frame + 14 + 6, 2);  // reply
+      memcpy(frame + 14 + 8, net.mac, 6);
+      memcpy(frame + 14 + 14, kGuestIp, 4);
+      memcpy(frame + 14 + 18, a + 8, 10);  // their MAC and IP
+      if (!virtio_net_send(&net, frame, 60, &why)) fail("send arp reply", why);
+      continue;
+    }
+    const uint8_t* ip = reply + 14;
+    if (len < 14 + 20 + 8 || get16(reply + 12) != 0x0800 || ip[0] != 0x45 || ip[9] != 1 ||
+        memcmp(ip + 16, kGuestIp, 4) != 0 || ip[20] != 8) {
+      continue;
+    }
+    const uint32_t ip_len = get16(ip + 2);
+    if (ip_len < 28 || 14 + ip_len > len) continue;
+    memcpy(frame, reply, 14 + ip_len);
+    memcpy(frame, reply + 6, 6);  // back to the sender
+    memcpy(frame + 6, net.mac, 6);
+    memcpy(frame + 14 + 12, ip + 16, 4);  // swapped addresses: same IP checksum
+    memcpy(frame + 14 + 16, ip + 12, 4);
+    uint8_t* icmp = frame + 14 + 20;
+    icmp[0] = 0;  // echo reply
+    put16(icmp + 2, 0);
+    put16(icmp + 2, inet_checksum(icmp, ip_len - 20));
+    if (!virtio_net_send(&net, frame, 14 + ip_len, &why)) fail("send echo reply", why);
+    ++answered;
+  }
+  console_printf("net: answered %u echo requests\n", answered);
+}
+
 void guest_main(const struct hvm_start_info* info) {
   const char* c = pvh_cmdline(info);
   console_printf("net: cmdline: %s\n", c);
@@ -232,6 +292,22 @@ void guest_main(const struct hvm_start_info* info) {
   if (merged > 1) bad_cmdline("merged");
   if (do_ping > 1) bad_cmdline("ping");
   const uint64_t timeout_ms = get_u64(c, "timeout_ms", 5000);
+  const uint64_t serve_count = get_u64(c, "serve", 0);
+  enum virtio_irq_mode irq_mode = VIRTIO_IRQ_POLL;
+  if (cmdline_equals(c, "irq", "msix")) {
+    irq_mode = VIRTIO_IRQ_MSIX;
+  } else if (cmdline_equals(c, "irq", "mmio-irq")) {
+    irq_mode = VIRTIO_IRQ_GSI;
+  } else if (cmdline_find(c, "irq", 0) != 0 && !cmdline_equals(c, "irq", "poll")) {
+    bad_cmdline("irq");
+  }
+  if ((irq_mode == VIRTIO_IRQ_MSIX && use_mmio) || (irq_mode == VIRTIO_IRQ_GSI && !use_mmio)) {
+    bad_cmdline("irq");
+  }
+  struct mp_info mp;
+  const char* why = "";
+  if (!mp_find_cpus(&mp, &why)) console_printf("mp: %s; assuming one cpu\n", why);
+  irq_init(mp.lapic_paddr);
 
   struct virtio_dev* dev =
       use_mmio ? find_mmio(get_u64(c, "mmio_base", 0xd0000000u), get_u64(c, "mmio_stride", 0x1000),
@@ -241,9 +317,12 @@ void guest_main(const struct hvm_start_info* info) {
     console_printf("net: FAIL: no virtio-net device on %s\n", use_mmio ? "mmio" : "pci");
     guest_debug_exit(EXIT_NO_DEVICE);
   }
-  dev->irq_mode = VIRTIO_IRQ_POLL;
+  dev->irq_mode = irq_mode;
+  dev->vector = IRQ_DEVICE_VECTOR_BASE;
+  dev->apic_id = (uint8_t)lapic_self_id();
+  dev->irq_count = 0;
+  if (use_mmio) mmio_dev.ioapic = (struct ioapic){IOAPIC_DEFAULT_PADDR, 0};
   dev->timeout_ms = (uint32_t)timeout_ms;
-  const char* why = "";
   if (!virtio_net_init(&net, dev, merged == 1, &why)) fail("init", why);
   console_printf("net %s %s: mac ", use_mmio ? "mmio" : "pci", dev->location);
   print_mac("", net.mac, "");
@@ -256,6 +335,14 @@ void guest_main(const struct hvm_start_info* info) {
   }
   arp();
   if (do_ping) ping();
-  console_printf("net: ok (%u frames received)\n", net.rx_frames);
+  if (serve_count > 0) serve(serve_count);
+  uint8_t vector = 0;
+  if (irq_unexpected(&vector) != 0) fail("interrupts", "on unexpected vectors");
+  // Waiting for the host's pings sleeps: the device must have woken us.
+  if (irq_mode != VIRTIO_IRQ_POLL && serve_count > 0 && dev->irq_count == 0) {
+    fail("interrupts", "none arrived");
+  }
+  console_printf("net: ok (%u frames received, %u interrupts)\n", net.rx_frames,
+                 dev->irq_count);
   guest_debug_exit(0);
 }

@@ -1,11 +1,16 @@
 // virtio-net end to end: the real `vmm` binary with net.elf as the driver,
 // on a tap inside a network namespace the test creates (so no frame can
 // leave the machine): the host end of the tap has 10.0.0.1/24, the guest
-// ARPs for it from 10.0.0.2 and pings it, over virtio-pci and virtio-mmio.
+// ARPs for it from 10.0.0.2 and pings it, over virtio-pci and virtio-mmio;
+// then the host pings the guest while it sleeps on the device's interrupt.
 //
 // Needs root (network namespaces, taps) and /dev/net/tun; skips loudly
 // otherwise.
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
 #include <sched.h>
@@ -13,6 +18,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -21,6 +27,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/kvm/subprocess.h"
@@ -122,6 +129,50 @@ class NetNamespace {
   bool ok_ = false;
 };
 
+// Pings 10.0.0.2 from inside `ns` (a raw ICMP socket on a thread that
+// joined the namespace; no ping(8) needed) every 0.5 s until a reply comes,
+// `stop` is set or 60 s pass. Returns whether a reply came.
+bool PingGuestFrom(const std::string& ns, const std::atomic<bool>& stop) {
+  bool replied = false;
+  std::thread([&] {
+    int nsfd = ::open(absl::StrCat("/var/run/netns/", ns).c_str(), O_RDONLY | O_CLOEXEC);
+    if (nsfd < 0) return;
+    const bool joined = ::setns(nsfd, CLONE_NEWNET) == 0;
+    ::close(nsfd);
+    if (!joined) return;
+    int s = ::socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMP);
+    if (s < 0) return;
+    sockaddr_in guest{};
+    guest.sin_family = AF_INET;
+    guest.sin_addr.s_addr = htonl(0x0a000002);  // 10.0.0.2
+    const uint16_t id = static_cast<uint16_t>(::getpid());
+    const absl::Time deadline = absl::Now() + absl::Seconds(60);
+    for (uint16_t seq = 1; !replied && !stop && absl::Now() < deadline; ++seq) {
+      uint8_t req[8 + 24] = {8, 0, 0, 0, static_cast<uint8_t>(id >> 8), static_cast<uint8_t>(id),
+                             static_cast<uint8_t>(seq >> 8), static_cast<uint8_t>(seq)};
+      uint32_t sum = 0;
+      for (size_t i = 0; i < sizeof(req); i += 2) sum += (req[i] << 8) | req[i + 1];
+      while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+      req[2] = static_cast<uint8_t>(~sum >> 8);
+      req[3] = static_cast<uint8_t>(~sum);
+      (void)::sendto(s, req, sizeof(req), 0, reinterpret_cast<sockaddr*>(&guest), sizeof(guest));
+      const absl::Time until = absl::Now() + absl::Milliseconds(500);
+      pollfd p{s, POLLIN, 0};
+      while (!replied && ::poll(&p, 1, 50) >= 0 && absl::Now() < until) {
+        uint8_t buf[1500];
+        ssize_t n = ::recv(s, buf, sizeof(buf), MSG_DONTWAIT);
+        // The raw socket sees IP header + ICMP.
+        if (n >= 28 && (buf[0] & 0xf) == 5 && buf[12] == 10 && buf[15] == 2 && buf[20] == 0 &&
+            ((buf[24] << 8) | buf[25]) == id) {
+          replied = true;
+        }
+      }
+    }
+    ::close(s);
+  }).join();
+  return replied;
+}
+
 std::vector<std::string> VmmArgs(const std::string& net_spec, const std::string& cmdline) {
   return {VmmBinary(), "--kernel", GuestPath("net.elf"), "--memory", "64M", "--timeout", "120",
           "--stats", "--net", net_spec, "--cmdline", cmdline};
@@ -188,6 +239,37 @@ TEST(NetTest, TapFdHandedOverByTheCaller) {
       RunProcess(VmmArgs(absl::StrCat("fd=", fd), "transport=pci"), absl::Seconds(180));
   ::close(fd);
   ExpectRoundTrip(r);
+}
+
+// The host pings the guest (the guest answers ARP and echo requests), with
+// the guest sleeping until the device's interrupt: MSI-X over PCI, the GSI
+// over virtio-mmio.
+void HostPingsSleepingGuest(const std::string& spec, const std::string& cmdline,
+                            const std::vector<std::string>& extra) {
+  NetNamespace ns;
+  ASSERT_TRUE(ns.ok());
+  std::atomic<bool> stop = false;
+  bool replied = false;
+  std::thread pinger([&] { replied = PingGuestFrom(ns.name(), stop); });
+  std::vector<std::string> argv = VmmArgs(spec, cmdline);
+  argv.insert(argv.begin() + 1, extra.begin(), extra.end());
+  ProcessResult r = ns.Exec(argv, absl::Seconds(180));
+  stop = true;
+  pinger.join();
+  ExpectRoundTrip(r);
+  EXPECT_THAT(r.out, HasSubstr("net: answered 1 echo requests"));
+  EXPECT_TRUE(replied) << "the host's ping got no reply\n" << r.out;
+}
+
+TEST(NetTest, HostPingsTheGuestWhichSleepsOnMsix) {
+  REQUIRE_KVM_AND_NETWORK();
+  HostPingsSleepingGuest("tap=vmmtap0", "irq=msix serve=1", {});
+}
+
+TEST(NetTest, HostPingsTheGuestWhichSleepsOnTheMmioInterrupt) {
+  REQUIRE_KVM_AND_NETWORK();
+  HostPingsSleepingGuest("tap=vmmtap0,transport=mmio", "transport=mmio irq=mmio-irq serve=1",
+                         {"--acpi", "off"});
 }
 
 TEST(NetTest, BadTapFdIsAOneLineError) {
