@@ -2,8 +2,8 @@
 //
 // Queues: receiveq/transmitq per queue pair (2k, 2k+1), then the control
 // queue: queue 2 * max_virtqueue_pairs when the driver negotiated MQ, else
-// queue 2 (5.1.2). Frames keep the 12-byte virtio_net_hdr_v1 in front both ways, so
-// the guest's offload metadata passes straight to and from the tap.
+// queue 2 (5.1.2). Frames keep the 12-byte virtio_net_hdr_v1 in front both
+// ways, so the guest's offload metadata passes straight to and from the tap.
 //
 // Offered: VERSION_1, MAC, STATUS (link up), MRG_RXBUF, CSUM, HOST_TSO4/6,
 // HOST_ECN, GUEST_CSUM/TSO4/TSO6/ECN (when the backend takes TSO offloads),
@@ -17,7 +17,11 @@
 // one chain (or, with MRG_RXBUF, as many as it needs: num_buffers). When the
 // guest has no buffers the device stops watching the backend (frames wait in
 // the kernel's tap queue, one in our bounce buffer at most) until the guest
-// kicks the receiveq. Nothing is dropped for want of buffers.
+// kicks the receiveq. Nothing is dropped for want of buffers; only a frame
+// that no buffer could ever hold (larger than a whole chain without
+// MRG_RXBUF, or than every chain the ring has with it) is dropped, and
+// counted (rx_too_big). Chains popped ahead of a frame are held, at most the
+// ring's size of them, whatever the driver puts in its avail ring.
 //
 // Guest input: a chain that breaks the ring protocol puts the device in
 // DEVICE_NEEDS_RESET (virtqueue.h). A request that is well-formed as a chain
