@@ -1,14 +1,16 @@
 #include "vmm/device_specs.h"
 
+#include <array>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
-#include "absl/strings/str_cat.h"
-#include "absl/strings/numbers.h"
-#include "absl/strings/str_split.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "base/status_macros.h"
 
 namespace vmm::cli {
@@ -18,6 +20,33 @@ namespace {
 constexpr size_t kMaxSerialBytes = 20;
 // VirtioRng::kMaxRate: a higher limit would be no limit at all.
 constexpr uint64_t kMaxRngRate = 1'000'000'000;
+// IFNAMSIZ - 1.
+constexpr size_t kMaxTapNameBytes = 15;
+// Queue pairs of one virtio-net device: each is a tap queue, two virtqueues
+// with their ioeventfds and interrupt vectors.
+constexpr int kMaxNetQueuePairs = 16;
+
+// "52:54:00:12:34:56": six hex octets; a multicast or all-zero address is
+// refused (it cannot be a station's address).
+absl::StatusOr<std::array<uint8_t, 6>> ParseMac(absl::string_view value) {
+  std::array<uint8_t, 6> mac{};
+  std::vector<absl::string_view> parts = absl::StrSplit(value, ':');
+  auto bad = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(absl::StrCat("'mac=", value, "': ", why));
+  };
+  if (parts.size() != 6) return bad("expected six hex octets like 52:54:00:12:34:56");
+  for (size_t i = 0; i < 6; ++i) {
+    int octet = 0;
+    if (parts[i].size() != 2 || !absl::ascii_isxdigit(parts[i][0]) ||
+        !absl::ascii_isxdigit(parts[i][1]) || !absl::SimpleHexAtoi(parts[i], &octet)) {
+      return bad("expected six hex octets like 52:54:00:12:34:56");
+    }
+    mac[i] = static_cast<uint8_t>(octet);
+  }
+  if (mac[0] & 1) return bad("a multicast address (first octet odd)");
+  if (mac == std::array<uint8_t, 6>{}) return bad("all zero");
+  return mac;
+}
 
 absl::Status ApplyDisk(absl::string_view value, VmConfig& config) {
   ASSIGN_OR_RETURN(DiskConfig disk, ParseDiskSpec(value));
@@ -35,12 +64,22 @@ absl::Status ApplyRng(absl::string_view value, VmConfig& config) {
   return absl::OkStatus();
 }
 
+absl::Status ApplyNet(absl::string_view value, VmConfig& config) {
+  ASSIGN_OR_RETURN(NetConfig net, ParseNetSpec(value));
+  config.nets.push_back(std::move(net));
+  return absl::OkStatus();
+}
+
 // The registry: one line per device kind.
 constexpr DeviceOption kDeviceOptions[] = {
     {"disk", "SPEC",
      "Add a virtio-blk disk (repeatable): path=IMG[,readonly=on][,serial=STR]"
      "[,transport=pci|mmio][,direct=on]. Default transport pci.",
      true, ApplyDisk},
+    {"net", "SPEC",
+     "Add a virtio-net device on a tap (repeatable): tap=NAME or fd=N (an open tap)"
+     "[,mac=52:54:00:xx:xx:xx][,queues=N][,transport=pci|mmio]. Default transport pci.",
+     true, ApplyNet},
     {"console", "SPEC",
      "The virtio console (hvc0): stdio|file=PATH|socket=PATH|off[,transport=pci|mmio]. "
      "file= appends; socket= listens on a Unix socket, one client at a time. With stdio "
@@ -184,6 +223,56 @@ absl::StatusOr<RngConfig> ParseRngSpec(absl::string_view spec) {
     }
   }
   return rng;
+}
+
+absl::StatusOr<NetConfig> ParseNetSpec(absl::string_view spec) {
+  ASSIGN_OR_RETURN(const SpecPairs pairs, SplitSpec(spec));
+  NetConfig net;
+  bool have_fd = false;
+  bool have_queues = false;
+  for (const auto& [key, value] : pairs) {
+    if (key == "tap") {
+      // Linux interface names: 1..15 bytes, no '/', ':' or white space.
+      if (value.empty() || value.size() > kMaxTapNameBytes || value == "." || value == ".." ||
+          value.find_first_of("/: \t\n") != std::string::npos) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "'tap=", value, "': not an interface name (1 to ", kMaxTapNameBytes,
+            " characters, no '/', ':' or spaces)"));
+      }
+      net.tap = value;
+    } else if (key == "fd") {
+      int fd = -1;
+      if (!absl::SimpleAtoi(value, &fd) || fd < 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("'fd=", value, "': expected an open file descriptor number"));
+      }
+      net.tap_fd = fd;
+      have_fd = true;
+    } else if (key == "mac") {
+      ASSIGN_OR_RETURN(net.mac, ParseMac(value));
+    } else if (key == "queues") {
+      int queues = 0;
+      if (!absl::SimpleAtoi(value, &queues) || queues < 1 || queues > kMaxNetQueuePairs) {
+        return absl::InvalidArgumentError(absl::StrCat("'queues=", value, "': expected 1 to ",
+                                                       kMaxNetQueuePairs, " queue pairs"));
+      }
+      net.queue_pairs = queues;
+      have_queues = true;
+    } else if (key == "transport") {
+      ASSIGN_OR_RETURN(net.transport, ParseTransport(value));
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unknown key '", key, "' (expected tap, fd, mac, queues, transport)"));
+    }
+  }
+  if (net.tap.empty() == !have_fd) {
+    return absl::InvalidArgumentError("give exactly one of tap=NAME and fd=N");
+  }
+  if (have_fd && have_queues && net.queue_pairs != 1) {
+    return absl::InvalidArgumentError(
+        "'fd=' hands over one tap queue: queues must be 1 (use tap=NAME for more)");
+  }
+  return net;
 }
 
 }  // namespace vmm::cli

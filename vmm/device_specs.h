@@ -42,6 +42,9 @@ const DeviceOption* FindDeviceOption(absl::string_view flag);
 // are InvalidArgument naming the key. path= is required. on/off, true/false,
 // yes/no and 1/0 are accepted for booleans.
 absl::StatusOr<DiskConfig> ParseDiskSpec(absl::string_view spec);
+// --net: exactly one of tap=NAME and fd=N; mac=xx:xx:xx:xx:xx:xx (unicast,
+// not zero), queues=1..16 (1 with fd=), transport=pci|mmio.
+absl::StatusOr<NetConfig> ParseNetSpec(absl::string_view spec);
 
 // --console stdio|file=PATH|socket=PATH|off[,transport=pci|mmio]: the mode
 // first, then keys (paths cannot contain ',').

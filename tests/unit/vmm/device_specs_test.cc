@@ -1,5 +1,6 @@
 #include "vmm/device_specs.h"
 
+#include <array>
 #include <string>
 
 #include "gmock/gmock.h"
@@ -154,6 +155,74 @@ TEST(DeviceRegistryTest, ConsoleAndRngAreSingleFlags) {
   ASSERT_TRUE(FindDeviceOption("console")->apply("file=/x", config).ok());
   EXPECT_EQ(config.console.path, "/x");
 }
+TEST(NetSpecTest, TapAloneGivesOnePciQueuePairAndAVmmChosenMac) {
+  absl::StatusOr<NetConfig> net = ParseNetSpec("tap=vmmtap0");
+  ASSERT_TRUE(net.ok()) << net.status();
+  EXPECT_EQ(net->tap, "vmmtap0");
+  EXPECT_EQ(net->tap_fd, -1);
+  EXPECT_FALSE(net->mac.has_value());
+  EXPECT_EQ(net->queue_pairs, 1);
+  EXPECT_EQ(net->transport, VirtioTransport::kPci);
+}
+
+TEST(NetSpecTest, EveryKeyIsApplied) {
+  absl::StatusOr<NetConfig> net =
+      ParseNetSpec("tap=tap-1,mac=52:54:00:AB:cd:09,queues=4,transport=mmio");
+  ASSERT_TRUE(net.ok()) << net.status();
+  EXPECT_EQ(net->tap, "tap-1");
+  ASSERT_TRUE(net->mac.has_value());
+  EXPECT_EQ(*net->mac, (std::array<uint8_t, 6>{0x52, 0x54, 0x00, 0xab, 0xcd, 0x09}));
+  EXPECT_EQ(net->queue_pairs, 4);
+  EXPECT_EQ(net->transport, VirtioTransport::kMmio);
+}
+
+TEST(NetSpecTest, FdHandsOverAnOpenTap) {
+  absl::StatusOr<NetConfig> net = ParseNetSpec("fd=7,queues=1");
+  ASSERT_TRUE(net.ok()) << net.status();
+  EXPECT_EQ(net->tap_fd, 7);
+  EXPECT_TRUE(net->tap.empty());
+}
+
+TEST(NetSpecTest, NetFlagIsRepeatableAndAddsADevicePerOccurrence) {
+  const DeviceOption* option = FindDeviceOption("net");
+  ASSERT_NE(option, nullptr);
+  EXPECT_TRUE(option->repeatable);
+  VmConfig config;
+  ASSERT_TRUE(option->apply("tap=a", config).ok());
+  ASSERT_TRUE(option->apply("fd=3,transport=mmio", config).ok());
+  ASSERT_EQ(config.nets.size(), 2u);
+  EXPECT_EQ(config.nets[1].tap_fd, 3);
+}
+
+class NetSpecBadTest : public ::testing::TestWithParam<BadSpec> {};
+
+TEST_P(NetSpecBadTest, IsRejectedWithAMessageNamingTheProblem) {
+  absl::StatusOr<NetConfig> net = ParseNetSpec(GetParam().spec);
+  ASSERT_FALSE(net.ok()) << GetParam().spec;
+  EXPECT_EQ(net.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(net.status().message()), HasSubstr(GetParam().message));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, NetSpecBadTest,
+    ::testing::Values(
+        BadSpec{"", "key=value"}, BadSpec{"mac=52:54:00:00:00:01", "exactly one of tap"},
+        BadSpec{"tap=a,fd=3", "exactly one of tap"}, BadSpec{"tap=", "not an interface name"},
+        BadSpec{"tap=0123456789abcdef", "not an interface name"},
+        BadSpec{"tap=a/b", "not an interface name"}, BadSpec{"tap=a:1", "not an interface name"},
+        BadSpec{"tap=..", "not an interface name"},
+        BadSpec{"fd=-1", "file descriptor"}, BadSpec{"fd=three", "file descriptor"},
+        BadSpec{"fd=3,queues=2", "queues must be 1"},
+        BadSpec{"tap=a,queues=0", "expected 1 to 16"}, BadSpec{"tap=a,queues=17", "expected 1 to 16"},
+        BadSpec{"tap=a,queues=two", "expected 1 to 16"},
+        BadSpec{"tap=a,mac=52:54:00:00:00", "six hex octets"},
+        BadSpec{"tap=a,mac=52:54:00:00:00:0g", "six hex octets"},
+        BadSpec{"tap=a,mac=52:54:00:00:00:-1", "six hex octets"},
+        BadSpec{"tap=a,mac=525400000001", "six hex octets"},
+        BadSpec{"tap=a,mac=01:00:5e:00:00:01", "multicast"},
+        BadSpec{"tap=a,mac=00:00:00:00:00:00", "all zero"},
+        BadSpec{"tap=a,transport=virtio", "expected pci or mmio"},
+        BadSpec{"tap=a,tap=b", "given twice"}, BadSpec{"tap=a,vhost=on", "unknown key 'vhost'"}));
 
 }  // namespace
 }  // namespace vmm::cli

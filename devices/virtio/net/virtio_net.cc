@@ -1,0 +1,466 @@
+#include "devices/virtio/net/virtio_net.h"
+
+#include <limits.h>
+#include <linux/if_tun.h>
+#include <sys/epoll.h>
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace vmm {
+namespace {
+
+using namespace virtio_net;  // NOLINT: the spec's names, local to this file
+
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__);
+
+constexpr uint64_t Bit(unsigned n) { return 1ull << n; }
+
+// Room in each bounce buffer: more than the largest frame accepted, so a
+// frame that fills it is known to be too big.
+constexpr size_t kRxBufferSize = VirtioNet::kHeaderSize + VirtioNet::kMaxFrame + 4096;
+// Offset of num_buffers in virtio_net_hdr_v1.
+constexpr size_t kNumBuffersOffset = 10;
+
+uint64_t OfferedFeatures(unsigned offloads, int pairs) {
+  uint64_t f = kVirtioFVersion1 | kVirtioFEventIdx | kVirtioFIndirectDesc |
+               Bit(kFMac) | Bit(kFStatus) | Bit(kFMrgRxbuf) |
+               Bit(kFCtrlVq) | Bit(kFCtrlRx) |
+               // What the guest sends the tap takes as it is (partial
+               // checksums, GSO frames): the kernel finishes them.
+               Bit(kFCsum) | Bit(kFHostTso4) |
+               Bit(kFHostTso6) | Bit(kFHostEcn);
+  // What the tap may send the guest depends on what TUNSETOFFLOAD accepts.
+  if (offloads & TUN_F_CSUM) f |= Bit(kFGuestCsum);
+  constexpr unsigned kTso = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
+  if ((offloads & kTso) == kTso) {
+    f |= Bit(kFGuestTso4) | Bit(kFGuestTso6) | Bit(kFGuestEcn);
+  }
+  if ((offloads & (TUN_F_CSUM | TUN_F_UFO)) == (TUN_F_CSUM | TUN_F_UFO)) {
+    f |= Bit(kFGuestUfo) | Bit(kFHostUfo);
+  }
+  if (pairs > 1) f |= Bit(kFMq);
+  return f;
+}
+
+// The TUN_F_* offloads a driver with `features` accepts.
+unsigned GuestOffloads(uint64_t features) {
+  if (!(features & Bit(kFGuestCsum))) return 0;  // the kernel needs CSUM for the rest
+  unsigned t = TUN_F_CSUM;
+  if (features & Bit(kFGuestTso4)) t |= TUN_F_TSO4;
+  if (features & Bit(kFGuestTso6)) t |= TUN_F_TSO6;
+  if (features & Bit(kFGuestEcn)) t |= TUN_F_TSO_ECN;
+  if (features & Bit(kFGuestUfo)) t |= TUN_F_UFO;
+  return t;
+}
+
+virtio_net::Config MakeConfig(std::array<uint8_t, 6> mac, int pairs) {
+  virtio_net::Config c;
+  std::memset(&c, 0, sizeof(c));
+  std::memcpy(c.mac, mac.data(), mac.size());
+  c.status = kStatusLinkUp;
+  c.max_virtqueue_pairs = static_cast<uint16_t>(pairs);
+  return c;
+}
+
+}  // namespace
+
+VirtioNet::VirtioNet(std::unique_ptr<NetBackend> backend, std::array<uint8_t, 6> mac,
+                     EventLoop* loop)
+    : backend_(std::move(backend)),
+      loop_(loop),
+      max_pairs_(std::clamp(backend_->queue_count(), 1, int{kCtrlMqVqPairsMax})),
+      features_(OfferedFeatures(backend_->supported_offloads(), max_pairs_)),
+      config_(MakeConfig(mac, max_pairs_)),
+      rx_(static_cast<size_t>(max_pairs_)) {
+  for (RxState& rx : rx_) rx.frame.resize(kRxBufferSize);
+}
+
+VirtioNet::~VirtioNet() { Reset(); }
+
+std::vector<uint16_t> VirtioNet::queue_max_sizes() const {
+  std::vector<uint16_t> sizes(static_cast<size_t>(2 * max_pairs_), kQueueSize);
+  sizes.push_back(kCtrlQueueSize);
+  return sizes;
+}
+
+void VirtioNet::ReadConfig(uint64_t offset, absl::Span<uint8_t> data) {
+  const auto* bytes = reinterpret_cast<const uint8_t*>(&config_);
+  for (size_t i = 0; i < data.size(); ++i) {
+    bool inside = offset < sizeof(config_) && i < sizeof(config_) - offset;
+    data[i] = inside ? bytes[offset + i] : 0;
+  }
+}
+
+// The MAC is writable only in legacy virtio; nothing else is writable.
+void VirtioNet::WriteConfig(uint64_t /*offset*/, absl::Span<const uint8_t> /*data*/) {}
+
+absl::Status VirtioNet::Activate(VirtioActivation activation) {
+  if (activation.memory == nullptr || activation.context == nullptr) {
+    return absl::InvalidArgumentError("virtio-net: activation without memory or context");
+  }
+  if (!(activation.features & kVirtioFVersion1)) {
+    return absl::FailedPreconditionError("virtio-net: the driver did not accept VERSION_1");
+  }
+  absl::MutexLock lock(&mu_);
+  if (absl::Status s = backend_->SetOffloads(GuestOffloads(activation.features)); !s.ok()) {
+    return absl::InternalError(absl::StrCat("virtio-net: ", s.message()));
+  }
+  Active a;
+  a.memory = activation.memory;
+  a.features = activation.features;
+  a.queues = std::move(activation.queues);
+  a.queue_enabled = std::move(activation.queue_enabled);
+  a.queue_enabled.resize(a.queues.size(), false);
+  a.context = activation.context;
+  a.negotiated_pairs = (a.features & Bit(kFMq)) ? max_pairs_ : 1;
+  a.ctrl = static_cast<uint16_t>(2 * a.negotiated_pairs);
+  active_ = std::move(a);
+  // One pair until the driver asks for more (5.1.6.5.5).
+  for (int p = 0; p < max_pairs_; ++p) {
+    if (absl::Status s = backend_->SetQueueEnabled(p, p == 0); !s.ok()) {
+      active_.reset();
+      return absl::InternalError(absl::StrCat("virtio-net: ", s.message()));
+    }
+  }
+  // Frames are looked at on the event loop; nothing is read before then.
+  SetWatching(0, true);
+  return absl::OkStatus();
+}
+
+void VirtioNet::Reset() {
+  absl::MutexLock lock(&mu_);
+  for (int p = 0; p < max_pairs_; ++p) {
+    SetWatching(p, false);
+    rx_[p].held.clear();  // the rings are gone with the reset
+    rx_[p].held_bytes = 0;
+    rx_[p].pending = 0;
+  }
+  if (active_) (void)backend_->SetOffloads(0);
+  active_.reset();
+}
+
+VirtioNetStats VirtioNet::stats() const {
+  absl::MutexLock lock(&mu_);
+  return stats_;
+}
+
+bool VirtioNet::rx_watching(int pair) const {
+  absl::MutexLock lock(&mu_);
+  return pair >= 0 && pair < max_pairs_ && rx_[pair].watching;
+}
+
+int VirtioNet::active_pairs() const {
+  absl::MutexLock lock(&mu_);
+  return active_ ? active_->pairs : 0;
+}
+
+bool VirtioNet::promiscuous() const {
+  absl::MutexLock lock(&mu_);
+  return active_ && active_->promiscuous;
+}
+
+bool VirtioNet::all_multicast() const {
+  absl::MutexLock lock(&mu_);
+  return active_ && active_->all_multicast;
+}
+
+bool VirtioNet::QueueUsable(uint16_t queue) const {
+  return active_ && !active_->broken && queue < active_->queues.size() &&
+         active_->queue_enabled[queue];
+}
+
+void VirtioNet::Fail(Outcome& out, uint16_t queue, const absl::Status& status) {
+  active_->broken = true;
+  out.failure = absl::StrCat("virtio-net queue ", queue, ": ", status.message());
+  for (int p = 0; p < max_pairs_; ++p) SetWatching(p, false);
+}
+
+void VirtioNet::MaybeNotify(Outcome& out, uint16_t queue) {
+  if (active_->broken) return;
+  absl::StatusOr<bool> notify = active_->queues[queue].ShouldNotify(*active_->memory);
+  if (!notify.ok()) {
+    Fail(out, queue, notify.status());
+  } else if (*notify) {
+    out.notify.push_back(queue);
+  }
+}
+
+absl::StatusOr<std::optional<DescriptorChain>> VirtioNet::PopOrArm(Virtqueue& queue) {
+  const GuestMemory& memory = *active_->memory;
+  absl::StatusOr<std::optional<DescriptorChain>> popped = queue.PopChain(memory);
+  if (!popped.ok() || popped->has_value()) return popped;
+  // Empty: ask for a kick (avail_event with EVENT_IDX), then look once more
+  // for a chain added before the driver could see the request.
+  if (absl::Status s = queue.SetNotificationsEnabled(true, memory); !s.ok()) return s;
+  return queue.PopChain(memory);
+}
+
+void VirtioNet::ProcessQueue(uint16_t queue) {
+  Outcome out;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!QueueUsable(queue)) return;
+    out.context = active_->context;
+    if (queue == active_->ctrl) {
+      if (active_->features & Bit(kFCtrlVq)) ProcessCtrl(out);
+    } else if (queue > active_->ctrl) {
+      return;  // no such queue with what was negotiated
+    } else if (queue % 2 == 1) {
+      ProcessTx(queue / 2, out);
+    } else if (queue / 2 < active_->pairs) {
+      ProcessRx(queue / 2, out);  // the driver added receive buffers
+    }
+  }
+  for (uint16_t q : out.notify) out.context->NotifyUsed(q);
+  if (out.failure) out.context->DeviceNeedsReset(*out.failure);
+}
+
+void VirtioNet::OnBackendReadable(int pair) {
+  Outcome out;
+  {
+    absl::MutexLock lock(&mu_);
+    if (pair < 0 || pair >= max_pairs_) return;
+    if (!active_ || active_->broken || pair >= active_->pairs) {
+      SetWatching(pair, false);
+      return;
+    }
+    out.context = active_->context;
+    ProcessRx(pair, out);
+  }
+  for (uint16_t q : out.notify) out.context->NotifyUsed(q);
+  if (out.failure) out.context->DeviceNeedsReset(*out.failure);
+}
+
+// --- TX ------------------------------------------------------------------------
+
+void VirtioNet::ProcessTx(int pair, Outcome& out) {
+  const uint16_t index = static_cast<uint16_t>(2 * pair + 1);
+  Virtqueue& queue = active_->queues[index];
+  const GuestMemory& memory = *active_->memory;
+  // Kicks are off while draining; after re-enabling them, look once more so
+  // a chain made available in between is not left waiting (as virtio-blk).
+  bool kicks_enabled = false;
+  if (absl::Status s = queue.SetNotificationsEnabled(false, memory); !s.ok()) {
+    Fail(out, index, s);
+    return;
+  }
+  bool used_any = false;
+  for (;;) {
+    absl::StatusOr<std::optional<DescriptorChain>> popped = queue.PopChain(memory);
+    if (!popped.ok()) {
+      Fail(out, index, popped.status());
+      return;
+    }
+    if (!popped->has_value()) {
+      if (kicks_enabled) break;
+      if (absl::Status s = queue.SetNotificationsEnabled(true, memory); !s.ok()) {
+        Fail(out, index, s);
+        return;
+      }
+      kicks_enabled = true;
+      continue;
+    }
+    if (kicks_enabled) {
+      if (absl::Status s = queue.SetNotificationsEnabled(false, memory); !s.ok()) {
+        Fail(out, index, s);
+        return;
+      }
+      kicks_enabled = false;
+    }
+    DescriptorChain chain = std::move(**popped);
+    const uint32_t used = HandleTx(pair, chain);
+    if (absl::Status s = queue.AddUsed(std::move(chain), used, memory); !s.ok()) {
+      Fail(out, index, s);
+      return;
+    }
+    used_any = true;
+  }
+  if (used_any) MaybeNotify(out, index);
+}
+
+uint32_t VirtioNet::HandleTx(int pair, const DescriptorChain& chain) {
+  const uint64_t len = chain.readable_bytes();
+  // A transmit buffer is device-readable only: header, then the frame.
+  if (!chain.writable().empty() || len < kHeaderSize || len > kHeaderSize + kMaxFrame) {
+    ++stats_.tx_malformed;
+    return 0;
+  }
+  absl::StatusOr<std::vector<iovec>> iov = chain.ReadableIovecs(*active_->memory, 0, len);
+  if (!iov.ok()) {
+    ++stats_.tx_malformed;
+    return 0;
+  }
+  absl::Status written;
+  if (iov->size() <= IOV_MAX) {
+    written = backend_->WriteFrame(pair, *iov);
+  } else {
+    // More pieces than writev takes (an indirect table can hold 1024):
+    // gather them first.
+    std::vector<uint8_t> gathered(len);
+    chain.ReadFrom(*active_->memory, 0, absl::MakeSpan(gathered));
+    iovec one{gathered.data(), gathered.size()};
+    written = backend_->WriteFrame(pair, absl::MakeConstSpan(&one, 1));
+  }
+  if (!written.ok()) {
+    ++stats_.tx_dropped;
+    return 0;
+  }
+  ++stats_.tx_frames;
+  stats_.tx_bytes += len;
+  return 0;  // the device writes nothing into a transmit buffer
+}
+
+// --- RX ------------------------------------------------------------------------
+
+void VirtioNet::SetWatching(int pair, bool watch) {
+  RxState& rx = rx_[pair];
+  if (rx.watching == watch) return;
+  if (loop_ != nullptr) {
+    const int fd = backend_->rx_fd(pair);
+    absl::Status s = watch ? loop_->Add(fd, EPOLLIN, [this, pair](uint32_t) { OnBackendReadable(pair); })
+                           : loop_->Remove(fd);
+    if (!s.ok()) {
+      ++stats_.rx_errors;  // cannot happen while `watching` tracks the loop
+      return;
+    }
+  }
+  rx.watching = watch;
+}
+
+VirtioNet::Hold VirtioNet::HoldBuffers(int pair, uint64_t needed, Outcome& out) {
+  RxState& rx = rx_[pair];
+  const uint16_t index = static_cast<uint16_t>(2 * pair);
+  Virtqueue& queue = active_->queues[index];
+  const bool merge = (active_->features & Bit(kFMrgRxbuf)) != 0;
+  while (rx.held.empty() || (merge && rx.held_bytes < needed)) {
+    // Never more than the ring holds, whatever heads a driver repeats.
+    if (rx.held.size() >= queue.config().size) return Hold::kFull;
+    absl::StatusOr<std::optional<DescriptorChain>> popped = PopOrArm(queue);
+    if (!popped.ok()) {
+      Fail(out, index, popped.status());
+      return Hold::kBroken;
+    }
+    if (!popped->has_value()) return Hold::kEmpty;
+    DescriptorChain chain = std::move(**popped);
+    // A receive buffer is device-writable only and holds at least the
+    // header (5.1.6.3.1).
+    if (!chain.readable().empty() || chain.writable_bytes() < kHeaderSize) {
+      ++stats_.rx_malformed;
+      if (absl::Status s = queue.AddUsed(std::move(chain), 0, *active_->memory); !s.ok()) {
+        Fail(out, index, s);
+        return Hold::kBroken;
+      }
+      continue;
+    }
+    rx.held_bytes += chain.writable_bytes();
+    rx.held.push_back(std::move(chain));
+  }
+  return Hold::kEnough;
+}
+
+VirtioNet::Hold VirtioNet::DeliverPending(int pair, Outcome& out) {
+  RxState& rx = rx_[pair];
+  const uint16_t index = static_cast<uint16_t>(2 * pair);
+  Virtqueue& queue = active_->queues[index];
+  const GuestMemory& memory = *active_->memory;
+  const bool merge = (active_->features & Bit(kFMrgRxbuf)) != 0;
+  const size_t len = rx.pending;
+
+  Hold held = HoldBuffers(pair, len, out);
+  if (held == Hold::kFull && merge) {
+    // Every buffer the ring can offer together is still too small.
+    ++stats_.rx_too_big;
+    rx.pending = 0;
+    return Hold::kEnough;
+  }
+  if (held != Hold::kEnough && held != Hold::kFull) return held;
+
+  // How many chains the frame takes; without MRG_RXBUF one, which must hold
+  // it whole (else the frame is dropped, counted, and the chain kept).
+  size_t count = 0;
+  for (uint64_t room = 0; room < len && count < rx.held.size(); ++count) {
+    room += rx.held[count].writable_bytes();
+  }
+  if (!merge && rx.held.front().writable_bytes() < len) {
+    ++stats_.rx_too_big;
+    rx.pending = 0;
+    return Hold::kEnough;
+  }
+  const uint16_t num_buffers = static_cast<uint16_t>(count);
+  std::memcpy(&rx.frame[kNumBuffersOffset], &num_buffers, sizeof(num_buffers));
+  size_t offset = 0;
+  for (size_t i = 0; i < count; ++i) {
+    DescriptorChain chain = std::move(rx.held.front());
+    rx.held.pop_front();
+    rx.held_bytes -= chain.writable_bytes();
+    const size_t take = std::min<uint64_t>(chain.writable_bytes(), len - offset);
+    chain.WriteTo(memory, 0, absl::MakeConstSpan(rx.frame.data() + offset, take));
+    offset += take;
+    if (absl::Status s = queue.AddUsed(std::move(chain), static_cast<uint32_t>(take), memory);
+        !s.ok()) {
+      Fail(out, index, s);
+      return Hold::kBroken;
+    }
+  }
+  ++stats_.rx_frames;
+  stats_.rx_bytes += len;
+  rx.pending = 0;
+  return Hold::kEnough;
+}
+
+void VirtioNet::ProcessRx(int pair, Outcome& out) {
+  const uint16_t index = static_cast<uint16_t>(2 * pair);
+  if (!QueueUsable(index)) {
+    SetWatching(pair, false);
+    return;
+  }
+  RxState& rx = rx_[pair];
+  const uint16_t used_before = active_->queues[index].next_used();
+  bool watch = true;
+  for (int n = 0; n < kBudget; ++n) {
+    if (rx.pending == 0) {
+      // A frame leaves the backend only when a buffer is there to start it.
+      Hold held = HoldBuffers(pair, 1, out);
+      if (held == Hold::kBroken) return;
+      if (held == Hold::kEmpty) {
+        ++stats_.rx_stalls;
+        watch = false;
+        break;
+      }
+      absl::StatusOr<size_t> got = backend_->ReadFrame(pair, absl::MakeSpan(rx.frame));
+      if (!got.ok()) {
+        // Do not spin on a failing backend: the next receive kick retries.
+        ++stats_.rx_errors;
+        watch = false;
+        break;
+      }
+      if (*got == 0) break;  // drained: wait for the backend
+      if (*got < kHeaderSize) {
+        ++stats_.rx_errors;
+        continue;
+      }
+      if (*got > kHeaderSize + kMaxFrame) {
+        ++stats_.rx_too_big;
+        continue;
+      }
+      rx.pending = *got;
+    }
+    Hold held = DeliverPending(pair, out);
+    if (held == Hold::kBroken) return;
+    if (held == Hold::kEmpty) {
+      // The frame waits in the bounce buffer; the backend is not read again
+      // until the driver adds buffers and kicks.
+      ++stats_.rx_stalls;
+      watch = false;
+      break;
+    }
+  }
+  SetWatching(pair, watch);
+  if (active_->queues[index].next_used() != used_before) MaybeNotify(out, index);
+}
+
+}  // namespace vmm

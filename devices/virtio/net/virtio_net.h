@@ -1,0 +1,184 @@
+// virtio-net (virtio 1.x, 5.1) over a NetBackend (a tap in the VMM).
+//
+// Queues: receiveq/transmitq per queue pair (2k, 2k+1), then the control
+// queue: queue 2 * max_virtqueue_pairs when the driver negotiated MQ, else
+// queue 2 (5.1.2). Frames keep the 12-byte virtio_net_hdr_v1 in front both
+// ways, so the guest's offload metadata passes straight to and from the tap.
+//
+// Offered: VERSION_1, MAC, STATUS (link up), MRG_RXBUF, CSUM, HOST_TSO4/6,
+// HOST_ECN, GUEST_CSUM/TSO4/TSO6/ECN (when the backend takes TSO offloads),
+// HOST_UFO/GUEST_UFO (when it takes UFO), CTRL_VQ, CTRL_RX, MQ (more than one
+// pair), RING_EVENT_IDX, INDIRECT_DESC. The negotiated guest offloads are
+// mirrored to the backend (TUNSETOFFLOAD) on activation.
+//
+// TX: each chain is one frame, written to the backend from guest memory.
+// RX: while a receiveq has buffers the device watches the backend's fd on the
+// event loop; a frame is read into a per-queue bounce buffer and copied into
+// one chain (or, with MRG_RXBUF, as many as it needs: num_buffers). When the
+// guest has no buffers the device stops watching the backend (frames wait in
+// the kernel's tap queue, one in our bounce buffer at most) until the guest
+// kicks the receiveq. Nothing is dropped for want of buffers; only a frame
+// that no buffer could ever hold (larger than a whole chain without
+// MRG_RXBUF, or than every chain the ring has with it) is dropped, and
+// counted (rx_too_big). Chains popped ahead of a frame are held, at most the
+// ring's size of them, whatever the driver puts in its avail ring.
+//
+// Guest input: a chain that breaks the ring protocol puts the device in
+// DEVICE_NEEDS_RESET (virtqueue.h). A request that is well-formed as a chain
+// but wrong for its queue (a TX chain with device-writable buffers, shorter
+// than the header or longer than kMaxFrame; an RX chain with readable
+// buffers or too short for the header; a control command without room for
+// its ack) is counted in stats() and returned with used length 0.
+//
+// Threads: ProcessQueue and OnBackendReadable run on the event loop;
+// Activate/Reset come from vCPU threads. The device mutex serialises them;
+// context calls happen after it is released.
+#ifndef VMM_DEVICES_VIRTIO_NET_VIRTIO_NET_H_
+#define VMM_DEVICES_VIRTIO_NET_VIRTIO_NET_H_
+
+#include <array>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "base/event_loop.h"
+#include "devices/virtio/net/net_backend.h"
+#include "devices/virtio/net/virtio_net_spec.h"
+#include "devices/virtio/virtio_device.h"
+
+namespace vmm {
+
+struct VirtioNetStats {
+  uint64_t tx_frames = 0;
+  uint64_t tx_bytes = 0;        // headers included
+  uint64_t tx_malformed = 0;    // writable buffers, shorter than the header, or oversize
+  uint64_t tx_dropped = 0;      // the backend refused the frame
+  uint64_t rx_frames = 0;
+  uint64_t rx_bytes = 0;        // headers included
+  uint64_t rx_malformed = 0;    // RX chains with readable buffers or shorter than the header
+  uint64_t rx_too_big = 0;      // frames no buffer the guest offers could hold
+  uint64_t rx_errors = 0;       // backend read errors, runt frames
+  uint64_t rx_stalls = 0;       // times the device stopped reading for want of buffers
+  uint64_t ctrl_commands = 0;
+  uint64_t ctrl_errors = 0;     // answered VIRTIO_NET_ERR, or with no room for an ack
+};
+
+class VirtioNet : public VirtioDevice {
+ public:
+  static constexpr uint32_t kDeviceType = 1;  // VIRTIO_ID_NET
+  static constexpr uint16_t kQueueSize = 256;
+  static constexpr uint16_t kCtrlQueueSize = 64;
+  static constexpr uint32_t kHeaderSize = sizeof(virtio_net::Header);  // 12
+  // The largest frame either way, header excluded: a 64 KiB GSO frame plus
+  // an Ethernet and VLAN header (the 65562-byte buffers of the spec).
+  static constexpr uint32_t kMaxFrame = 65550;
+  // Frames handled per queue per event-loop callback, so one busy tap cannot
+  // starve the other devices.
+  static constexpr int kBudget = 256;
+
+  // `loop` is where the backend's fds are watched (ProcessQueue runs there
+  // too); it must outlive the device.
+  VirtioNet(std::unique_ptr<NetBackend> backend, std::array<uint8_t, 6> mac, EventLoop* loop);
+  ~VirtioNet() override;
+
+  uint32_t device_type() const override { return kDeviceType; }
+  uint64_t device_features() const override { return features_; }
+  std::vector<uint16_t> queue_max_sizes() const override;
+  void ReadConfig(uint64_t offset, absl::Span<uint8_t> data) override;
+  void WriteConfig(uint64_t offset, absl::Span<const uint8_t> data) override;
+  absl::Status Activate(VirtioActivation activation) override;
+  void ProcessQueue(uint16_t queue) override;
+  void Reset() override;
+
+  // The event loop's callback for the backend's queue `pair` (public so unit
+  // tests can drive it without running a loop).
+  void OnBackendReadable(int pair);
+
+  VirtioNetStats stats() const;
+  // Whether the device is watching backend queue `pair` for frames.
+  bool rx_watching(int pair) const;
+  // Queue pairs in use (1 until the driver sends MQ_VQ_PAIRS_SET).
+  int active_pairs() const;
+  bool promiscuous() const;
+  bool all_multicast() const;
+
+ private:
+  struct RxState {
+    std::vector<uint8_t> frame;   // bounce buffer: kHeaderSize + kMaxFrame + slack
+    size_t pending = 0;           // bytes of a frame read but not yet delivered
+    std::deque<DescriptorChain> held;  // popped, validated, not yet used
+    uint64_t held_bytes = 0;
+    bool watching = false;
+  };
+  struct Active {
+    const GuestMemory* memory = nullptr;
+    uint64_t features = 0;
+    std::vector<Virtqueue> queues;
+    std::vector<bool> queue_enabled;
+    VirtioDeviceContext* context = nullptr;
+    bool broken = false;
+    int pairs = 1;            // in use (MQ_VQ_PAIRS_SET)
+    int negotiated_pairs = 1; // max_virtqueue_pairs with MQ, else 1
+    uint16_t ctrl = 2;        // the control queue: 2 * negotiated_pairs
+    bool promiscuous = true;   // the spec's defaults before any CTRL_RX command
+    bool all_multicast = true;
+  };
+  // What to tell the context once the mutex is released.
+  struct Outcome {
+    VirtioDeviceContext* context = nullptr;
+    std::vector<uint16_t> notify;
+    std::optional<std::string> failure;
+  };
+  // How gathering receive buffers went.
+  enum class Hold {
+    kEnough,  // the buffers asked for are held
+    kEmpty,   // the ring ran dry first (kicks re-armed)
+    kFull,    // as many chains held as the ring has entries
+    kBroken,  // the driver broke the ring protocol (Fail called)
+  };
+
+  bool QueueUsable(uint16_t queue) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Fail(Outcome& out, uint16_t queue, const absl::Status& status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void MaybeNotify(Outcome& out, uint16_t queue) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Pops the next chain; when there is none, re-arms kicks and looks again.
+  absl::StatusOr<std::optional<DescriptorChain>> PopOrArm(Virtqueue& queue)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  void ProcessTx(int pair, Outcome& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  uint32_t HandleTx(int pair, const DescriptorChain& chain) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ProcessRx(int pair, Outcome& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Pops receive chains until `needed` bytes are held (with MRG_RXBUF) or
+  // one chain is (without). Malformed chains are counted and returned.
+  Hold HoldBuffers(int pair, uint64_t needed, Outcome& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Copies the pending frame into held chains and returns them used:
+  // kEnough when the frame is gone (delivered or dropped as too big).
+  Hold DeliverPending(int pair, Outcome& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SetWatching(int pair, bool watch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  void ProcessCtrl(Outcome& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  uint8_t HandleCtrl(uint8_t cls, uint8_t cmd, const DescriptorChain& chain, uint64_t data_len,
+                     Outcome& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  uint8_t SetPairs(uint16_t pairs, Outcome& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+
+  const std::unique_ptr<NetBackend> backend_;
+  EventLoop* const loop_;
+  const int max_pairs_;
+  const uint64_t features_;
+  const virtio_net::Config config_;
+
+  mutable absl::Mutex mu_;
+  std::optional<Active> active_ ABSL_GUARDED_BY(mu_);
+  std::vector<RxState> rx_ ABSL_GUARDED_BY(mu_);
+  VirtioNetStats stats_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace vmm
+
+#endif  // VMM_DEVICES_VIRTIO_NET_VIRTIO_NET_H_
