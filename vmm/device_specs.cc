@@ -1,10 +1,14 @@
 #include "vmm/device_specs.h"
 
+#include <sys/un.h>
+
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "base/status_macros.h"
@@ -21,12 +25,21 @@ absl::Status ApplyDisk(absl::string_view value, VmConfig& config) {
   return absl::OkStatus();
 }
 
+absl::Status ApplyVsock(absl::string_view value, VmConfig& config) {
+  ASSIGN_OR_RETURN(config.vsock, ParseVsockSpec(value));
+  return absl::OkStatus();
+}
+
 // The registry: one line per device kind.
 constexpr DeviceOption kDeviceOptions[] = {
     {"disk", "SPEC",
      "Add a virtio-blk disk (repeatable): path=IMG[,readonly=on][,serial=STR]"
      "[,transport=pci|mmio][,direct=on]. Default transport pci.",
      true, ApplyDisk},
+    {"vsock", "SPEC",
+     "Add a virtio-vsock device bridged to Unix sockets (Firecracker's protocol): "
+     "cid=N,socket=PATH[,transport=pci|mmio].",
+     false, ApplyVsock},
 };
 
 }  // namespace
@@ -99,6 +112,41 @@ absl::StatusOr<DiskConfig> ParseDiskSpec(absl::string_view spec) {
   }
   if (!have_path) return absl::InvalidArgumentError("path=IMAGE is required");
   return disk;
+}
+
+absl::StatusOr<VsockConfig> ParseVsockSpec(absl::string_view spec) {
+  ASSIGN_OR_RETURN(const SpecPairs pairs, SplitSpec(spec));
+  VsockConfig vsock;
+  bool have_cid = false;
+  for (const auto& [key, value] : pairs) {
+    if (key == "cid") {
+      uint64_t cid = 0;
+      if (!absl::SimpleAtoi(value, &cid) || cid < 3 || cid > UINT32_MAX) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "'cid=", value, "': expected a number from 3 to 4294967295 (0-2 are reserved)"));
+      }
+      vsock.guest_cid = cid;
+      have_cid = true;
+    } else if (key == "socket") {
+      // Guest connections to host port P go to PATH_P: leave room for "_4294967295".
+      constexpr size_t kMaxPath = sizeof(sockaddr_un{}.sun_path) - 1 - 11;
+      if (value.empty()) return absl::InvalidArgumentError("'socket=' needs a path");
+      if (value.size() > kMaxPath) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "'socket=", value, "' is longer than ", kMaxPath,
+            " bytes (a Unix socket path, with room for _<port>)"));
+      }
+      vsock.socket_path = value;
+    } else if (key == "transport") {
+      ASSIGN_OR_RETURN(vsock.transport, ParseTransport(value));
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown key '", key, "' (expected cid, socket, transport)"));
+    }
+  }
+  if (!have_cid) return absl::InvalidArgumentError("cid=N is required");
+  if (vsock.socket_path.empty()) return absl::InvalidArgumentError("socket=PATH is required");
+  return vsock;
 }
 
 }  // namespace vmm::cli
