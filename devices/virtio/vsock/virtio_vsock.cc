@@ -23,20 +23,17 @@ absl::StatusOr<std::shared_ptr<VirtioVsock>> VirtioVsock::Create(VsockMuxerOptio
   }
   if (loop != nullptr) {
     VirtioVsock* self = dev.get();  // the destructor removes the callback
-    int fd;
-    {
-      absl::MutexLock lock(&dev->mu_);
-      fd = dev->muxer_->epoll_fd();
-    }
-    RETURN_IF_ERROR(Annotate(loop->Add(fd, EPOLLIN, [self](uint32_t) { self->HandleHostEvents(); }),
+    RETURN_IF_ERROR(Annotate(loop->Add(dev->host_event_fd(), EPOLLIN,
+                                       [self](uint32_t) { self->HandleHostEvents(); }),
                              "vsock: event loop"));
   }
   return dev;
 }
 
 VirtioVsock::~VirtioVsock() {
+  // The VMM tears devices down after its event loop stopped.
+  if (loop_ != nullptr && muxer_ != nullptr) (void)loop_->Remove(host_event_fd());
   absl::MutexLock lock(&mu_);
-  if (loop_ != nullptr && muxer_ != nullptr) (void)loop_->Remove(muxer_->epoll_fd());
   active_.reset();
   muxer_.reset();  // closes the host sockets, removes the socket file
 }
@@ -92,6 +89,11 @@ void VirtioVsock::Reset() {
 VsockStats VirtioVsock::stats() const {
   absl::MutexLock lock(&mu_);
   return stats_;
+}
+
+int VirtioVsock::host_event_fd() const {
+  absl::MutexLock lock(&mu_);
+  return muxer_->epoll_fd();
 }
 
 size_t VirtioVsock::connection_count() const {

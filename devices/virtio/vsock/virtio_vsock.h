@@ -64,6 +64,9 @@ class VirtioVsock : public VirtioDevice {
 
   // Host sockets have events (the muxer's epoll fd is readable).
   void HandleHostEvents();
+  // The fd the event loop watches for HandleHostEvents: readable while any
+  // watched host socket has an event (tests check it goes quiet).
+  int host_event_fd() const;
 
   VsockStats stats() const;
   size_t connection_count() const;

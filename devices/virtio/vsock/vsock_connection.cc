@@ -238,9 +238,6 @@ uint32_t VsockConnection::FillRx(const DescriptorChain& chain, const GuestMemory
     pending_ &= ~kResponse;
     state_ = State::kEstablished;
     h = MakeHeader(VIRTIO_VSOCK_OP_RESPONSE, 0, 0);
-  } else if (pending_ & kShutdown) {
-    pending_ &= ~kShutdown;
-    h = MakeHeader(VIRTIO_VSOCK_OP_SHUTDOWN, 0, kBothWays);
   } else if (pending_ & kCreditRequest) {
     pending_ &= ~kCreditRequest;
     h = MakeHeader(VIRTIO_VSOCK_OP_CREDIT_REQUEST, 0, 0);

@@ -94,9 +94,8 @@ class VsockConnection {
     kRst = 1,
     kRequest = 2,
     kResponse = 4,
-    kShutdown = 8,
-    kCreditRequest = 16,
-    kCreditUpdate = 32,
+    kCreditRequest = 8,
+    kCreditUpdate = 16,
   };
 
   VsockConnection(UniqueFd fd, State state, uint64_t guest_cid, uint32_t local_port,

@@ -270,6 +270,48 @@ TEST_F(VirtioVsockTest, HostDataWaitsInTheSocketUntilTheGuestGivesRxBuffers) {
   EXPECT_EQ(p[0].payload + p[1].payload, "eued");
 }
 
+// "Quiet": the muxer's epoll set has nothing to report, so the event loop
+// does not spin on a socket we cannot serve.
+bool Quiet(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  return ::poll(&p, 1, 0) == 0;
+}
+
+TEST_F(VirtioVsockTest, HostSocketIsNotPolledWhileTheGuestHasNoRxBuffers) {
+  Start();
+  uint32_t local = 0;
+  UniqueFd host = EstablishHostConnection(1234, &local);  // uses the only RX buffer
+  WriteAll(host.get(), "wait");
+  ASSERT_FALSE(Quiet(dev_->host_event_fd()));
+  dev_->HandleHostEvents();
+  EXPECT_TRUE(Quiet(dev_->host_event_fd()));
+  GiveRx(1);
+  EXPECT_EQ(TakeOne().payload, "wait");
+}
+
+TEST_F(VirtioVsockTest, HostSocketIsNotPolledWithoutCreditEvenAfterItHangsUp) {
+  Start();
+  uint32_t local = 0;
+  UniqueFd host = EstablishHostConnection(1234, &local, /*guest_buf_alloc=*/4);
+  GiveRx(8);
+  WriteAll(host.get(), "abcdefgh");
+  host.Reset();
+  dev_->HandleHostEvents();
+  std::vector<Packet> p = TakeRx();
+  ASSERT_EQ(p.size(), 2u);
+  EXPECT_EQ(p[0].payload, "abcd");
+  EXPECT_EQ(p[1].header.op, VIRTIO_VSOCK_OP_CREDIT_REQUEST);
+  EXPECT_TRUE(Quiet(dev_->host_event_fd()));  // the hang-up is not reported either
+  SendTx(GuestHeader(VIRTIO_VSOCK_OP_CREDIT_UPDATE, 1234, local, 0, 0, 4, 4));
+  dev_->HandleHostEvents();
+  SendTx(GuestHeader(VIRTIO_VSOCK_OP_CREDIT_UPDATE, 1234, local, 0, 0, 4, 8));
+  dev_->HandleHostEvents();
+  p = TakeRx();
+  ASSERT_GE(p.size(), 2u);
+  EXPECT_EQ(p[0].payload, "efgh");
+  EXPECT_EQ(p.back().header.op, VIRTIO_VSOCK_OP_SHUTDOWN);
+}
+
 TEST_F(VirtioVsockTest, GuestCreditRequestIsAnsweredWithCreditUpdate) {
   Start();
   uint32_t local = 0;
