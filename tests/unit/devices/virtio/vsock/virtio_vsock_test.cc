@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <thread>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -82,6 +83,23 @@ TEST_F(VirtioVsockTest, PathThatIsNotASocketIsRefusedAndKept) {
   ASSERT_FALSE(dev.ok());
   EXPECT_THAT(std::string(dev.status().message()), HasSubstr("not a socket"));
   EXPECT_TRUE(Exists(path_));
+}
+
+TEST_F(VirtioVsockTest, HostEventsAreHandledOnTheEventLoop) {
+  auto loop = EventLoop::Create();
+  ASSERT_TRUE(loop.ok()) << loop.status();
+  Start(Options(), /*activate=*/true, loop->get());
+  GiveRx(2);
+  std::thread thread([&] { EXPECT_TRUE((*loop)->Run().ok()); });
+  UniqueFd host = ConnectTo(path_);
+  WriteAll(host.get(), "CONNECT 42\n");
+  EXPECT_TRUE(context_.WaitForNotifyCount(VirtioVsock::kRxQueue, 1));
+  (*loop)->Stop();
+  thread.join();
+  Packet req = TakeOne();
+  EXPECT_EQ(req.header.op, VIRTIO_VSOCK_OP_REQUEST);
+  EXPECT_EQ(req.header.dst_port, 42u);
+  dev_.reset();  // leaves the loop before the loop goes
 }
 
 // --- Host-initiated connections -------------------------------------------------

@@ -135,8 +135,8 @@ class VirtioVsockTest : public ::testing::Test {
     o.socket_path = path_;
     return o;
   }
-  void Start(VsockMuxerOptions options, bool activate = true) {
-    auto dev = VirtioVsock::Create(std::move(options), nullptr);
+  void Start(VsockMuxerOptions options, bool activate = true, EventLoop* loop = nullptr) {
+    auto dev = VirtioVsock::Create(std::move(options), loop);
     ASSERT_TRUE(dev.ok()) << dev.status();
     dev_ = *dev;
     if (activate) Activate();
