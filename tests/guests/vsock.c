@@ -3,11 +3,12 @@
 // (Firecracker's Unix-socket protocol; tests/kvm/vsock_test.cc plays the
 // host):
 //   1. listens on port 1234: accepts the host's connection (REQUEST ->
-//      RESPONSE), echoes every byte it receives, and answers the host's
-//      SHUTDOWN with RST;
+//      RESPONSE), echoes every byte it receives (within the device's
+//      credit; a CREDIT_REQUEST is answered with CREDIT_UPDATE), and answers
+//      the host's SHUTDOWN with RST;
 //   2. connects to host port 5678, sends "ping from the guest", expects the
 //      same bytes back, then shuts down and waits for the host's RST.
-// Polled (no interrupts); credit: buf_alloc 64 KiB, fwd_cnt = bytes read.
+// Polled (no interrupts); credit: buf_alloc 4 KiB, fwd_cnt = bytes read.
 //
 // Command line (key=value):
 //   transport=pci|mmio   where the device is            [pci]
@@ -15,7 +16,8 @@
 //   timeout_ms=N         bound of every wait            [20000]
 //
 // Output: "vsock <pci BB:DD.F|mmio N>: cid <n>", "vsock: listening on 1234",
-// "vsock: echoed <n> bytes on 1234", "vsock: 5678 echo ok", "vsock: ok".
+// "vsock: echoed <n> bytes on 1234", "vsock: answered <n> credit requests",
+// "vsock: 5678 echo ok", "vsock: ok".
 // Exit (debug-exit value; the VMM's status is 2v+1): 0 ok; 100 a check
 // failed; 102 no vsock device; 103 bad command line.
 #include "runtime/guest.h"
@@ -33,7 +35,9 @@
 #define LISTEN_PORT 1234
 #define HOST_PORT 5678
 #define LOCAL_PORT 49152
-#define BUF_ALLOC 65536
+// Small on purpose: the host sends more than this, so the device must stop
+// at our credit, ask (CREDIT_REQUEST) and resume on our CREDIT_UPDATE.
+#define BUF_ALLOC 4096
 #define RX_BUFS 8
 #define RX_PAYLOAD 1024
 #define QSIZE 16
@@ -78,6 +82,10 @@ static struct virtio_vsock_hdr tx_hdr;
 static uint8_t tx_data[RX_PAYLOAD];
 static uint64_t guest_cid;
 static uint32_t fwd_cnt;  // payload bytes consumed on the current connection
+static uint32_t sent_fwd_cnt;  // fwd_cnt in our last header
+// The host's credit on the current connection, from its last header.
+static uint32_t peer_buf_alloc, peer_fwd_cnt, tx_cnt;
+static uint32_t credit_requests;  // CREDIT_REQUESTs answered
 
 static __attribute__((noreturn)) void fail(const char* what, const char* why) {
   console_printf("vsock: FAIL: %s%s%s\n", what, why[0] ? ": " : "", why);
@@ -135,6 +143,7 @@ static void send(uint16_t op, uint32_t src_port, uint32_t dst_port, uint32_t len
   tx_hdr.flags = flags;
   tx_hdr.buf_alloc = BUF_ALLOC;
   tx_hdr.fwd_cnt = fwd_cnt;
+  sent_fwd_cnt = fwd_cnt;
   struct virtq_buf bufs[2] = {{&tx_hdr, sizeof(tx_hdr), false}, {tx_data, len, false}};
   if (!virtq_add(&txq, bufs, len ? 2 : 1, &tx_hdr)) fail("tx queue full", "");
   virtq_kick(&txq);
@@ -172,9 +181,16 @@ static void receive_on(uint32_t local, uint32_t peer, struct packet* p) {
     if (p->hdr.dst_port != local || p->hdr.src_port != peer) {
       fail("packet for an unexpected connection", "");
     }
-    if (p->hdr.op == VIRTIO_VSOCK_OP_RW) fwd_cnt += p->hdr.len;
+    peer_buf_alloc = p->hdr.buf_alloc;
+    peer_fwd_cnt = p->hdr.fwd_cnt;
+    if (p->hdr.op == VIRTIO_VSOCK_OP_RW) {
+      fwd_cnt += p->hdr.len;
+      // Never more in flight than the credit we granted.
+      if ((uint32_t)(fwd_cnt - sent_fwd_cnt) > BUF_ALLOC) fail("the device exceeded our credit", "");
+    }
     if (p->hdr.op == VIRTIO_VSOCK_OP_CREDIT_REQUEST) {
       send(VIRTIO_VSOCK_OP_CREDIT_UPDATE, local, peer, 0, 0);
+      ++credit_requests;
       continue;
     }
     if (p->hdr.op != VIRTIO_VSOCK_OP_CREDIT_UPDATE) return;
@@ -189,15 +205,23 @@ static void serve_echo(void) {
     fail("expected a REQUEST to port 1234", "");
   }
   uint32_t peer = p.hdr.src_port;
-  fwd_cnt = 0;
+  fwd_cnt = sent_fwd_cnt = tx_cnt = 0;
+  peer_buf_alloc = p.hdr.buf_alloc;
+  peer_fwd_cnt = p.hdr.fwd_cnt;
   send(VIRTIO_VSOCK_OP_RESPONSE, LISTEN_PORT, peer, 0, 0);
   uint32_t echoed = 0;
   for (;;) {
     receive_on(LISTEN_PORT, peer, &p);
     if (p.hdr.op == VIRTIO_VSOCK_OP_RW) {
-      // The host granted 256 KiB; our echoes stay far below.
+      // The host socket takes what we send at once, so the device's credit
+      // (its buf_alloc minus what is not yet in the socket) never runs out
+      // here; a device that says otherwise fails the test.
+      if ((uint32_t)(tx_cnt - peer_fwd_cnt) + p.hdr.len > peer_buf_alloc) {
+        fail("the device's credit ran out", "");
+      }
       memcpy(tx_data, p.data, p.hdr.len);
       send(VIRTIO_VSOCK_OP_RW, LISTEN_PORT, peer, p.hdr.len, 0);
+      tx_cnt += p.hdr.len;
       echoed += p.hdr.len;
     } else if (p.hdr.op == VIRTIO_VSOCK_OP_SHUTDOWN) {
       send(VIRTIO_VSOCK_OP_RST, LISTEN_PORT, peer, 0, 0);
@@ -208,13 +232,14 @@ static void serve_echo(void) {
   }
   if (echoed == 0) fail("the host sent nothing to echo", "");
   console_printf("vsock: echoed %u bytes on %u\n", echoed, LISTEN_PORT);
+  console_printf("vsock: answered %u credit requests\n", credit_requests);
 }
 
 static void connect_and_check(void) {
   static const char kMessage[] = "ping from the guest";
   const uint32_t len = sizeof(kMessage) - 1;
   static struct packet p;
-  fwd_cnt = 0;  // counters are per connection
+  fwd_cnt = sent_fwd_cnt = tx_cnt = 0;  // counters are per connection
   send(VIRTIO_VSOCK_OP_REQUEST, LOCAL_PORT, HOST_PORT, 0, 0);
   receive_on(LOCAL_PORT, HOST_PORT, &p);
   if (p.hdr.op != VIRTIO_VSOCK_OP_RESPONSE) fail("connect to host port 5678 refused", "");

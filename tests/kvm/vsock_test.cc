@@ -26,6 +26,7 @@
 namespace vmm::testing {
 namespace {
 
+using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
@@ -33,6 +34,7 @@ using ::testing::StartsWith;
   if (!KvmAvailable()) GTEST_SKIP() << "SKIPPED: /dev/kvm is not available"
 
 constexpr int kWaitMs = 90'000;  // the guest runs under the instruction emulator
+constexpr size_t kEchoBytes = 80 * 1024;
 
 sockaddr_un Address(const std::string& path) {
   sockaddr_un addr{};
@@ -71,7 +73,7 @@ bool Readable(int fd) {
 std::string Read(int fd, size_t n, bool line = false) {
   std::string out;
   while (out.size() < n && Readable(fd)) {
-    char c[256];
+    char c[4096];
     const size_t want = line ? 1 : std::min(sizeof(c), n - out.size());
     ssize_t r = ::recv(fd, c, want, 0);
     if (r <= 0) break;
@@ -124,9 +126,15 @@ TEST_P(VsockTest, EchoesInBothDirections) {
     const std::string connect = "CONNECT 1234\n";
     ASSERT_EQ(::send(fd, connect.data(), connect.size(), MSG_NOSIGNAL), ssize_t(connect.size()));
     EXPECT_THAT(Read(fd, 32, /*line=*/true), StartsWith("OK "));
-    const std::string message = "hello guest, echo this back";
+    // Far more than the guest's 4 KiB buf_alloc: the device must stop at the
+    // guest's credit, ask for more (CREDIT_REQUEST) and resume on its
+    // CREDIT_UPDATE; the guest fails if it ever gets more than it granted.
+    std::string message(kEchoBytes, '\0');
+    for (size_t i = 0; i < message.size(); ++i) message[i] = static_cast<char>('a' + i * 7 % 26);
     ASSERT_EQ(::send(fd, message.data(), message.size(), MSG_NOSIGNAL), ssize_t(message.size()));
-    EXPECT_EQ(Read(fd, message.size()), message);
+    const std::string echo = Read(fd, message.size());
+    EXPECT_EQ(echo.size(), message.size());
+    EXPECT_TRUE(echo == message) << "the echo differs";
   }  // closed: the guest sees SHUTDOWN and answers RST
 
   // Guest -> host port 5678.
@@ -141,7 +149,8 @@ TEST_P(VsockTest, EchoesInBothDirections) {
 
   std::move(join).Invoke();
   EXPECT_EQ(result.exit_code, 1) << result.out << result.err;  // debug-exit 0
-  EXPECT_THAT(result.out, HasSubstr("vsock: echoed 27 bytes on 1234"));
+  EXPECT_THAT(result.out, HasSubstr(absl::StrCat("vsock: echoed ", kEchoBytes, " bytes on 1234")));
+  EXPECT_THAT(result.out, ContainsRegex("answered [1-9][0-9]* credit requests"));
   EXPECT_THAT(result.out, HasSubstr("vsock: 5678 echo ok"));
   EXPECT_THAT(result.out, HasSubstr("vsock: ok"));
   EXPECT_THAT(result.err, HasSubstr(" 0 virtio notify")) << result.err;
