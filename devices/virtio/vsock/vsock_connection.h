@@ -80,6 +80,13 @@ class VsockConnection {
 
   // The epoll events the host socket should be watched for now (0: none).
   uint32_t WantedEvents() const;
+  // Closing, and waiting on the guest: for its RST after our SHUTDOWN, or
+  // for its buffered bytes to reach the host after its full SHUTDOWN. The
+  // muxer resets a connection that waits too long.
+  bool AwaitingPeer() const {
+    return state_ == State::kLocalClosed ||
+           (state_ != State::kKilled && peer_shut_send_ && peer_shut_rcv_);
+  }
   // Killed and the RST delivered (or none owed): the muxer drops it.
   bool Finished() const { return state_ == State::kKilled && !(pending_ & kRst); }
 

@@ -3,11 +3,14 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
+#include <vector>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -43,6 +46,12 @@ UniqueFd ConnectUnix(const std::string& path) {
   return fd;
 }
 
+int64_t MonotonicNs() {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<VsockMuxer>> VsockMuxer::Create(VsockMuxerOptions options,
@@ -76,16 +85,22 @@ absl::StatusOr<std::unique_ptr<VsockMuxer>> VsockMuxer::Create(VsockMuxerOptions
     return s;
   }
   UniqueFd epoll(::epoll_create1(EPOLL_CLOEXEC));
+  UniqueFd timer(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.u64 = kListenerToken;
-  if (!epoll.valid() || ::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, listener.get(), &ev) != 0) {
+  epoll_event timer_ev{};
+  timer_ev.events = EPOLLIN;
+  timer_ev.data.u64 = kTimerToken;
+  if (!epoll.valid() || !timer.valid() ||
+      ::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, listener.get(), &ev) != 0 ||
+      ::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, timer.get(), &timer_ev) != 0) {
     absl::Status s = ErrnoStatus("vsock: epoll");
     ::unlink(path.c_str());
     return s;
   }
-  return std::unique_ptr<VsockMuxer>(
-      new VsockMuxer(std::move(options), stats, std::move(listener), std::move(epoll)));
+  return std::unique_ptr<VsockMuxer>(new VsockMuxer(std::move(options), stats, std::move(listener),
+                                                    std::move(epoll), std::move(timer)));
 }
 
 VsockMuxer::~VsockMuxer() {
@@ -110,6 +125,8 @@ void VsockMuxer::HandleHostEvents() {
     const uint64_t token = events[i].data.u64;
     if (token == kListenerToken) {
       Accept();
+    } else if (token == kTimerToken) {
+      ExpireDeadlines();
     } else if (handshakes_.contains(token)) {
       ReadHandshake(token);
     } else if (auto it = by_token_.find(token); it != by_token_.end()) {
@@ -262,9 +279,50 @@ void VsockMuxer::Sync(uint64_t key) {
     return;
   }
   SetInterest(e.conn->fd(), e.token, &e.registered, e.conn->WantedEvents());
+  if (e.conn->AwaitingPeer() && e.deadline_ns == 0) {
+    e.deadline_ns = MonotonicNs() + options_.shutdown_timeout_ms * 1'000'000;
+    if (armed_ns_ == 0 || e.deadline_ns < armed_ns_) ArmTimer(e.deadline_ns);
+  }
   if (!e.queued && e.conn->HasRxWork()) {
     e.queued = true;
     rx_queue_.push_back(key);
+  }
+}
+
+void VsockMuxer::ArmTimer(int64_t deadline_ns) {
+  itimerspec spec{};
+  spec.it_value.tv_sec = deadline_ns / 1'000'000'000;
+  spec.it_value.tv_nsec = deadline_ns % 1'000'000'000;
+  // 0 disarms; an absolute time in the past fires at once.
+  if (deadline_ns == 0 || ::timerfd_settime(timer_.get(), TFD_TIMER_ABSTIME, &spec, nullptr) != 0) {
+    spec = {};
+    ::timerfd_settime(timer_.get(), 0, &spec, nullptr);
+    deadline_ns = 0;
+  }
+  armed_ns_ = deadline_ns;
+}
+
+void VsockMuxer::ExpireDeadlines() {
+  uint64_t expirations;
+  (void)!::read(timer_.get(), &expirations, sizeof(expirations));
+  const int64_t now = MonotonicNs();
+  std::vector<uint64_t> expired;
+  int64_t next = 0;
+  for (auto& [key, e] : connections_) {
+    if (e.deadline_ns == 0) continue;
+    if (e.deadline_ns <= now) {
+      expired.push_back(key);
+    } else if (next == 0 || e.deadline_ns < next) {
+      next = e.deadline_ns;
+    }
+  }
+  ArmTimer(next);
+  for (uint64_t key : expired) {
+    ++stats_->shutdown_timeouts;
+    Entry& e = connections_[key];
+    e.deadline_ns = 0;
+    e.conn->Kill();
+    Sync(key);
   }
 }
 

@@ -11,8 +11,10 @@
 // in the muxer's own epoll set, whose fd the device puts in the VMM's event
 // loop; HandleHostEvents drains it without blocking. Nothing is unbounded:
 // at most `max_connections` connections and as many CONNECT handshakes,
-// RSTs for unknown connections in a queue of kMaxOrphanRsts, and each
-// connection's buffer within its credit.
+// RSTs for unknown connections in a queue of kMaxOrphanRsts, each
+// connection's buffer within its credit, and a closing connection the guest
+// does not finish is reset after shutdown_timeout_ms (a timerfd in the same
+// epoll set).
 #ifndef VMM_DEVICES_VIRTIO_VSOCK_VSOCK_MUXER_H_
 #define VMM_DEVICES_VIRTIO_VSOCK_VSOCK_MUXER_H_
 
@@ -34,6 +36,10 @@ struct VsockMuxerOptions {
   std::string socket_path;
   uint32_t buffer_size = 256 * 1024;  // per connection, guest -> host (buf_alloc)
   size_t max_connections = 64;
+  // A closing connection the guest does not finish (no RST after our
+  // SHUTDOWN, or its bytes stuck in our buffer after its SHUTDOWN) is reset
+  // after this long (Firecracker: 2 s).
+  int64_t shutdown_timeout_ms = 2000;
 };
 
 class VsockMuxer {
@@ -81,6 +87,7 @@ class VsockMuxer {
     uint64_t token = 0;
     uint32_t registered = 0;  // epoll events it is watched for (0: not in the set)
     bool queued = false;      // in rx_queue_
+    int64_t deadline_ns = 0;  // CLOCK_MONOTONIC; 0: none (see AwaitingPeer)
   };
   struct Handshake {
     UniqueFd fd;
@@ -90,10 +97,12 @@ class VsockMuxer {
     return (uint64_t{local_port} << 32) | peer_port;
   }
   static constexpr uint64_t kListenerToken = 0;
+  static constexpr uint64_t kTimerToken = ~uint64_t{0};
 
-  VsockMuxer(VsockMuxerOptions options, VsockStats* stats, UniqueFd listener, UniqueFd epoll)
+  VsockMuxer(VsockMuxerOptions options, VsockStats* stats, UniqueFd listener, UniqueFd epoll,
+             UniqueFd timer)
       : options_(std::move(options)), stats_(stats), listener_(std::move(listener)),
-        epoll_(std::move(epoll)) {}
+        epoll_(std::move(epoll)), timer_(std::move(timer)) {}
 
   void Accept();
   void ReadHandshake(uint64_t token);
@@ -105,11 +114,16 @@ class VsockMuxer {
   void Sync(uint64_t key);
   void SetInterest(int fd, uint64_t token, uint32_t* registered, uint32_t wanted);
   void QueueRst(const VsockHeader& header);
+  // Resets the connections whose shutdown deadline passed; re-arms timer_.
+  void ExpireDeadlines();
+  void ArmTimer(int64_t deadline_ns);
 
   const VsockMuxerOptions options_;
   VsockStats* const stats_;
   UniqueFd listener_;
   UniqueFd epoll_;
+  UniqueFd timer_;              // timerfd for the earliest shutdown deadline
+  int64_t armed_ns_ = 0;        // what timer_ is set to; 0: disarmed
   uint64_t next_token_ = 1;
   uint32_t next_local_port_ = kFirstLocalPort;
   absl::flat_hash_map<uint64_t, Entry> connections_;     // by Key()

@@ -30,6 +30,7 @@ struct VsockStats {
   uint64_t connections_refused = 0;  // no listener at PATH_<port>, or too many connections
   uint64_t host_rejected = 0;      // host clients dropped: bad CONNECT line, too many
   uint64_t rst_dropped = 0;        // RSTs for unknown connections beyond the queue bound
+  uint64_t shutdown_timeouts = 0;  // closing connections the guest did not finish in time (RST)
 };
 
 }  // namespace vmm

@@ -420,6 +420,49 @@ TEST_F(VirtioVsockTest, HostCloseBecomesShutdownAndTheGuestsRstEndsTheConnection
   EXPECT_TRUE(TakeRx().empty());  // no RST in answer to an RST
 }
 
+TEST_F(VirtioVsockTest, GuestThatNeverAnswersOurShutdownIsResetAfterTheTimeout) {
+  VsockMuxerOptions o = Options();
+  o.shutdown_timeout_ms = 30;
+  Start(o);
+  uint32_t local = 0;
+  UniqueFd host = EstablishHostConnection(1234, &local);
+  host.Reset();
+  GiveRx(4);
+  dev_->HandleHostEvents();
+  EXPECT_EQ(TakeOne().header.op, VIRTIO_VSOCK_OP_SHUTDOWN);
+  dev_->HandleHostEvents();
+  EXPECT_EQ(dev_->connection_count(), 1u);  // waiting for the guest's RST
+  pollfd p{dev_->host_event_fd(), POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, 2000), 1);  // the deadline fires
+  dev_->HandleHostEvents();
+  EXPECT_EQ(TakeOne().header.op, VIRTIO_VSOCK_OP_RST);
+  EXPECT_EQ(dev_->connection_count(), 0u);
+  EXPECT_EQ(dev_->stats().shutdown_timeouts, 1u);
+  EXPECT_TRUE(Quiet(dev_->host_event_fd()));
+}
+
+TEST_F(VirtioVsockTest, GuestShutdownWithBytesTheHostNeverReadsIsResetAfterTheTimeout) {
+  VsockMuxerOptions o = Options();
+  o.shutdown_timeout_ms = 30;
+  Start(o);
+  uint32_t local = 0;
+  UniqueFd host = EstablishHostConnection(1234, &local);
+  GiveRx(4);
+  const std::string chunk(kVsockMaxPayload, 'z');
+  while (dev_->connection(local, 1234)->buffered_bytes == 0) {
+    SendTx(GuestHeader(VIRTIO_VSOCK_OP_RW, 1234, local, chunk.size()), chunk);
+  }
+  TakeRx();
+  SendTx(GuestHeader(VIRTIO_VSOCK_OP_SHUTDOWN, 1234, local, 0, kBoth));
+  EXPECT_TRUE(TakeRx().empty());  // its bytes first
+  pollfd p{dev_->host_event_fd(), POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, 2000), 1);
+  dev_->HandleHostEvents();
+  EXPECT_EQ(TakeOne().header.op, VIRTIO_VSOCK_OP_RST);
+  EXPECT_EQ(dev_->connection_count(), 0u);
+  EXPECT_EQ(dev_->stats().shutdown_timeouts, 1u);
+}
+
 TEST_F(VirtioVsockTest, GuestFullShutdownIsAnsweredWithRstAndClosesTheHostSocket) {
   Start();
   uint32_t local = 0;
