@@ -1,6 +1,9 @@
 #include "vmm/device_specs.h"
 
+#include <sys/un.h>
+
 #include <array>
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -70,6 +73,11 @@ absl::Status ApplyNet(absl::string_view value, VmConfig& config) {
   return absl::OkStatus();
 }
 
+absl::Status ApplyVsock(absl::string_view value, VmConfig& config) {
+  ASSIGN_OR_RETURN(config.vsock, ParseVsockSpec(value));
+  return absl::OkStatus();
+}
+
 // The registry: one line per device kind.
 constexpr DeviceOption kDeviceOptions[] = {
     {"disk", "SPEC",
@@ -89,6 +97,10 @@ constexpr DeviceOption kDeviceOptions[] = {
      "The virtio-rng device, filled from getrandom(): on|off|[rate=BYTES_PER_SEC]"
      "[,transport=pci|mmio]. Default on, no rate limit.",
      false, ApplyRng},
+    {"vsock", "SPEC",
+     "Add a virtio-vsock device bridged to Unix sockets (Firecracker's protocol): "
+     "cid=N,socket=PATH[,transport=pci|mmio].",
+     false, ApplyVsock},
 };
 
 }  // namespace
@@ -273,6 +285,41 @@ absl::StatusOr<NetConfig> ParseNetSpec(absl::string_view spec) {
         "'fd=' hands over one tap queue: queues must be 1 (use tap=NAME for more)");
   }
   return net;
+}
+
+absl::StatusOr<VsockConfig> ParseVsockSpec(absl::string_view spec) {
+  ASSIGN_OR_RETURN(const SpecPairs pairs, SplitSpec(spec));
+  VsockConfig vsock;
+  bool have_cid = false;
+  for (const auto& [key, value] : pairs) {
+    if (key == "cid") {
+      uint64_t cid = 0;
+      if (!absl::SimpleAtoi(value, &cid) || cid < 3 || cid > UINT32_MAX) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "'cid=", value, "': expected a number from 3 to 4294967295 (0-2 are reserved)"));
+      }
+      vsock.guest_cid = cid;
+      have_cid = true;
+    } else if (key == "socket") {
+      // Guest connections to host port P go to PATH_P: leave room for "_4294967295".
+      constexpr size_t kMaxPath = sizeof(sockaddr_un{}.sun_path) - 1 - 11;
+      if (value.empty()) return absl::InvalidArgumentError("'socket=' needs a path");
+      if (value.size() > kMaxPath) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "'socket=", value, "' is longer than ", kMaxPath,
+            " bytes (a Unix socket path, with room for _<port>)"));
+      }
+      vsock.socket_path = value;
+    } else if (key == "transport") {
+      ASSIGN_OR_RETURN(vsock.transport, ParseTransport(value));
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown key '", key, "' (expected cid, socket, transport)"));
+    }
+  }
+  if (!have_cid) return absl::InvalidArgumentError("cid=N is required");
+  if (vsock.socket_path.empty()) return absl::InvalidArgumentError("socket=PATH is required");
+  return vsock;
 }
 
 }  // namespace vmm::cli

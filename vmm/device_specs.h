@@ -52,6 +52,11 @@ absl::StatusOr<ConsoleConfig> ParseConsoleSpec(absl::string_view spec);
 // --rng on|off|[rate=BYTES_PER_SEC][,transport=pci|mmio]; a key list means on.
 absl::StatusOr<RngConfig> ParseRngSpec(absl::string_view spec);
 
+// "cid=N,socket=PATH[,transport=pci|mmio]": cid 3..2^32-1 (0-2 are reserved
+// and Linux keeps cids in 32 bits); PATH and PATH_<port> must fit a Unix
+// socket address.
+absl::StatusOr<VsockConfig> ParseVsockSpec(absl::string_view spec);
+
 // Building blocks for the device parsers.
 using SpecPairs = std::vector<std::pair<std::string, std::string>>;
 // Splits "a=1,b=2" into pairs, refusing empty keys, missing '=' and repeats.

@@ -15,6 +15,7 @@
 #include "devices/virtio/net/tap.h"
 #include "devices/virtio/net/virtio_net.h"
 #include "devices/virtio/rng/virtio_rng.h"
+#include "devices/virtio/vsock/virtio_vsock.h"
 
 namespace vmm {
 namespace {
@@ -88,6 +89,17 @@ absl::Status AddNet(const NetConfig& net, DeviceManager& devices) {
   return devices.AddVirtioDevice(std::move(device), net.transport);
 }
 
+absl::Status AddVsock(const VsockConfig& vsock, DeviceManager& devices) {
+  VsockMuxerOptions options;
+  options.guest_cid = vsock.guest_cid;
+  options.socket_path = vsock.socket_path;
+  // Listens on the socket now (refusing one in use); the device removes the
+  // socket file when it goes.
+  ASSIGN_OR_RETURN(std::shared_ptr<VirtioVsock> device,
+                   VirtioVsock::Create(std::move(options), &devices.loop()));
+  return devices.AddVirtioDevice(std::move(device), vsock.transport);
+}
+
 }  // namespace
 
 absl::Status AddVirtioDevices(const VmConfig& config, DeviceManager& devices) {
@@ -95,6 +107,7 @@ absl::Status AddVirtioDevices(const VmConfig& config, DeviceManager& devices) {
   for (const NetConfig& net : config.nets) RETURN_IF_ERROR(AddNet(net, devices));
   RETURN_IF_ERROR(AddConsole(config.console, devices));
   if (config.rng.enabled) RETURN_IF_ERROR(AddRng(config.rng, devices));
+  if (config.vsock) RETURN_IF_ERROR(AddVsock(*config.vsock, devices));
   return absl::OkStatus();
 }
 

@@ -223,6 +223,60 @@ INSTANTIATE_TEST_SUITE_P(
         BadSpec{"tap=a,mac=00:00:00:00:00:00", "all zero"},
         BadSpec{"tap=a,transport=virtio", "expected pci or mmio"},
         BadSpec{"tap=a,tap=b", "given twice"}, BadSpec{"tap=a,vhost=on", "unknown key 'vhost'"}));
+TEST(VsockSpecTest, CidAndSocketGiveAPciDevice) {
+  absl::StatusOr<VsockConfig> v = ParseVsockSpec("cid=3,socket=/run/v.sock");
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(v->guest_cid, 3u);
+  EXPECT_EQ(v->socket_path, "/run/v.sock");
+  EXPECT_EQ(v->transport, VirtioTransport::kPci);
+}
+
+TEST(VsockSpecTest, LargestCidAndMmioAreAccepted) {
+  absl::StatusOr<VsockConfig> v = ParseVsockSpec("transport=mmio,socket=s,cid=4294967295");
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(v->guest_cid, 4294967295u);
+  EXPECT_EQ(v->transport, VirtioTransport::kMmio);
+}
+
+TEST(VsockSpecTest, TheFlagSetsTheConfigAndMayBeGivenOnce) {
+  const DeviceOption* option = FindDeviceOption("vsock");
+  ASSERT_NE(option, nullptr);
+  EXPECT_FALSE(option->repeatable);
+  VmConfig config;
+  ASSERT_TRUE(option->apply("cid=7,socket=/tmp/x", config).ok());
+  ASSERT_TRUE(config.vsock.has_value());
+  EXPECT_EQ(config.vsock->guest_cid, 7u);
+}
+
+class VsockSpecBadTest : public ::testing::TestWithParam<BadSpec> {};
+
+TEST_P(VsockSpecBadTest, IsRejectedWithAMessageNamingTheProblem) {
+  absl::StatusOr<VsockConfig> v = ParseVsockSpec(GetParam().spec);
+  ASSERT_FALSE(v.ok()) << GetParam().spec;
+  EXPECT_EQ(v.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(v.status().message()), HasSubstr(GetParam().message));
+}
+
+const std::string kLongPath = "socket=/" + std::string(96, 'p');  // 97 bytes
+const std::string kLongestPath = "cid=3,socket=/" + std::string(95, 'p');
+
+TEST(VsockSpecTest, PathLengthLeavesRoomForThePortSuffix) {
+  EXPECT_TRUE(ParseVsockSpec(kLongestPath).ok());  // 96 + "_4294967295" = 107
+  EXPECT_FALSE(ParseVsockSpec("cid=3," + kLongPath).ok());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, VsockSpecBadTest,
+    ::testing::Values(BadSpec{"", "key=value"}, BadSpec{"socket=/s", "cid=N is required"},
+                      BadSpec{"cid=3", "socket=PATH is required"},
+                      BadSpec{"cid=3,socket=", "needs a path"},
+                      BadSpec{"cid=2,socket=s", "from 3 to 4294967295"},
+                      BadSpec{"cid=0,socket=s", "reserved"},
+                      BadSpec{"cid=4294967296,socket=s", "from 3"},
+                      BadSpec{"cid=-1,socket=s", "from 3"}, BadSpec{"cid=x,socket=s", "from 3"},
+                      BadSpec{"cid=3,cid=4,socket=s", "given twice"},
+                      BadSpec{"cid=3,socket=s,port=1", "unknown key 'port'"},
+                      BadSpec{"cid=3,socket=s,transport=usb", "expected pci or mmio"}));
 
 }  // namespace
 }  // namespace vmm::cli

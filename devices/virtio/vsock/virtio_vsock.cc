@@ -1,0 +1,262 @@
+#include "devices/virtio/vsock/virtio_vsock.h"
+
+#include <sys/epoll.h>
+
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
+
+namespace vmm {
+
+absl::StatusOr<std::shared_ptr<VirtioVsock>> VirtioVsock::Create(VsockMuxerOptions options,
+                                                                 EventLoop* loop) {
+  if (options.guest_cid < 3 || options.guest_cid > UINT32_MAX) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("vsock: guest cid ", options.guest_cid, " is reserved or too large"));
+  }
+  std::shared_ptr<VirtioVsock> dev(new VirtioVsock(options.guest_cid, loop));
+  {
+    absl::MutexLock lock(&dev->mu_);
+    ASSIGN_OR_RETURN(dev->muxer_, VsockMuxer::Create(std::move(options), &dev->stats_));
+  }
+  if (loop != nullptr) {
+    VirtioVsock* self = dev.get();  // the destructor removes the callback
+    RETURN_IF_ERROR(Annotate(loop->Add(dev->host_event_fd(), EPOLLIN,
+                                       [self](uint32_t) { self->HandleHostEvents(); }),
+                             "vsock: event loop"));
+  }
+  return dev;
+}
+
+VirtioVsock::~VirtioVsock() {
+  // The VMM tears devices down after its event loop stopped.
+  if (loop_ != nullptr && muxer_ != nullptr) (void)loop_->Remove(host_event_fd());
+  absl::MutexLock lock(&mu_);
+  active_.reset();
+  muxer_.reset();  // closes the host sockets, removes the socket file
+}
+
+uint64_t VirtioVsock::device_features() const {
+  return kVirtioFVersion1 | kVirtioFEventIdx | kVirtioFIndirectDesc;
+}
+
+void VirtioVsock::ReadConfig(uint64_t offset, absl::Span<uint8_t> data) {
+  virtio_vsock_config config{};
+  config.guest_cid = guest_cid_;
+  const auto* bytes = reinterpret_cast<const uint8_t*>(&config);
+  for (size_t i = 0; i < data.size(); ++i) {
+    const bool inside = offset < sizeof(config) && i < sizeof(config) - offset;
+    data[i] = inside ? bytes[offset + i] : 0;
+  }
+}
+
+// guest_cid is read-only.
+void VirtioVsock::WriteConfig(uint64_t /*offset*/, absl::Span<const uint8_t> /*data*/) {}
+
+absl::Status VirtioVsock::Activate(VirtioActivation activation) {
+  if (activation.memory == nullptr || activation.context == nullptr) {
+    return absl::InvalidArgumentError("virtio-vsock: activation without memory or context");
+  }
+  Outcome out;
+  {
+    absl::MutexLock lock(&mu_);
+    Active a;
+    a.memory = activation.memory;
+    a.queues = std::move(activation.queues);
+    a.queue_enabled = std::move(activation.queue_enabled);
+    a.queue_enabled.resize(a.queues.size(), false);
+    a.context = activation.context;
+    active_ = std::move(a);
+    out.context = active_->context;
+    // Host clients may have connected before the driver was ready.
+    PumpRx(out);
+  }
+  Report(out);
+  return absl::OkStatus();
+}
+
+void VirtioVsock::Reset() {
+  absl::MutexLock lock(&mu_);
+  // A driver that had the device running forgot its sockets: the host ends
+  // of every connection close. The reset a driver does before its first
+  // DRIVER_OK keeps host clients that connected early waiting.
+  if (active_ && muxer_ != nullptr) muxer_->DropConnections();
+  active_.reset();
+}
+
+VsockStats VirtioVsock::stats() const {
+  absl::MutexLock lock(&mu_);
+  return stats_;
+}
+
+int VirtioVsock::host_event_fd() const {
+  absl::MutexLock lock(&mu_);
+  return muxer_->epoll_fd();
+}
+
+size_t VirtioVsock::connection_count() const {
+  absl::MutexLock lock(&mu_);
+  return muxer_->connection_count();
+}
+
+std::optional<VirtioVsock::ConnectionInfo> VirtioVsock::connection(uint32_t local_port,
+                                                                  uint32_t peer_port) const {
+  absl::MutexLock lock(&mu_);
+  const VsockConnection* c = muxer_->connection(local_port, peer_port);
+  if (c == nullptr) return std::nullopt;
+  return ConnectionInfo{c->state(), c->peer_credit(), c->fwd_cnt(), c->buffered_bytes()};
+}
+
+bool VirtioVsock::QueueUsable(uint16_t queue) const {
+  return active_ && !active_->broken && queue < active_->queues.size() &&
+         active_->queue_enabled[queue];
+}
+
+void VirtioVsock::ProcessQueue(uint16_t queue) {
+  Outcome out;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!active_ || active_->broken) return;
+    out.context = active_->context;
+    if (queue == kTxQueue) ProcessTx(out);
+    // The event queue's buffers are never used; an RX kick means new
+    // buffers; TX may have produced answers.
+    if (queue != kEventQueue) PumpRx(out);
+  }
+  Report(out);
+}
+
+void VirtioVsock::HandleHostEvents() {
+  Outcome out;
+  {
+    absl::MutexLock lock(&mu_);
+    if (muxer_ == nullptr) return;
+    muxer_->HandleHostEvents();
+    if (!active_ || active_->broken) return;
+    out.context = active_->context;
+    PumpRx(out);
+  }
+  Report(out);
+}
+
+void VirtioVsock::Report(const Outcome& out) {
+  if (out.context == nullptr) return;
+  if (out.notify_rx) out.context->NotifyUsed(kRxQueue);
+  if (out.notify_tx) out.context->NotifyUsed(kTxQueue);
+  if (out.failure) out.context->DeviceNeedsReset(*out.failure);
+}
+
+void VirtioVsock::Fail(uint16_t queue, const absl::Status& status, Outcome& out) {
+  active_->broken = true;
+  out.failure = absl::StrCat("virtio-vsock queue ", queue, ": ", status.message());
+}
+
+std::optional<DescriptorChain> VirtioVsock::Pop(uint16_t queue, Outcome& out) {
+  Virtqueue& q = active_->queues[queue];
+  const GuestMemory& memory = *active_->memory;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    absl::StatusOr<std::optional<DescriptorChain>> popped = q.PopChain(memory);
+    if (!popped.ok()) {
+      Fail(queue, popped.status(), out);
+      return std::nullopt;
+    }
+    if (popped->has_value()) return std::move(**popped);
+    if (attempt == 1) break;
+    // Empty: ask for a kick, then look again so a chain published in
+    // between is not left waiting.
+    if (absl::Status s = q.SetNotificationsEnabled(true, memory); !s.ok()) {
+      Fail(queue, s, out);
+      return std::nullopt;
+    }
+  }
+  return std::nullopt;
+}
+
+bool VirtioVsock::AddUsed(uint16_t queue, DescriptorChain chain, uint32_t len, Outcome& out) {
+  Virtqueue& q = active_->queues[queue];
+  const GuestMemory& memory = *active_->memory;
+  if (absl::Status s = q.AddUsed(std::move(chain), len, memory); !s.ok()) {
+    Fail(queue, s, out);
+    return false;
+  }
+  absl::StatusOr<bool> notify = q.ShouldNotify(memory);
+  if (!notify.ok()) {
+    Fail(queue, notify.status(), out);
+    return false;
+  }
+  (queue == kRxQueue ? out.notify_rx : out.notify_tx) |= *notify;
+  return true;
+}
+
+void VirtioVsock::ProcessTx(Outcome& out) {
+  if (!QueueUsable(kTxQueue)) return;
+  while (!active_->broken) {
+    std::optional<DescriptorChain> chain = Pop(kTxQueue, out);
+    if (!chain) return;
+    HandleTxChain(*chain, *active_->memory);
+    if (!AddUsed(kTxQueue, std::move(*chain), 0, out)) return;
+  }
+}
+
+void VirtioVsock::HandleTxChain(const DescriptorChain& chain, const GuestMemory& memory) {
+  ++stats_.tx_packets;
+  const uint64_t readable = chain.readable_bytes();
+  if (!chain.writable().empty() || readable < sizeof(VsockHeader)) {
+    ++stats_.malformed;  // a TX packet is driver-to-device only, header first
+    return;
+  }
+  VsockHeader h;  // read once: the guest may change it under us
+  chain.ReadFrom(memory, 0, absl::Span<uint8_t>(reinterpret_cast<uint8_t*>(&h), sizeof(h)));
+  if (h.src_cid != guest_cid_) {
+    ++stats_.bad_address;  // not from this guest's address: nobody to answer
+    return;
+  }
+  if (h.dst_cid != kVsockHostCid) {
+    ++stats_.bad_address;
+    return muxer_->Refuse(h);
+  }
+  const bool known_op = h.op >= VIRTIO_VSOCK_OP_REQUEST && h.op <= VIRTIO_VSOCK_OP_CREDIT_REQUEST;
+  if (h.type != VIRTIO_VSOCK_TYPE_STREAM || !known_op || h.len > kVsockMaxPayload ||
+      h.len > readable - sizeof(VsockHeader)) {
+    ++stats_.bad_packet;
+    return muxer_->Refuse(h);
+  }
+  std::vector<iovec> payload;
+  if (h.op == VIRTIO_VSOCK_OP_RW && h.len != 0) {
+    absl::StatusOr<std::vector<iovec>> iov =
+        chain.ReadableIovecs(memory, sizeof(VsockHeader), h.len);
+    if (!iov.ok()) {
+      ++stats_.bad_packet;
+      return muxer_->Refuse(h);
+    }
+    payload = std::move(*iov);
+  } else {
+    h.len = 0;  // control packets carry no payload
+  }
+  muxer_->OnGuestPacket(h, payload);
+}
+
+void VirtioVsock::PumpRx(Outcome& out) {
+  if (!QueueUsable(kRxQueue)) return;
+  while (!active_->broken && muxer_->HasRxWork()) {
+    if (!active_->held_rx) {
+      std::optional<DescriptorChain> chain = Pop(kRxQueue, out);
+      if (!chain) return;  // no buffers: the guest's RX kick brings us back
+      if (!chain->readable().empty() || chain->writable_bytes() < sizeof(VsockHeader)) {
+        ++stats_.malformed;
+        if (!AddUsed(kRxQueue, std::move(*chain), 0, out)) return;
+        continue;
+      }
+      active_->held_rx = std::move(chain);
+    }
+    const uint32_t len = muxer_->FillRx(*active_->held_rx, *active_->memory);
+    if (len == 0) return;  // nothing after all: keep the chain for later
+    DescriptorChain chain = std::move(*active_->held_rx);
+    active_->held_rx.reset();
+    if (!AddUsed(kRxQueue, std::move(chain), len, out)) return;
+  }
+}
+
+}  // namespace vmm

@@ -1,0 +1,127 @@
+// virtio-vsock (virtio 1.x, 5.10): guest<->host stream sockets without a
+// network, bridged to Unix sockets the way Firecracker does it (see
+// vsock_muxer.h for the host-side protocol, vsock_connection.h for the
+// connection state machine and flow control).
+//
+// Queues: 0 rx (device -> driver), 1 tx (driver -> device), 2 event (never
+// used: no transport reset events are sent). Config: le64 guest_cid.
+// Offered features: VERSION_1, RING_EVENT_IDX, INDIRECT_DESC (no SEQPACKET).
+//
+// Guest packets are checked before they reach a connection: a TX chain with
+// device-writable buffers or fewer than 44 readable bytes is returned
+// unused and counted; a wrong src_cid is dropped; a wrong dst_cid, a type
+// other than STREAM, an unknown op, or a len beyond 64 KiB or the chain is
+// answered with RST. An RX chain with readable buffers or room for less than
+// a header is returned with length 0 and counted.
+//
+// Threads: ProcessQueue and HandleHostEvents run on the event loop,
+// Activate/Reset on vCPU threads; the device mutex serialises them, and
+// calls into the VirtioDeviceContext happen after it is released.
+#ifndef VMM_DEVICES_VIRTIO_VSOCK_VIRTIO_VSOCK_H_
+#define VMM_DEVICES_VIRTIO_VSOCK_VIRTIO_VSOCK_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "base/event_loop.h"
+#include "devices/virtio/virtio_device.h"
+#include "devices/virtio/vsock/vsock_muxer.h"
+#include "devices/virtio/vsock/vsock_packet.h"
+
+namespace vmm {
+
+class VirtioVsock : public VirtioDevice {
+ public:
+  static constexpr uint32_t kDeviceType = 19;  // VIRTIO_ID_VSOCK
+  static constexpr uint16_t kQueueSize = 256;
+  static constexpr uint16_t kRxQueue = 0;
+  static constexpr uint16_t kTxQueue = 1;
+  static constexpr uint16_t kEventQueue = 2;
+
+  // Listens on options.socket_path (see VsockMuxer::Create). With a `loop`,
+  // host socket events are handled on it; without one (unit tests) the
+  // caller calls HandleHostEvents.
+  static absl::StatusOr<std::shared_ptr<VirtioVsock>> Create(VsockMuxerOptions options,
+                                                             EventLoop* loop);
+  ~VirtioVsock() override;
+
+  uint32_t device_type() const override { return kDeviceType; }
+  uint64_t device_features() const override;
+  std::vector<uint16_t> queue_max_sizes() const override {
+    return {kQueueSize, kQueueSize, kQueueSize};
+  }
+  void ReadConfig(uint64_t offset, absl::Span<uint8_t> data) override;
+  void WriteConfig(uint64_t offset, absl::Span<const uint8_t> data) override;
+  absl::Status Activate(VirtioActivation activation) override;
+  void ProcessQueue(uint16_t queue) override;
+  void Reset() override;
+
+  // Host sockets have events (the muxer's epoll fd is readable).
+  void HandleHostEvents();
+  // The fd the event loop watches for HandleHostEvents: readable while any
+  // watched host socket has an event (tests check it goes quiet).
+  int host_event_fd() const;
+
+  VsockStats stats() const;
+  size_t connection_count() const;
+  // Flow-control state of one connection, for tests; nullopt if none.
+  struct ConnectionInfo {
+    VsockConnection::State state;
+    uint32_t peer_credit;
+    uint32_t fwd_cnt;
+    size_t buffered_bytes;
+  };
+  std::optional<ConnectionInfo> connection(uint32_t local_port, uint32_t peer_port) const;
+
+ private:
+  struct Active {
+    const GuestMemory* memory = nullptr;
+    std::vector<Virtqueue> queues;
+    std::vector<bool> queue_enabled;
+    VirtioDeviceContext* context = nullptr;
+    bool broken = false;  // asked for DEVICE_NEEDS_RESET
+    // An RX chain popped when there was work, kept when the work vanished
+    // (a chain cannot be given back to the avail ring).
+    std::optional<DescriptorChain> held_rx;
+  };
+  struct Outcome {
+    VirtioDeviceContext* context = nullptr;
+    bool notify_rx = false;
+    bool notify_tx = false;
+    std::optional<std::string> failure;
+  };
+
+  VirtioVsock(uint64_t guest_cid, EventLoop* loop) : guest_cid_(guest_cid), loop_(loop) {}
+
+  bool QueueUsable(uint16_t queue) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ProcessTx(Outcome& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void HandleTxChain(const DescriptorChain& chain, const GuestMemory& memory)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void PumpRx(Outcome& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The next chain of `queue`, re-enabling kicks before reporting it empty.
+  std::optional<DescriptorChain> Pop(uint16_t queue, Outcome& out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool AddUsed(uint16_t queue, DescriptorChain chain, uint32_t len, Outcome& out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Fail(uint16_t queue, const absl::Status& status, Outcome& out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Report(const Outcome& out);
+
+  const uint64_t guest_cid_;
+  EventLoop* const loop_;
+
+  mutable absl::Mutex mu_;
+  VsockStats stats_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<VsockMuxer> muxer_ ABSL_GUARDED_BY(mu_);
+  std::optional<Active> active_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace vmm
+
+#endif  // VMM_DEVICES_VIRTIO_VSOCK_VIRTIO_VSOCK_H_
