@@ -77,6 +77,8 @@ absl::Status DeviceManager::AddVirtioDevice(std::shared_ptr<VirtioDevice> device
 }
 
 absl::Status DeviceManager::WireTransport(VirtioTransportState& state, Wiring* wiring) {
+  // Device work runs on the event loop only, whichever way a notify arrives.
+  state.DeferNotifiesToEventFds();
   for (uint16_t q = 0; q < state.num_queues(); ++q) {
     int fd = state.queue_notify_eventfds()[q].fd();
     wiring->eventfds.push_back(fd);

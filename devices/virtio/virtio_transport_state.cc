@@ -495,6 +495,10 @@ void VirtioTransportState::NotifyRegisterWritten(uint32_t queue) {
       return;
     }
   }
+  if (defer_notifies_.load(std::memory_order_relaxed) && queue < notify_eventfds_.size()) {
+    (void)notify_eventfds_[queue].Write(1);
+    return;
+  }
   HandleQueueNotify(static_cast<uint16_t>(queue));
 }
 

@@ -35,6 +35,7 @@
 #ifndef VMM_DEVICES_VIRTIO_VIRTIO_TRANSPORT_STATE_H_
 #define VMM_DEVICES_VIRTIO_VIRTIO_TRANSPORT_STATE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -162,8 +163,15 @@ class VirtioTransportState final : private VirtioDeviceContext {
   // VMM's event-loop callback for that EventFd calls.
   void HandleQueueNotifyEvent(uint16_t queue) ABSL_LOCKS_EXCLUDED(device_mu_, mu_);
   // A notify that reached the register in user space: counted, then
-  // HandleQueueNotify. `queue` is guest-controlled.
+  // HandleQueueNotify — or, after DeferNotifiesToEventFds, a write to the
+  // queue's notify EventFd. `queue` is guest-controlled.
   void NotifyRegisterWritten(uint32_t queue) ABSL_LOCKS_EXCLUDED(device_mu_, mu_);
+  // Makes a notify that reaches the register (a vCPU exit: no ioeventfd
+  // wired yet, or the guest used another width) signal the queue's notify
+  // EventFd instead of running the device on the vCPU thread, so device work
+  // and its backend I/O stay on the event loop that watches those EventFds
+  // (and inside that thread's seccomp allow-list). The VMM turns it on.
+  void DeferNotifiesToEventFds() { defer_notifies_.store(true, std::memory_order_relaxed); }
 
   void SetActivationHook(ActivationHook hook) ABSL_LOCKS_EXCLUDED(status_mu_);
 
@@ -215,6 +223,7 @@ class VirtioTransportState final : private VirtioDeviceContext {
   const uint64_t offered_features_;
   const std::vector<uint16_t> max_sizes_;
   const std::vector<EventFd> notify_eventfds_;
+  std::atomic<bool> defer_notifies_{false};
 
   absl::Mutex status_mu_ ABSL_ACQUIRED_BEFORE(device_mu_);
   ActivationHook hook_ ABSL_GUARDED_BY(status_mu_);

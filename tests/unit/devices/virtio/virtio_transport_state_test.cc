@@ -379,6 +379,20 @@ TEST_F(VirtioTransportStateTest, NotifyRegisterWriteIsCountedAsUserSpaceExit) {
   EXPECT_EQ(state_->counters().notify_exits, 2u);
 }
 
+TEST_F(VirtioTransportStateTest, DeferredNotifyRegisterWriteSignalsTheEventFdInstead) {
+  state_->DeferNotifiesToEventFds();
+  Activate();
+  state_->NotifyRegisterWritten(0);
+  state_->NotifyRegisterWritten(0x10000);  // hostile queue index: dropped
+  // Nothing ran on the writing (vCPU) thread ...
+  EXPECT_THAT(device_->processed(), ElementsAre());
+  EXPECT_EQ(state_->counters().notify_exits, 2u);
+  // ... the event loop's callback does it.
+  state_->HandleQueueNotifyEvent(0);
+  EXPECT_THAT(device_->processed(), ElementsAre(0));
+  EXPECT_EQ(*state_->queue_notify_eventfds()[0].Read(), 0u);
+}
+
 TEST_F(VirtioTransportStateTest, NotifyEventDrainsEventFdWithoutCountingAnExit) {
   Activate();
   ASSERT_TRUE(state_->queue_notify_eventfds()[0].Write(3).ok());
