@@ -129,6 +129,8 @@ static const struct attack kAttacks[] = {
     {"bar_on_ram", attack_bar_on_ram, true},
     {"bar_on_device", attack_bar_on_device, true},
     {"pci_readonly_writes", attack_pci_readonly_writes, true},
+    {"pci_cfg_window", attack_pci_cfg_window, true},
+    {"config_port_garbage", attack_config_port_garbage, true},
     {"blk_sector_overflow", attack_blk_sector_overflow, false},
     {"blk_write_readonly", attack_blk_write_readonly, false},
     {"getid_oversize", attack_getid_oversize, false},

@@ -261,3 +261,109 @@ void attack_getid_oversize(void) {
   expect_broken_chain("GET_ID buffer of 4 GiB - 1", VIRTIO_BLK_T_GET_ID,
                       (uint64_t)(uintptr_t)big_buffer, 0xffffffffu, VIRTQ_DESC_F_WRITE);
 }
+
+// struct virtio_pci_cfg_cap fields (4.1.4.9).
+#define CFG_CAP_BAR 4
+#define CFG_CAP_OFFSET 8
+#define CFG_CAP_LENGTH 12
+#define CFG_CAP_DATA 16
+
+static void set_window(uint8_t cap, uint8_t bar, uint32_t offset, uint32_t length) {
+  pci_write8(victim.pci.bdf, (uint16_t)(cap + CFG_CAP_BAR), bar);
+  pci_write32(victim.pci.bdf, (uint16_t)(cap + CFG_CAP_OFFSET), offset);
+  pci_write32(victim.pci.bdf, (uint16_t)(cap + CFG_CAP_LENGTH), length);
+}
+
+void attack_pci_cfg_window(void) {
+  uint16_t bdf = victim.pci.bdf;
+  uint8_t cap = victim.pci.pci_cfg_cap;
+  if (cap == 0) {
+    check(false, "victim has a PCI_CFG capability");
+    return;
+  }
+  // Windows that must not reach the BAR: each write of 0 through them would
+  // reset the device if it reached device_status.
+  static const struct {
+    uint8_t bar;
+    uint32_t offset, length;
+  } bad[] = {
+      {5, COMMON_DEVICE_STATUS, 1},    // a BAR the function does not have
+      {0, COMMON_DEVICE_STATUS, 0},    // lengths the spec does not allow
+      {0, COMMON_DEVICE_STATUS, 3},
+      {0, COMMON_DEVICE_STATUS, 8},
+      {0, COMMON_DEVICE_STATUS + 1, 2},  // misaligned
+      {0, 0x8000, 4},                  // past the BAR
+      {0, 0xfffffffcu, 4},             // offset + length wraps 32 bits
+  };
+  uint8_t status = status_of(&victim);
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); ++i) {
+    set_window(cap, bad[i].bar, bad[i].offset, bad[i].length);
+    pci_write32(bdf, (uint16_t)(cap + CFG_CAP_DATA), 0);
+    (void)pci_read32(bdf, (uint16_t)(cap + CFG_CAP_DATA));
+  }
+  check(status_of(&victim) == status, "7 malformed PCI_CFG windows: writes refused (status 0x%x)",
+        status_of(&victim));
+  // A proper window reads the status.
+  set_window(cap, 0, COMMON_DEVICE_STATUS, 1);
+  check(pci_read8(bdf, (uint16_t)(cap + CFG_CAP_DATA)) == status,
+        "a proper window reads device_status");
+  // Kick queue 0 through the window: the request completes (slow path).
+  struct pci_bar bar;
+  pci_bar_read(bdf, 0, &bar);
+  struct virtq* vq = &victim.blk.vq;
+  struct request* r = prepare(0, VIRTIO_BLK_T_IN, 0);
+  struct virtq_buf bufs[3] = {
+      {&r->header, sizeof(r->header), false},
+      {buffer, SECTOR, true},
+      {(const void*)&r->status, 1, true},
+  };
+  memset(buffer, 0, SECTOR);
+  bool ok = virtq_add(vq, bufs, 3, r);
+  compiler_barrier();
+  vq->avail[1] = vq->avail_idx;
+  vq->avail_kicked = vq->avail_idx;
+  memory_barrier();
+  set_window(cap, 0, (uint32_t)(victim.pci.queue_notify[0] - bar.address), 2);
+  pci_write32(bdf, (uint16_t)(cap + CFG_CAP_DATA), 0);
+  const char* why = "";
+  void* cookie = 0;
+  uint32_t len = 0;
+  ok = ok && virtq_wait(vq, &why) && virtq_pop_used(vq, &cookie, &len, &why) && cookie == r &&
+       r->status == VIRTIO_BLK_S_OK && sector_is(buffer, VICTIM_PATTERN, GEN_HOST, 0);
+  check(ok, "a read kicked through the PCI_CFG window completes%s%s", ok ? "" : ": ", why);
+}
+
+void attack_config_port_garbage(void) {
+  // 0xCF8/0xCFC and ECAM abuse that must reach no function: disabled
+  // CONFIG_ADDRESS, absent buses/devices/functions, odd widths and
+  // offsets, the PIIX reset register at 0xCF9, an 8-byte ECAM read.
+  uint32_t x = 0x9e3779b9u;
+  for (uint32_t i = 0; i < 300; ++i) {
+    x = x * 1664525u + 1013904223u;
+    // Bit 31 clear (disabled), or a device number >= 20 (none there).
+    uint32_t address = (i & 1) ? (x & 0x7fffffffu) : (0x80000000u | (x & 0xff0000u) |
+                                                      (20u + (x >> 27) % 12) << 11 |
+                                                      (x & 0x7ff));
+    outl(0xcf8, address);
+    outl(0xcfc, x);
+    outw((uint16_t)(0xcfc + ((x >> 8) & 3)), (uint16_t)x);
+    outb((uint16_t)(0xcfc + ((x >> 12) & 3)), (uint8_t)x);
+    (void)inl(0xcfc);
+    (void)inw(0xcfe);
+    (void)inb(0xcff);
+  }
+  outb(0xcf9, 0x06);  // a PC's reset control: not ours, ignored
+  outw(0xcf8, 0xffff);
+  outb(0xcfb, 0x80);
+  volatile uint64_t sink = *(volatile uint64_t*)(uintptr_t)(ECAM_BASE + (victim.pci.bdf << 12));
+  (void)sink;
+  mmio_write32(ECAM_BASE + (31u << 15) + (7u << 12) + 0xffc, 0xffffffffu);
+  mmio_write16(ECAM_BASE + 0x0ffffffeu, 0xffff);  // the last bytes of bus 255
+  check(true, "300 rounds of config-port garbage: still running");
+  outl(0xcf8, 0x80000000u | ((uint32_t)victim.pci.bdf << 8));
+  check(inw(0xcfc) == VIRTIO_PCI_VENDOR && pci_read16(good.is_pci ? good.pci.bdf : victim.pci.bdf,
+                                                      PCI_VENDOR_ID) == VIRTIO_PCI_VENDOR,
+        "0xCF8/0xCFC and ECAM still reach the disks");
+  check(victim_registers_answer() && read_and_compare(&victim, VICTIM_PATTERN, GEN_HOST, 0, 1),
+        "victim still serves");
+}
