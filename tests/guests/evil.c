@@ -124,6 +124,7 @@ static const struct attack kAttacks[] = {
     {"features_after_ok", attack_features_after_ok, false},
     {"queue_regs_while_live", attack_queue_regs_while_live, false},
     {"reset_mid_io", attack_reset_mid_io, false},
+    {"reset_race", attack_reset_race, false},
     {"status_storm", attack_status_storm, false},
     {"msix_bad_address", attack_msix_bad_address, true},
     {"bar_on_ram", attack_bar_on_ram, true},

@@ -6,7 +6,9 @@
 #include "evil.h"
 #include "runtime/console.h"
 #include "runtime/io.h"
+#include "runtime/mp_table.h"
 #include "runtime/pci.h"
+#include "runtime/smp.h"
 #include "runtime/string.h"
 
 static struct virtq_desc table2[4] __attribute__((aligned(16)));
@@ -423,4 +425,78 @@ void attack_status_storm(void) {
     victim.dev->ops->set_status(victim.dev, 0);
   }
   check(ups == 100, "100 bring-up/reset cycles: %u came up", ups);
+}
+
+// --- Two CPUs: resets racing the device's queue processing ---
+
+#define RACE_ROUNDS 150
+static volatile uint32_t race_go, race_done, race_bringups;
+
+// On the AP: reset and bring the victim up again, over and over, on the
+// rings the BSP keeps kicking.
+static void race_resetter(void) {
+  while (!race_go) cpu_relax();
+  struct virtq* vq = &victim.blk.vq;
+  struct virtio_dev* dev = victim.dev;
+  for (uint32_t i = 0; i < RACE_ROUNDS; ++i) {
+    dev->ops->set_status(dev, 0);
+    dev->ops->set_status(dev, VIRTIO_STATUS_ACKNOWLEDGE);
+    dev->ops->set_status(dev, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+    dev->ops->set_driver_features(dev, VIRTIO_F_VERSION_1);
+    uint8_t s = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK;
+    dev->ops->set_status(dev, s);
+    const char* why = "";
+    if (dev->ops->queue_enable(dev, 0, SMALL_QUEUE, (uint64_t)(uintptr_t)vq->desc,
+                               (uint64_t)(uintptr_t)vq->avail, (uint64_t)(uintptr_t)vq->used,
+                               &why)) {
+      dev->ops->set_status(dev, (uint8_t)(s | VIRTIO_STATUS_DRIVER_OK));
+      race_bringups = race_bringups + 1;
+    }
+    for (uint32_t k = 0; k < 200 + (i % 7) * 100; ++k) cpu_relax();
+  }
+  race_done = 1;
+}
+
+void attack_reset_race(void) {
+  struct mp_info mp;
+  const char* why = "";
+  if (!mp_find_cpus(&mp, &why) || mp.cpu_count < 2) {
+    check(false, "two CPUs (%s)", why);
+    return;
+  }
+  // Fixed ring contents: four writes of generation 1 to sectors 32..35 at
+  // heads 0, 3, 6, 9, and every avail slot names one of them, so whatever
+  // the device pops after any reset is one of these writes.
+  struct virtq* vq = &victim.blk.vq;
+  static uint8_t data[4][SECTOR] __attribute__((aligned(512), section(".bss.noinit")));
+  for (uint16_t i = 0; i < 4; ++i) {
+    fill_pattern(data[i], VICTIM_PATTERN, GEN_GUEST, RESET_FIRST + i, 1);
+    struct request* r = prepare(i, VIRTIO_BLK_T_OUT, RESET_FIRST + i);
+    set_desc(&vq->desc[3 * i], &r->header, sizeof(r->header), VIRTQ_DESC_F_NEXT,
+             (uint16_t)(3 * i + 1));
+    set_desc(&vq->desc[3 * i + 1], data[i], SECTOR, VIRTQ_DESC_F_NEXT, (uint16_t)(3 * i + 2));
+    set_desc(&vq->desc[3 * i + 2], &r->status, 1, VIRTQ_DESC_F_WRITE, 0);
+  }
+  for (uint16_t slot = 0; slot < SMALL_QUEUE; ++slot) {
+    vq->avail[2 + slot] = (uint16_t)(3 * (slot % 4));
+  }
+  vq->avail[0] = VIRTQ_AVAIL_F_NO_INTERRUPT;
+  smp_ap_work = race_resetter;
+  uint32_t up = smp_start_aps(&mp);
+  check(up >= 2, "%u CPUs up", up);
+  if (up < 2) return;
+  race_go = 1;
+  // Meanwhile: kick with avail indices 0..16 in turn (some the device
+  // takes as new chains, some as a jump past the queue size).
+  uint32_t kicks = 0;
+  while (!race_done && kicks < 200000) {
+    vq->avail[1] = (uint16_t)((kicks * 3) % (SMALL_QUEUE + 1));
+    memory_barrier();
+    victim.dev->ops->notify(victim.dev, 0);
+    ++kicks;
+    for (uint32_t k = 0; k < 50; ++k) cpu_relax();
+  }
+  check(race_done, "%u reset/bring-up rounds (%u came up) raced %u kicks", RACE_ROUNDS,
+        race_bringups, kicks);
+  check(virtio_reset(victim.dev, &why), "victim resets after the race");
 }

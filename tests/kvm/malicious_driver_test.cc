@@ -86,6 +86,7 @@ struct Attack {
   bool victim_mmio = false;
   bool victim_readonly = false;
   bool victim_written = false;  // reset_mid_io: [32, 64) may hold generation 1
+  int cpus = 1;
 };
 
 std::string TestName(const Attack& a) {
@@ -126,9 +127,9 @@ TEST_P(MaliciousDriverTest, VmmSurvivesVictimRefusesGoodDiskServes) {
   std::string cmdline = absl::StrCat("attack=", attack.name,
                                      attack.victim_mmio ? " victim=mmio" : " victim=pci");
   ProcessResult r = RunProcess(
-      {VmmBinary(), "--kernel", GuestPath("evil.elf"), "--memory", "64M", "--timeout", "60",
-       "--serial", "stdio", "--cmdline", cmdline, "--disk", victim_disk, "--disk",
-       "path=" + good + ",serial=good"},
+      {VmmBinary(), "--kernel", GuestPath("evil.elf"), "--memory", "64M", "--cpus",
+       absl::StrCat(attack.cpus), "--timeout", "60", "--serial", "stdio", "--cmdline", cmdline,
+       "--disk", victim_disk, "--disk", "path=" + good + ",serial=good"},
       absl::Seconds(120));
 
   // The VMM survived and exited as the guest asked (debug-exit 0 -> 1).
@@ -186,6 +187,9 @@ INSTANTIATE_TEST_SUITE_P(
         Attack{.name = "features_after_ok"},
         Attack{.name = "queue_regs_while_live"},
         Attack{.name = "reset_mid_io", .victim_written = true},
+        // A second CPU resets and re-initialises the victim 150 times while
+        // the first keeps kicking it (the event loop processing meanwhile).
+        Attack{.name = "reset_race", .victim_written = true, .cpus = 2},
         Attack{.name = "status_storm"},
         // PCI attacks.
         Attack{.name = "msix_bad_address"},
@@ -203,6 +207,7 @@ INSTANTIATE_TEST_SUITE_P(
         Attack{.name = "avail_jump", .victim_mmio = true},
         Attack{.name = "qsize_not_pow2", .victim_mmio = true},
         Attack{.name = "notify_unready", .victim_mmio = true},
+        Attack{.name = "reset_race", .victim_mmio = true, .victim_written = true, .cpus = 2},
         Attack{.name = "status_storm", .victim_mmio = true},
         Attack{.name = "blk_sector_overflow", .victim_mmio = true}),
     [](const ::testing::TestParamInfo<Attack>& info) { return TestName(info.param); });
