@@ -129,6 +129,7 @@ static const struct attack kAttacks[] = {
     {"msix_bad_address", attack_msix_bad_address, true},
     {"bar_on_ram", attack_bar_on_ram, true},
     {"bar_on_device", attack_bar_on_device, true},
+    {"bar_race", attack_bar_race, true},
     {"pci_readonly_writes", attack_pci_readonly_writes, true},
     {"pci_cfg_window", attack_pci_cfg_window, true},
     {"config_port_garbage", attack_config_port_garbage, true},

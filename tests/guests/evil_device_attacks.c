@@ -6,8 +6,10 @@
 #include "runtime/console.h"
 #include "runtime/io.h"
 #include "runtime/irq.h"
+#include "runtime/mp_table.h"
 #include "runtime/msix.h"
 #include "runtime/pci.h"
+#include "runtime/smp.h"
 #include "runtime/string.h"
 
 static uint8_t big_buffer[8192] __attribute__((aligned(4096), section(".bss.noinit")));
@@ -366,4 +368,91 @@ void attack_config_port_garbage(void) {
         "0xCF8/0xCFC and ECAM still reach the disks");
   check(victim_registers_answer() && read_and_compare(&victim, VICTIM_PATTERN, GEN_HOST, 0, 1),
         "victim still serves");
+}
+
+// --- Two CPUs: the BAR moving under a running device ---
+
+#define BAR_RACE_ROUNDS 60
+static volatile uint32_t bar_race_go, bar_race_done;
+static uint64_t bar_home, bar_away;
+
+// On the AP: move the victim's BAR away and back, toggle its memory decode
+// and MSI-X, rewrite an MSI-X entry, while the BSP keeps the queue busy.
+static void bar_mover(void) {
+  while (!bar_race_go) cpu_relax();
+  uint16_t bdf = victim.pci.bdf;
+  uint8_t msix_cap = pci_find_capability(bdf, PCI_CAP_ID_MSIX, 0);
+  for (uint32_t i = 0; i < BAR_RACE_ROUNDS; ++i) {
+    pci_bar_assign(bdf, 0, bar_away, true);
+    uint16_t command = pci_read16(bdf, PCI_COMMAND);
+    pci_write16(bdf, PCI_COMMAND, (uint16_t)(command & ~PCI_COMMAND_MEMORY));
+    pci_write16(bdf, PCI_COMMAND, command);
+    pci_bar_assign(bdf, 0, bar_home, true);
+    if (victim.pci.has_msix) {
+      mmio_write32(victim.pci.msix.table + 16 * (i % 2) + 8, 0x30 + i);
+    }
+    if (msix_cap != 0) {
+      uint16_t control = pci_read16(bdf, (uint16_t)(msix_cap + 2));
+      pci_write16(bdf, (uint16_t)(msix_cap + 2), (uint16_t)(control ^ 0x8000));
+      pci_write16(bdf, (uint16_t)(msix_cap + 2), control);
+    }
+  }
+  bar_race_done = 1;
+}
+
+void attack_bar_race(void) {
+  struct mp_info mp;
+  const char* why = "";
+  if (!mp_find_cpus(&mp, &why) || mp.cpu_count < 2) {
+    check(false, "two CPUs (%s)", why);
+    return;
+  }
+  struct pci_bar bar;
+  pci_bar_read(victim.pci.bdf, 0, &bar);
+  bar_home = bar.address;
+  bar_away = bar.address + 0x100000;
+  // One read of sector 32 at head 0; every avail slot names it. The BSP
+  // publishes the next one only when the last came back, and kicks the
+  // home address whether the BAR is there or not.
+  struct virtq* vq = &victim.blk.vq;
+  struct request* r = prepare(0, VIRTIO_BLK_T_IN, RESET_FIRST);
+  set_desc(&vq->desc[0], &r->header, sizeof(r->header), VIRTQ_DESC_F_NEXT, 1);
+  set_desc(&vq->desc[1], buffer, SECTOR, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 2);
+  set_desc(&vq->desc[2], &r->status, 1, VIRTQ_DESC_F_WRITE, 0);
+  for (uint16_t slot = 0; slot < SMALL_QUEUE; ++slot) vq->avail[2 + slot] = 0;
+  uint16_t start = used_idx(vq);
+  vq->avail_idx = start;
+  vq->avail[1] = start;
+  smp_ap_work = bar_mover;
+  uint32_t up = smp_start_aps(&mp);
+  check(up >= 2, "%u CPUs up", up);
+  if (up < 2) return;
+  bar_race_go = 1;
+  uint32_t kicks = 0;
+  while (!bar_race_done && kicks < 200000) {
+    if (used_idx(vq) == vq->avail_idx) {
+      vq->avail_idx = (uint16_t)(vq->avail_idx + 1);
+      compiler_barrier();
+      vq->avail[1] = vq->avail_idx;
+    }
+    memory_barrier();
+    victim.dev->ops->notify(victim.dev, 0);
+    ++kicks;
+    for (uint32_t k = 0; k < 50; ++k) cpu_relax();
+  }
+  // Let the last one come back.
+  for (uint32_t k = 0; k < 100000 && used_idx(vq) != vq->avail_idx; ++k) {
+    victim.dev->ops->notify(victim.dev, 0);
+    cpu_relax();
+  }
+  uint16_t done = (uint16_t)(used_idx(vq) - start);
+  check(bar_race_done, "%u BAR moves raced %u kicks, %u reads done", BAR_RACE_ROUNDS, kicks, done);
+  check(done > 0 && used_idx(vq) == vq->avail_idx &&
+            (status_of(&victim) & VIRTIO_STATUS_NEEDS_RESET) == 0,
+        "the device kept its queue through the moves (no reset needed)");
+  // The driver's bookkeeping in line with the device again (one chain per
+  // read, head 0 free), then a normal request.
+  vq->last_used = used_idx(vq);
+  check(read_and_compare(&victim, VICTIM_PATTERN, GEN_HOST, 0, 1),
+        "the victim serves a normal read after the race");
 }

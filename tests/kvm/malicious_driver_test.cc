@@ -195,6 +195,9 @@ INSTANTIATE_TEST_SUITE_P(
         Attack{.name = "msix_bad_address"},
         Attack{.name = "bar_on_ram"},
         Attack{.name = "bar_on_device"},
+        // A second CPU moves the BAR away and back 60 times, toggling decode
+        // and MSI-X, while the first keeps the queue busy.
+        Attack{.name = "bar_race", .cpus = 2},
         Attack{.name = "pci_readonly_writes"},
         Attack{.name = "pci_cfg_window"},
         Attack{.name = "config_port_garbage"},
