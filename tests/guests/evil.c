@@ -110,6 +110,7 @@ struct attack {
 static const struct attack kAttacks[] = {
     {"desc_outside_ram", attack_desc_outside_ram, false},
     {"desc_mmio_hole", attack_desc_mmio_hole, false},
+    {"desc_straddles_hole", attack_desc_straddles_hole, false},
     {"len_wrap", attack_len_wrap, false},
     {"desc_loop", attack_desc_loop, false},
     {"chain_too_long", attack_chain_too_long, false},

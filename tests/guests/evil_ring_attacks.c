@@ -7,6 +7,7 @@
 #include "runtime/console.h"
 #include "runtime/io.h"
 #include "runtime/mp_table.h"
+#include "runtime/paging.h"
 #include "runtime/pci.h"
 #include "runtime/smp.h"
 #include "runtime/string.h"
@@ -499,4 +500,38 @@ void attack_reset_race(void) {
   check(race_done, "%u reset/bring-up rounds (%u came up) raced %u kicks", RACE_ROUNDS,
         race_bringups, kicks);
   check(virtio_reset(victim.dev, &why), "victim resets after the race");
+}
+
+// --- RAM split around the MMIO hole (run with more than 3 GiB) ---
+
+#define LOW_RAM_END 0xc0000000ull
+#define HIGH_RAM_START 0x100000000ull
+
+void attack_desc_straddles_hole(void) {
+  const char* why = "";
+  // A write whose data runs from the end of low RAM into the hole.
+  expect_broken_chain("write from low RAM into the MMIO hole", VIRTIO_BLK_T_OUT,
+                      LOW_RAM_END - 0x800, 0x1000, 0);
+  if (!virtio_reset(victim.dev, &why) || !init_disk(&victim, &kDefaultOptions)) {
+    check(false, "victim re-initialised");
+    return;
+  }
+  // One that runs from the top of the hole into high RAM.
+  expect_broken_chain("write from the MMIO hole into high RAM", VIRTIO_BLK_T_OUT,
+                      HIGH_RAM_START - 0x800, 0x1000, 0);
+  if (!virtio_reset(victim.dev, &why) || !init_disk(&victim, &kDefaultOptions)) {
+    check(false, "victim re-initialised");
+    return;
+  }
+  // A read wholly in high RAM is fine.
+  if (!paging_map_mmio(HIGH_RAM_START, 0x1000)) {
+    check(false, "high RAM mapped");
+    return;
+  }
+  uint8_t* high = (uint8_t*)(uintptr_t)HIGH_RAM_START;
+  memset(high, 0, SECTOR);
+  uint8_t status = 0xff;
+  bool done = request(&victim, VIRTIO_BLK_T_IN, 0, high, SECTOR, false, 0, &status, 0);
+  check(done && status == VIRTIO_BLK_S_OK && sector_is(high, VICTIM_PATTERN, GEN_HOST, 0),
+        "a read into high RAM at 4 GiB: status %u, data right", status);
 }

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <ostream>
 #include <set>
 #include <string>
 #include <vector>
@@ -87,6 +88,7 @@ struct Attack {
   bool victim_readonly = false;
   bool victim_written = false;  // reset_mid_io: [32, 64) may hold generation 1
   int cpus = 1;
+  const char* memory = "64M";
 };
 
 std::string TestName(const Attack& a) {
@@ -102,6 +104,9 @@ std::string TestName(const Attack& a) {
   }
   return a.victim_mmio ? out + "OnMmio" : out;
 }
+
+// gtest prints the parameter of a failing case with this.
+void PrintTo(const Attack& a, std::ostream* os) { *os << TestName(a); }
 
 class MaliciousDriverTest : public ::testing::TestWithParam<Attack> {};
 
@@ -127,7 +132,7 @@ TEST_P(MaliciousDriverTest, VmmSurvivesVictimRefusesGoodDiskServes) {
   std::string cmdline = absl::StrCat("attack=", attack.name,
                                      attack.victim_mmio ? " victim=mmio" : " victim=pci");
   ProcessResult r = RunProcess(
-      {VmmBinary(), "--kernel", GuestPath("evil.elf"), "--memory", "64M", "--cpus",
+      {VmmBinary(), "--kernel", GuestPath("evil.elf"), "--memory", attack.memory, "--cpus",
        absl::StrCat(attack.cpus), "--timeout", "60", "--serial", "stdio", "--cmdline", cmdline,
        "--disk", victim_disk, "--disk", "path=" + good + ",serial=good"},
       absl::Seconds(120));
@@ -172,6 +177,8 @@ INSTANTIATE_TEST_SUITE_P(
         // Descriptor and ring attacks: DEVICE_NEEDS_RESET, no used entry.
         Attack{.name = "desc_outside_ram"},
         Attack{.name = "desc_mmio_hole"},
+        // RAM split around the MMIO hole: buffers that cross into it.
+        Attack{.name = "desc_straddles_hole", .memory = "4G"},
         Attack{.name = "len_wrap"},
         Attack{.name = "desc_loop"},
         Attack{.name = "chain_too_long"},
