@@ -6,7 +6,9 @@
 // writes correctly.
 //
 // Command line:
-//   attack=NAME        one of the attacks in kAttacks below
+//   attack=NAME        one of the attacks in kAttacks below (reset_race
+//                      and bar_race need two CPUs, desc_straddles_hole
+//                      more than 3 GiB of RAM)
 //   victim=pci|mmio    the transport of the attacked disk             [pci]
 // The victim is the first virtio-blk found on that transport, the good disk
 // the first other one (PCI functions on bus 0 by device ID through ECAM at
@@ -21,9 +23,9 @@
 // keeps). Nothing the guest does may write the images except its valid
 // writes.
 //
-// Output: "evil: check <what>: ok" or "... FAIL: <detail>" per check, then
-// "evil: <attack>: all <n> checks ok" or "evil: <attack>: <f> of <n> checks
-// FAILED".
+// Output: "evil: check <what>: ok" or "evil: check <what>: FAIL" per check,
+// then "evil: <attack>: all <n> checks ok" or "evil: <attack>: <f> of <n>
+// checks FAILED".
 // Exit (debug-exit value): 0 all checks passed; 100 a check failed;
 // 102 the two disks were not found; 103 bad command line.
 #include "evil.h"
