@@ -128,6 +128,7 @@ static const struct attack kAttacks[] = {
     {"queue_regs_while_live", attack_queue_regs_while_live, false},
     {"reset_mid_io", attack_reset_mid_io, false},
     {"reset_race", attack_reset_race, false},
+    {"notify_flood", attack_notify_flood, false},
     {"status_storm", attack_status_storm, false},
     {"msix_bad_address", attack_msix_bad_address, true},
     {"bar_on_ram", attack_bar_on_ram, true},

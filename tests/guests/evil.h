@@ -147,6 +147,7 @@ void attack_getid_oversize(void);
 void attack_pci_cfg_window(void);
 void attack_reset_race(void);  // needs 2 CPUs
 void attack_bar_race(void);    // needs 2 CPUs
+void attack_notify_flood(void);  // needs 2 CPUs
 void attack_desc_straddles_hole(void);  // needs > 3 GiB of RAM
 void attack_config_port_garbage(void);
 

@@ -535,3 +535,64 @@ void attack_desc_straddles_hole(void) {
   check(done && status == VIRTIO_BLK_S_OK && sector_is(high, VICTIM_PATTERN, GEN_HOST, 0),
         "a read into high RAM at 4 GiB: status %u, data right", status);
 }
+
+// --- Two CPUs: a driver that never lets its queue run dry ---
+
+#define FLOOD_QUEUE 256
+static volatile uint32_t flood_go, flood_stop, flood_done;
+static volatile uint32_t flood_rounds;
+
+// On the AP: keep the victim's avail index 256 ahead of what the device has
+// used (never more than the queue size, so never a protocol error), all
+// slots naming one cheap request, until told to stop.
+static void flooder(void) {
+  while (!flood_go) cpu_relax();
+  struct virtq* vq = &victim.blk.vq;
+  uint32_t rounds = 0;
+  while (!flood_stop && rounds < 2000000) {
+    vq->avail[1] = (uint16_t)(used_idx(vq) + FLOOD_QUEUE);
+    if ((rounds & 255) == 0) victim.dev->ops->notify(victim.dev, 0);
+    ++rounds;
+  }
+  flood_rounds = rounds;
+  flood_done = 1;
+}
+
+void attack_notify_flood(void) {
+  struct mp_info mp;
+  const char* why = "";
+  if (!mp_find_cpus(&mp, &why) || mp.cpu_count < 2) {
+    check(false, "two CPUs (%s)", why);
+    return;
+  }
+  // A queue of 256, so that one refresh of the index is 256 requests.
+  struct virtio_blk_options options = kDefaultOptions;
+  options.queue_size = FLOOD_QUEUE;
+  if (!virtio_reset(victim.dev, &why) || !init_disk(&victim, &options)) {
+    check(false, "victim re-initialised with a queue of %u", FLOOD_QUEUE);
+    return;
+  }
+  // Head 0: a request of an unknown type (answered UNSUPP, no disk I/O).
+  struct virtq* vq = &victim.blk.vq;
+  struct request* r = prepare(0, 0x7fff, 0);
+  set_desc(&vq->desc[0], &r->header, sizeof(r->header), VIRTQ_DESC_F_NEXT, 1);
+  set_desc(&vq->desc[1], &r->status, 1, VIRTQ_DESC_F_WRITE, 0);
+  for (uint16_t slot = 0; slot < FLOOD_QUEUE; ++slot) vq->avail[2 + slot] = 0;
+  vq->avail[0] = VIRTQ_AVAIL_F_NO_INTERRUPT;
+  smp_ap_work = flooder;
+  uint32_t up = smp_start_aps(&mp);
+  check(up >= 2, "%u CPUs up", up);
+  if (up < 2) return;
+  uint16_t used_before = used_idx(vq);
+  flood_go = 1;
+  for (uint32_t k = 0; k < 20000; ++k) cpu_relax();
+  // The good disk must keep serving while the victim's queue never empties.
+  bool served = read_and_compare(&good, GOOD_PATTERN, GEN_HOST, 0, 1) &&
+                read_and_compare(&good, GOOD_PATTERN, GEN_HOST, 1, 1);
+  uint16_t used_during = (uint16_t)(used_idx(vq) - used_before);
+  flood_stop = 1;
+  for (uint32_t k = 0; k < 1000000 && !flood_done; ++k) cpu_relax();
+  check(served, "the good disk served while the victim's queue never ran dry (%u victim "
+        "requests meanwhile)", used_during);
+  check(flood_done, "the flooding CPU stopped after %u rounds", flood_rounds);
+}
