@@ -10,6 +10,7 @@
 // one line each, and any failure fails the test.
 #include <dirent.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <cctype>
 #include <cstdint>
@@ -82,6 +83,17 @@ std::set<std::string> Listing(const std::string& dir) {
   return names;
 }
 
+// Removes a directory's files and the directory at the end of a test.
+struct TempDirCleanup {
+  std::string dir;
+  ~TempDirCleanup() {
+    for (const std::string& name : Listing(dir)) {
+      if (name != "." && name != "..") unlink((dir + "/" + name).c_str());
+    }
+    rmdir(dir.c_str());
+  }
+};
+
 struct Attack {
   const char* name;      // evil.elf's attack=NAME
   bool victim_mmio = false;
@@ -115,6 +127,7 @@ TEST_P(MaliciousDriverTest, VmmSurvivesVictimRefusesGoodDiskServes) {
   const Attack& attack = GetParam();
   std::string dir = ::testing::TempDir() + "/evil-XXXXXX";
   ASSERT_NE(mkdtemp(dir.data()), nullptr);
+  TempDirCleanup cleanup{dir};
   const std::string victim = dir + "/victim.img";
   const std::string good = dir + "/good.img";
   const std::string canary = dir + "/host-file";
