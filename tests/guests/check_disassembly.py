@@ -35,8 +35,28 @@ def executable_sections(objdump, elf):
     return sections
 
 
+def data_ranges(objdump, elf):
+    """[start, end) of the sized data objects (.type @object) per section:
+    data placed inside code, which is not decoded."""
+    out = subprocess.run([objdump, "-t", elf], check=True, capture_output=True,
+                         text=True).stdout
+    ranges = {}
+    for line in out.splitlines():
+        fields = line.split()
+        # address, flags..., section, size, name; "O" marks an object.
+        if len(fields) < 5 or "O" not in fields[1:-3]:
+            continue
+        try:
+            start, size = int(fields[0], 16), int(fields[-2], 16)
+        except ValueError:
+            continue
+        ranges.setdefault(fields[-3], []).append((start, start + size))
+    return ranges
+
+
 def check(objdump, elf):
     problems = []
+    skip = data_ranges(objdump, elf)
     sections = executable_sections(objdump, elf)
     if not sections:
         problems.append(f"{elf}: no executable sections found")
@@ -50,6 +70,9 @@ def check(objdump, elf):
         for line in out.splitlines():
             match = INSN_LINE.match(line)
             if not match:
+                continue
+            address = int(line.split(":")[0], 16)
+            if any(lo <= address < hi for lo, hi in skip.get(section, [])):
                 continue
             insn = match.group(1).strip()
             words = insn.split()

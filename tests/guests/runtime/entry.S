@@ -149,9 +149,13 @@ ap_trampoline_start:
 	mov %eax, %cr0
 	ljmpl $GDT_CODE32, $ap_entry32
 	.balign 4
+	// Data inside code: typed as an object so check_disassembly.py does not
+	// decode it (its bytes are the GDT's address, whatever they decode to).
+	.type ap_gdt_descriptor, @object
 ap_gdt_descriptor:
 	.word gdt_end - gdt - 1
 	.long gdt
+	.size ap_gdt_descriptor, . - ap_gdt_descriptor
 ap_trampoline_end:
 
 	.section .bss, "aw", @nobits

@@ -55,10 +55,13 @@ static void send_ipi(uint32_t apic_id, uint32_t icr_low) {
   console_printf("smp: ipi to apic %u still pending\n", apic_id);
 }
 
+void (*smp_ap_work)(void);
+
 void ap_main(void) {
   console_printf("cpu %u up\n", lapic_id(lapic_base));
   // Counted after the line is out, so the BSP's report comes after it.
   __atomic_fetch_add(&cpus_up, 1, __ATOMIC_RELEASE);
+  if (smp_ap_work != 0) smp_ap_work();
 }
 
 uint32_t smp_start_aps(const struct mp_info* mp) {

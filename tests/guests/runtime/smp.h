@@ -18,7 +18,10 @@ uint32_t lapic_id(uint32_t lapic_paddr);
 uint32_t smp_start_aps(const struct mp_info* mp);
 
 // Entered by each AP from entry.S on its own stack in 64-bit mode: reports
-// "cpu <apic id> up", counts itself and halts.
+// "cpu <apic id> up", counts itself, runs smp_ap_work if set, and halts.
 void ap_main(void);
+
+// Work for the APs, set before smp_start_aps (null: they just halt).
+extern void (*smp_ap_work)(void);
 
 #endif  // VMM_TESTS_GUESTS_RUNTIME_SMP_H_
