@@ -8,11 +8,13 @@
 //
 //   blk_harness --dir /dev/shm [--direct] [--size-mib 256] [--seconds 2]
 //               [--patterns randread:1,randwrite:1,randread:32,randwrite:32]
+//               [--label NAME] [--no-baseline] [--round-trip]
 //
 // Creates a file of --size-mib in --dir (filled, so no read hits a hole and
 // no write allocates), runs each pattern on the device and on the baseline
 // (in that order), prints one JSON object per pattern on stdout, and
-// removes the file. Errors go to stderr with exit status 1.
+// removes the file. --round-trip adds one line: the kick -> irq round trip
+// with no device behind it. Errors go to stderr with exit status 1.
 #include <fcntl.h>
 #include <linux/virtio_blk.h>
 #include <poll.h>
@@ -111,6 +113,12 @@ struct Measure {
   uint64_t kicks = 0;       // ioeventfd writes (driver side)
   uint64_t interrupts = 0;  // irqfd wake-ups (driver side)
   double iops() const { return seconds > 0 ? static_cast<double>(requests) / seconds : 0; }
+  double cpu_us_per_req() const {
+    return requests > 0 ? 1e6 * cpu_seconds / static_cast<double>(requests) : 0;
+  }
+  double per_req(uint64_t n) const {
+    return requests > 0 ? static_cast<double>(n) / static_cast<double>(requests) : 0;
+  }
 };
 
 // --- The device side --------------------------------------------------------
@@ -306,6 +314,38 @@ Measure RunDevice(const std::string& path, bool direct, const Pattern& p, double
   return m;
 }
 
+// The notification round trip alone, no device and no I/O: the driver
+// kicks the ioeventfd, the event loop's callback reads it and writes the
+// irqfd, the driver wakes. The floor under any QD1 figure of this design.
+Measure RunNotifyRoundTrip(double seconds) {
+  EventFd ioeventfd = Check(EventFd::Create(), "ioeventfd");
+  UniqueFd irqfd(::eventfd(0, EFD_CLOEXEC));
+  if (!irqfd.valid()) Die("eventfd");
+  std::unique_ptr<EventLoop> loop = Check(EventLoop::Create(), "event loop");
+  Check(loop->Add(ioeventfd.fd(), EPOLLIN,
+                  [&](uint32_t) {
+                    (void)ioeventfd.Read();
+                    uint64_t one = 1;
+                    if (::write(irqfd.get(), &one, sizeof(one)) != sizeof(one)) Die("irqfd write");
+                  }),
+        "event loop add");
+  std::thread loop_thread([&] { Check(loop->Run(), "event loop"); });
+  Measure m;
+  const double cpu0 = CpuTime();
+  const double t0 = Now();
+  while (Now() - t0 < seconds) {
+    Check(ioeventfd.Write(1), "ioeventfd write");
+    uint64_t v;
+    if (::read(irqfd.get(), &v, sizeof(v)) != sizeof(v)) Die("irqfd read");
+    ++m.requests;
+  }
+  m.seconds = Now() - t0;
+  m.cpu_seconds = CpuTime() - cpu0;
+  loop->Stop();
+  loop_thread.join();
+  return m;
+}
+
 // --- The baseline ------------------------------------------------------------
 
 // qd threads, each issuing pread/pwrite synchronously: qd requests in flight,
@@ -373,6 +413,8 @@ int Main(int argc, char** argv) {
   double seconds = 2;
   std::string patterns = "randread:1,randwrite:1,randread:32,randwrite:32";
   std::string label;
+  bool baseline = true;
+  bool round_trip = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&]() -> std::string {
@@ -389,6 +431,10 @@ int Main(int argc, char** argv) {
       if (!absl::SimpleAtod(value(), &seconds) || seconds <= 0) Die("bad --seconds");
     } else if (a == "--patterns") {
       patterns = value();
+    } else if (a == "--no-baseline") {  // for profiling the device alone
+      baseline = false;
+    } else if (a == "--round-trip") {
+      round_trip = true;
     } else if (a == "--label") {
       label = value();
     } else {
@@ -415,7 +461,7 @@ int Main(int argc, char** argv) {
   const uint64_t blocks = size / kBlock;
   for (const Pattern& p : list) {
     Measure ours = RunDevice(path, direct, p, seconds, blocks);
-    Measure base = RunBaseline(path, direct, p, seconds, blocks);
+    Measure base = baseline ? RunBaseline(path, direct, p, seconds, blocks) : Measure{};
     std::printf(
         "{\"figure\": \"blk %s 4KiB QD%d, %s%s\", \"op\": \"%s\", \"qd\": %d, \"dir\": \"%s\", "
         "\"direct\": %s, \"ours_iops\": %.0f, \"baseline_iops\": %.0f, \"ratio\": %.3f, "
@@ -431,6 +477,13 @@ int Main(int argc, char** argv) {
         static_cast<double>(ours.kicks) / static_cast<double>(ours.requests),
         static_cast<double>(ours.interrupts) / static_cast<double>(ours.requests));
     std::fflush(stdout);
+  }
+  if (round_trip) {
+    Measure rt = RunNotifyRoundTrip(seconds);
+    std::printf("{\"figure\": \"notify round trip alone (kick -> event loop -> irqfd), no I/O\", "
+                "\"ours_iops\": %.0f, \"ours_us_per_req\": %.2f, \"ours_cpu_us_per_req\": %.2f}\n",
+                rt.iops(), rt.requests > 0 ? 1e6 * rt.seconds / static_cast<double>(rt.requests) : 0,
+                rt.cpu_us_per_req());
   }
   ::unlink(path.c_str());
   return 0;
