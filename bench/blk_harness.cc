@@ -9,6 +9,7 @@
 //   blk_harness --dir /dev/shm [--direct] [--size-mib 256] [--seconds 2]
 //               [--patterns randread:1,randwrite:1,randread:32,randwrite:32]
 //               [--label NAME] [--no-baseline] [--round-trip]
+//               [--io-uring off|direct|always]
 //
 // Creates a file of --size-mib in --dir (filled, so no read hits a hole and
 // no write allocates), runs each pattern on the device and on the baseline
@@ -241,13 +242,16 @@ class RingDriver {
   uint16_t last_used_ = 0;
 };
 
+RawFileOptions::IoUring g_io_uring = RawFileOptions::IoUring::kDirectOnly;
+
 Measure RunDevice(const std::string& path, bool direct, const Pattern& p, double seconds,
                   uint64_t blocks) {
   GuestMemory mem = Check(GuestMemory::Create(std::vector<RamRange>{{GuestAddress(0), kMemSize}},
                                               GuestMemory::Options{.memfd = true}),
                           "guest memory");
   std::unique_ptr<RawFileBackend> backend =
-      Check(RawFileBackend::Open(RawFileOptions{.path = path, .direct = direct}), "open");
+      Check(RawFileBackend::Open(
+                RawFileOptions{.path = path, .direct = direct, .io_uring = g_io_uring}), "open");
   VirtioBlock device(std::move(backend), "bench");
 
   EventFd ioeventfd = Check(EventFd::Create(), "ioeventfd");
@@ -433,6 +437,17 @@ int Main(int argc, char** argv) {
       patterns = value();
     } else if (a == "--no-baseline") {  // for profiling the device alone
       baseline = false;
+    } else if (a == "--io-uring") {  // off | direct (the default) | always
+      const std::string v = value();
+      if (v == "off") {
+        g_io_uring = RawFileOptions::IoUring::kOff;
+      } else if (v == "direct") {
+        g_io_uring = RawFileOptions::IoUring::kDirectOnly;
+      } else if (v == "always") {
+        g_io_uring = RawFileOptions::IoUring::kAlways;
+      } else {
+        Die("--io-uring takes off, direct or always");
+      }
     } else if (a == "--round-trip") {
       round_trip = true;
     } else if (a == "--label") {
