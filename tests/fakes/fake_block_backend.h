@@ -2,7 +2,9 @@
 // every call is logged in order ("read 1024+512", "write 0+4096", "flush",
 // "discard 0+4096", "zeroes 0+4096 unmap"), a hook runs inside Flush (to
 // observe what the guest can see at that moment), and failures can be
-// injected.
+// injected. With set_batch_capacity(n > 0) it also batches like
+// RawFileBackend: QueueV logs "queue read 0+512" and holds up to n
+// transfers; CompleteQueued ("complete N") and Flush run them first.
 #ifndef VMM_TESTS_FAKES_FAKE_BLOCK_BACKEND_H_
 #define VMM_TESTS_FAKES_FAKE_BLOCK_BACKEND_H_
 
@@ -12,6 +14,7 @@
 #include <cstring>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -52,7 +55,20 @@ class FakeBlockBackend : public BlockBackend {
     }
     return absl::OkStatus();
   }
+  bool QueueV(bool write, absl::Span<const iovec> iov, uint64_t offset, uint64_t tag) override {
+    if (queued_.size() >= batch_capacity_) return false;
+    calls_.push_back(absl::StrCat("queue ", write ? "write " : "read ", offset, "+", Total(iov)));
+    queued_.push_back({write, {iov.begin(), iov.end()}, offset, tag});
+    return true;
+  }
+  void CompleteQueued(
+      absl::FunctionRef<void(uint64_t tag, const absl::Status& status)> done) override {
+    RunQueued();
+    for (auto& [tag, status] : completed_) done(tag, status);
+    completed_.clear();
+  }
   absl::Status Flush() override {
+    RunQueued();
     calls_.push_back("flush");
     if (on_flush) on_flush();
     return fail_;
@@ -78,8 +94,26 @@ class FakeBlockBackend : public BlockBackend {
   void FailWith(absl::Status status) { fail_ = std::move(status); }
   // Runs inside Flush, before it returns.
   std::function<void()> on_flush;
+  // How many transfers QueueV holds (0, the default: no batching).
+  void set_batch_capacity(size_t n) { batch_capacity_ = n; }
 
  private:
+  struct Queued {
+    bool write;
+    std::vector<iovec> iov;
+    uint64_t offset;
+    uint64_t tag;
+  };
+  void RunQueued() {
+    if (queued_.empty()) return;
+    calls_.push_back(absl::StrCat("complete ", queued_.size()));
+    for (const Queued& q : queued_) {
+      // Logged again as the plain call it becomes.
+      completed_.emplace_back(q.tag, q.write ? WriteV(q.iov, q.offset) : ReadV(q.iov, q.offset));
+    }
+    queued_.clear();
+  }
+
   static uint64_t Total(absl::Span<const iovec> iov) {
     uint64_t total = 0;
     for (const iovec& v : iov) total += v.iov_len;
@@ -91,6 +125,9 @@ class FakeBlockBackend : public BlockBackend {
   uint32_t block_size_;
   std::vector<std::string> calls_;
   absl::Status fail_;
+  size_t batch_capacity_ = 0;
+  std::vector<Queued> queued_;
+  std::vector<std::pair<uint64_t, absl::Status>> completed_;
 };
 
 }  // namespace vmm::testing

@@ -1,8 +1,12 @@
 // Where a virtio-blk device's sectors live. The device validates every
 // request (ranges inside size_bytes(), offsets and lengths multiples of
 // block_size(), no writes when read_only()) before calling a backend, so a
-// backend only has to move bytes. Synchronous today; an io_uring backend can
-// implement the same calls.
+// backend only has to move bytes.
+//
+// Batching (optional): a backend that can overlap transfers accepts reads
+// and writes with QueueV and runs everything queued when CompleteQueued is
+// called (RawFileBackend does it with one io_uring submission). A backend
+// that cannot returns false from QueueV and the caller uses ReadV/WriteV.
 #ifndef VMM_DEVICES_VIRTIO_BLOCK_BLOCK_BACKEND_H_
 #define VMM_DEVICES_VIRTIO_BLOCK_BLOCK_BACKEND_H_
 
@@ -10,6 +14,7 @@
 
 #include <cstdint>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/types/span.h"
 
@@ -30,8 +35,23 @@ class BlockBackend {
   // are retried; reaching end of file is an error).
   virtual absl::Status ReadV(absl::Span<const iovec> iov, uint64_t offset) = 0;
   virtual absl::Status WriteV(absl::Span<const iovec> iov, uint64_t offset) = 0;
-  // Makes completed writes durable (fdatasync).
+  // Makes completed writes durable (fdatasync). A batching backend first
+  // completes everything queued (CompleteQueued still reports it), so a
+  // flush covers every write accepted before it.
   virtual absl::Status Flush() = 0;
+
+  // Queues a transfer of the iovecs' total length at `offset` (iovecs are
+  // copied; the memory they point at must stay valid until CompleteQueued).
+  // False: not queued (no batching here, batch full, a buffer the backend
+  // cannot use directly); use ReadV/WriteV instead.
+  virtual bool QueueV(bool /*write*/, absl::Span<const iovec> /*iov*/, uint64_t /*offset*/,
+                      uint64_t /*tag*/) {
+    return false;
+  }
+  // Runs every queued transfer to completion and calls done(tag, status) once
+  // for each, in no particular order, with the same meaning as ReadV/WriteV.
+  virtual void CompleteQueued(
+      absl::FunctionRef<void(uint64_t tag, const absl::Status& status)> /*done*/) {}
   // Advisory: the range may be deallocated; later reads return zeros or the
   // old data. A backend that cannot deallocate returns OK.
   virtual absl::Status Discard(uint64_t offset, uint64_t len) = 0;

@@ -225,5 +225,111 @@ TEST(RawFileBackendTest, FlushSucceedsOnAnOpenImage) {
   EXPECT_TRUE(b->Flush().ok());
 }
 
+// --- Batching through io_uring ---------------------------------------------------
+
+struct Done {
+  uint64_t tag;
+  absl::Status status;
+};
+
+std::vector<Done> CompleteAll(RawFileBackend& b) {
+  std::vector<Done> out;
+  b.CompleteQueued([&](uint64_t tag, const absl::Status& s) { out.push_back({tag, s}); });
+  return out;
+}
+
+TEST(RawFileBackendTest, ByDefaultOnlyODirectImagesBatch) {
+  TempImage image = TempImage::WithPattern(kSize);
+  auto b = OpenOrDie({.path = image.path()});
+  EXPECT_FALSE(b->batching());
+  uint8_t buf[512];
+  iovec v{buf, sizeof(buf)};
+  EXPECT_FALSE(b->QueueV(false, absl::MakeConstSpan(&v, 1), 0, 1));
+  b.reset();
+  EXPECT_FALSE(OpenOrDie({.path = image.path(), .io_uring = RawFileOptions::IoUring::kOff})
+                   ->QueueV(false, absl::MakeConstSpan(&v, 1), 0, 1));
+}
+
+TEST(RawFileBackendTest, QueuedWritesAndReadsThroughIoUringMoveTheRightBytes) {
+  TempImage image = TempImage::WithPattern(kSize);
+  auto b = OpenOrDie({.path = image.path(), .io_uring = RawFileOptions::IoUring::kAlways});
+  std::vector<std::vector<uint8_t>> data;
+  for (int i = 0; i < 5; ++i) data.push_back(Bytes(512, static_cast<uint8_t>(0x10 + i)));
+  for (int i = 0; i < 5; ++i) {
+    iovec v[2] = {{data[i].data(), 200}, {data[i].data() + 200, 312}};
+    if (!b->QueueV(true, v, 4096ull * i, 100 + i)) GTEST_SKIP() << "io_uring unavailable here";
+  }
+  std::vector<Done> done = CompleteAll(*b);
+  ASSERT_EQ(done.size(), 5u);
+  for (const Done& d : done) EXPECT_TRUE(d.status.ok()) << d.tag << ": " << d.status;
+  std::vector<uint8_t> file = image.Contents();
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(file[4096 * i], 0x10 + i);
+    EXPECT_EQ(file[4096 * i + 511], 0x10 + i);
+    EXPECT_EQ(file[4096 * i + 512], Pattern(4096 * i + 512));
+  }
+  std::vector<std::vector<uint8_t>> in(3, std::vector<uint8_t>(1024));
+  for (int i = 0; i < 3; ++i) {
+    iovec v{in[i].data(), in[i].size()};
+    ASSERT_TRUE(b->QueueV(false, absl::MakeConstSpan(&v, 1), 4096ull * i, i));
+  }
+  done = CompleteAll(*b);
+  ASSERT_EQ(done.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(in[i][0], 0x10 + i);
+    EXPECT_EQ(in[i][1000], Pattern(4096 * i + 1000));
+  }
+}
+
+TEST(RawFileBackendTest, FlushCompletesQueuedWritesBeforeSyncing) {
+  TempImage image = TempImage::WithPattern(kSize);
+  auto b = OpenOrDie({.path = image.path(), .io_uring = RawFileOptions::IoUring::kAlways});
+  std::vector<uint8_t> one = Bytes(512, 1), two = Bytes(512, 2);
+  iovec v1{one.data(), one.size()}, v2{two.data(), two.size()};
+  if (!b->QueueV(true, absl::MakeConstSpan(&v1, 1), 0, 1)) GTEST_SKIP() << "no io_uring";
+  ASSERT_TRUE(b->QueueV(true, absl::MakeConstSpan(&v2, 1), 512, 2));
+  EXPECT_EQ(image.Contents()[0], Pattern(0));  // nothing ran yet
+  ASSERT_TRUE(b->Flush().ok());
+  std::vector<uint8_t> file = image.Contents();
+  EXPECT_EQ(file[0], 1);
+  EXPECT_EQ(file[512], 2);
+  // Their completions are still reported, once.
+  std::vector<Done> done = CompleteAll(*b);
+  ASSERT_EQ(done.size(), 2u);
+  EXPECT_TRUE(done[0].status.ok());
+  EXPECT_TRUE(done[1].status.ok());
+  EXPECT_TRUE(CompleteAll(*b).empty());
+}
+
+TEST(RawFileBackendTest, AQueuedReadPastTheEndOfAShrunkenImageFailsAlone) {
+  TempImage image = TempImage::WithPattern(kSize);
+  auto b = OpenOrDie({.path = image.path(), .io_uring = RawFileOptions::IoUring::kAlways});
+  ASSERT_EQ(truncate(image.path().c_str(), kSize / 2), 0);
+  std::vector<uint8_t> a(512), z(512);
+  iovec va{a.data(), a.size()}, vz{z.data(), z.size()};
+  if (!b->QueueV(false, absl::MakeConstSpan(&va, 1), 0, 7)) GTEST_SKIP() << "no io_uring";
+  ASSERT_TRUE(b->QueueV(false, absl::MakeConstSpan(&vz, 1), kSize - 512, 8));
+  std::vector<Done> done = CompleteAll(*b);
+  ASSERT_EQ(done.size(), 2u);
+  for (const Done& d : done) {
+    if (d.tag == 7) {
+      EXPECT_TRUE(d.status.ok()) << d.status;
+    } else {
+      EXPECT_EQ(d.status.code(), absl::StatusCode::kOutOfRange) << d.status;
+      EXPECT_THAT(d.status.message(), HasSubstr("end of file"));
+    }
+  }
+  EXPECT_EQ(a[0], Pattern(0));
+}
+
+TEST(RawFileBackendTest, AReadOnlyImageQueuesNoWrites) {
+  TempImage image = TempImage::WithPattern(kSize);
+  auto b = OpenOrDie(
+      {.path = image.path(), .read_only = true, .io_uring = RawFileOptions::IoUring::kAlways});
+  std::vector<uint8_t> d(512);
+  iovec v{d.data(), d.size()};
+  EXPECT_FALSE(b->QueueV(true, absl::MakeConstSpan(&v, 1), 0, 1));
+}
+
 }  // namespace
 }  // namespace vmm::testing
