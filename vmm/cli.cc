@@ -488,9 +488,9 @@ std::string StatsLine(const VmStats& stats) {
   }
   return absl::StrFormat(
       "%s: stats: first KVM_RUN %s; user-space exits: %d pio, %d mmio, %d virtio notify; "
-      "%d restarts",
+      "%d virtio devices needed reset; %d restarts",
       kProgram, first_run, stats.pio_exits, stats.mmio_exits, stats.virtio_notify_exits,
-      stats.restarts);
+      stats.virtio_needs_reset, stats.restarts);
 }
 
 std::string HelpText() {

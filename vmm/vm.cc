@@ -98,6 +98,7 @@ class VmImpl : public Vm {
   uint64_t past_pio_exits_ ABSL_GUARDED_BY(machine_mu_) = 0;
   uint64_t past_mmio_exits_ ABSL_GUARDED_BY(machine_mu_) = 0;
   uint64_t past_notify_exits_ ABSL_GUARDED_BY(machine_mu_) = 0;
+  uint64_t past_needs_reset_ ABSL_GUARDED_BY(machine_mu_) = 0;
   uint64_t restarts_ ABSL_GUARDED_BY(machine_mu_) = 0;
   UniqueFd serial_file_;
   bool ran_ = false;
@@ -226,7 +227,11 @@ void VmImpl::TearDownMachine() {
       past_pio_exits_ += runner->counts().pio.load(std::memory_order_relaxed);
       past_mmio_exits_ += runner->counts().mmio.load(std::memory_order_relaxed);
     }
-    if (machine_) past_notify_exits_ += machine_->devices().counters().notify_exits;
+    if (machine_) {
+      const VirtioCounters counters = machine_->devices().counters();
+      past_notify_exits_ += counters.notify_exits;
+      past_needs_reset_ += counters.needs_reset;
+    }
     machine = std::move(machine_);
     assists = std::move(assists_);
   }
@@ -249,7 +254,12 @@ VmStats VmImpl::stats() const {
   stats.mmio_exits = past_mmio_exits_;
   stats.virtio_notify_exits = past_notify_exits_;
   stats.restarts = restarts_;
-  if (machine_) stats.virtio_notify_exits += machine_->devices().counters().notify_exits;
+  stats.virtio_needs_reset = past_needs_reset_;
+  if (machine_) {
+    const VirtioCounters counters = machine_->devices().counters();
+    stats.virtio_notify_exits += counters.notify_exits;
+    stats.virtio_needs_reset += counters.needs_reset;
+  }
   for (const auto& runner : runners_) {
     stats.pio_exits += runner->counts().pio.load(std::memory_order_relaxed);
     stats.mmio_exits += runner->counts().mmio.load(std::memory_order_relaxed);

@@ -196,6 +196,9 @@ struct VmStats {
   // virtio queue notifications that reached the VMM through a vCPU exit
   // rather than an ioeventfd (zero on a healthy data path).
   uint64_t virtio_notify_exits = 0;
+  // Times a virtio device entered DEVICE_NEEDS_RESET because its driver
+  // broke the protocol (malformed rings or chains): zero for a sane guest.
+  uint64_t virtio_needs_reset = 0;
   // Times the guest was booted again after a reboot (RebootAction::kRestart).
   uint64_t restarts = 0;
 };

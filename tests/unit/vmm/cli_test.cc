@@ -215,7 +215,7 @@ TEST(CliTest, StatsLineReportsLatencyRssAndExits) {
   EXPECT_THAT(line, HasSubstr("4.000 ms after Vm::Create began"));
   EXPECT_THAT(line, HasSubstr("RSS then 3.0 MiB"));
   EXPECT_THAT(line, HasSubstr("12 pio, 3 mmio"));
-  EXPECT_THAT(line, HasSubstr("; 0 restarts"));
+  EXPECT_THAT(line, HasSubstr("; 0 virtio devices needed reset; 0 restarts"));
   EXPECT_EQ(line.find('\n'), std::string::npos);
   EXPECT_THAT(StatsLine(VmStats{}), HasSubstr("first KVM_RUN never"));
 }
