@@ -92,7 +92,7 @@ uint32_t LastFlushed(const std::string& out) {
 // as soon as generation `kill_after` is reported flushed.
 KilledRun RunAndKill(const std::string& disk_option, uint32_t kill_after) {
   KilledRun run;
-  std::string err_path = ::testing::TempDir() + "/durability-stderr.txt";
+  std::string err_path = absl::StrCat(::testing::TempDir(), "/durability-", getpid(), ".err");
   int out_pipe[2];
   if (pipe2(out_pipe, O_CLOEXEC) != 0) {
     ADD_FAILURE() << "pipe2: " << std::strerror(errno);
@@ -146,8 +146,11 @@ KilledRun RunAndKill(const std::string& disk_option, uint32_t kill_after) {
   // What the pipe still held when the vmm died counts too: the guest printed
   // it after a completed FLUSH.
   run.last_flushed = LastFlushed(run.out);
-  std::ifstream err(err_path);
-  run.err.assign(std::istreambuf_iterator<char>(err), {});
+  {
+    std::ifstream err(err_path);
+    run.err.assign(std::istreambuf_iterator<char>(err), {});
+  }
+  std::remove(err_path.c_str());
   return run;
 }
 
@@ -189,7 +192,8 @@ void ExpectNothingFlushedLost(const std::string& path, uint32_t block, uint32_t 
 
 TEST(DurabilityTest, NoFlushedWriteIsLostWhenTheVmmIsKilled) {
   REQUIRE_KVM();
-  std::string img = ::testing::TempDir() + "/durability.img";
+  // Per process: test runs from several build trees may share /tmp.
+  std::string img = absl::StrCat(::testing::TempDir(), "/durability-", getpid(), ".img");
   int checked = 0;
   uint64_t generations_checked = 0;
   for (int i = 0; i < kIterations; ++i) {
@@ -218,6 +222,7 @@ TEST(DurabilityTest, NoFlushedWriteIsLostWhenTheVmmIsKilled) {
     ++checked;
     generations_checked += run.last_flushed;
   }
+  std::remove(img.c_str());
   EXPECT_EQ(checked, kIterations);
   std::printf("durability: %d of %d iterations passed (SIGKILL right after a reported "
               "flush); %lu flushed generations found intact\n",
