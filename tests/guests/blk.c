@@ -39,6 +39,9 @@
 //   reset=0|1              reset and re-initialise after the first read [0]
 //   timeout_ms=N           bound of every wait                       [3000]
 //   disks=N                fail unless exactly N disks are found
+//   durability=G           instead of the tests: G generations of writes,
+//                          each flushed and reported on the first disk
+//                          (blk_durability.h)                         [0]
 //
 // Output:
 //   smp: <N> cpus up
@@ -53,6 +56,7 @@
 // 100 a disk failed; 102 no disks or not the disks=N count; 103 bad command
 // line; 101 CPU exception.
 #include "blk_disk_test.h"
+#include "blk_durability.h"
 #include "runtime/guest.h"
 #include "runtime/ioapic.h"
 #include "runtime/irq.h"
@@ -95,6 +99,7 @@ struct config {
   uint32_t ioapic_count;
   uint64_t timeout_ms;
   uint64_t disks;  // UINT64_MAX = any number >= 1
+  uint64_t durability;  // generations; 0 = off
   uint32_t apic_id;
   struct blk_test_options test;
 };
@@ -186,6 +191,8 @@ static void parse_config(const char* c, struct config* config) {
   }
   config->timeout_ms = get_u64(c, "timeout_ms", 3000);
   config->disks = get_u64(c, "disks", UINT64_MAX);
+  config->durability = get_u64(c, "durability", 0);
+  if (config->durability > UINT32_MAX) bad_cmdline("durability");
 
   struct blk_test_options* t = &config->test;
   t->blk.indirect = get_bool(c, "indirect", true);
@@ -464,6 +471,16 @@ void guest_main(const struct hvm_start_info* info) {
 
   if (config.pci_on) find_pci_disks(&config);
   if (config.mmio != MMIO_OFF) find_mmio_disks(&config);
+
+  if (config.durability != 0) {
+    if (disk_count == 0) {
+      console_puts("durability: FAIL: no disk\n");
+      guest_debug_exit(EXIT_DISK_COUNT);
+    }
+    bool ok = blk_durability_run(disks[0], &config.test.blk,
+                                 (uint32_t)config.durability);
+    guest_debug_exit(ok ? 0 : EXIT_DISK_FAILED);
+  }
 
   uint32_t failed = probe_failures;
   for (uint32_t i = 0; i < disk_count; ++i) {
