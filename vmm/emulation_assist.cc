@@ -364,12 +364,29 @@ absl::Status EmulationAssists::Apply(AssistVcpu& vcpu, absl::Span<const uint8_t>
   absl::Status status = [&]() -> absl::Status {
     absl::StatusOr<kvm_sregs> sregs = vcpu.GetSregs();
     if (!sregs.ok()) return sregs.status();
-    std::optional<Assist> assist = DecodeEmulationFailure(insn, CpuModeFromSregs(*sregs));
-    if (!assist) return Refuse("not one of int3, fwait, clac, stac, ldmxcsr, stmxcsr, lsl");
-    return ApplyDecoded(vcpu, *assist, *sregs);
+    const CpuMode mode = CpuModeFromSregs(*sregs);
+    std::optional<Assist> assist = DecodeEmulationFailure(insn, mode);
+    absl::Status applied =
+        assist ? ApplyDecoded(vcpu, *assist, *sregs)
+               : Refuse("not one of int3, fwait, clac, stac, ldmxcsr, stmxcsr, lsl");
+    if (applied.ok() || Cpl(*sregs, mode) == 0) return applied;
+    return RaiseUdOutsideRingZero(vcpu, applied);
   }();
   if (!status.ok()) counts_.refused.fetch_add(1, std::memory_order_relaxed);
   return status;
+}
+
+// What KVM itself does with an emulation failure outside ring 0 when
+// KVM_CAP_EXIT_ON_EMULATION_FAILURE is off: the guest gets #UD. vmm turns
+// that capability on so ring-0 failures reach it for any guest; a guest
+// program must still not be able to end the VM with one.
+absl::Status EmulationAssists::RaiseUdOutsideRingZero(AssistVcpu& vcpu,
+                                                      const absl::Status& refusal) {
+  ASSIGN_OR_RETURN(kvm_vcpu_events events, vcpu.GetVcpuEvents());
+  if (!CheckNoEventInFlight(events).ok()) return refusal;
+  RETURN_IF_ERROR(InjectException(vcpu, events, kVectorUd, std::nullopt));
+  counts_.user_ud.fetch_add(1, std::memory_order_relaxed);
+  return absl::OkStatus();
 }
 
 absl::Status EmulationAssists::ApplyDecoded(AssistVcpu& vcpu, const Assist& assist,

@@ -142,6 +142,8 @@ struct EmulationAssistCounts {
   std::atomic<uint64_t> lsl{0};
   std::atomic<uint64_t> faults_injected{0};
   std::atomic<uint64_t> refused{0};
+  // Failures outside ring 0 that no assist finishes: #UD for the guest.
+  std::atomic<uint64_t> user_ud{0};
 };
 
 // One per VM, shared by its vCPU threads (Apply is thread-safe: the vCPU is
@@ -154,7 +156,9 @@ class EmulationAssists {
 
   // Finishes the instruction in `insn` on `vcpu` (which has stopped on it):
   // on OK the vCPU may re-enter the guest. An error says, in a few words, why
-  // the VMM cannot finish it; the vCPU state is then unchanged.
+  // the VMM cannot finish it; the vCPU state is then unchanged. Outside ring
+  // 0 an instruction vmm cannot finish raises #UD in the guest instead (OK,
+  // counted in user_ud), as KVM does without KVM_CAP_EXIT_ON_EMULATION_FAILURE.
   absl::Status Apply(AssistVcpu& vcpu, absl::Span<const uint8_t> insn);
 
   const EmulationAssistCounts& counts() const { return counts_; }
@@ -162,6 +166,7 @@ class EmulationAssists {
 
  private:
   absl::Status ApplyDecoded(AssistVcpu& vcpu, const Assist& assist, const kvm_sregs& sregs);
+  absl::Status RaiseUdOutsideRingZero(AssistVcpu& vcpu, const absl::Status& refusal);
   // Moves MXCSR to or from the operand; sets `fault_vector` instead when the
   // CPU would fault (#GP for reserved bits on load).
   absl::Status MxcsrAccess(AssistVcpu& vcpu, const Assist& assist, const kvm_regs& regs,

@@ -138,6 +138,9 @@ absl::Status Machine::RegisterMemory() {
   gsi_router_ = std::make_unique<GsiRouter>(&vm_);
   RETURN_IF_ERROR(gsi_router_->Init());
   RETURN_IF_ERROR(vm_.CreatePit2());
+  // Emulation failures outside ring 0 come to vmm too (see VcpuRunner): on
+  // PVM hosts a guest's user space enters the emulator for INT n.
+  RETURN_IF_ERROR(vm_.EnableExitOnEmulationFailure().status());
   uint32_t slot = 0;
   for (const GuestMemory::Region& region : memory_.regions()) {
     RETURN_IF_ERROR(vm_.SetUserMemoryRegion(slot++, region.start, region.size, region.host));

@@ -34,6 +34,10 @@ class KvmVm {
   // In-kernel PIC, IOAPIC and per-vCPU LAPICs; must precede vCPU creation.
   absl::Status CreateIrqchip();
   absl::Status CreatePit2();
+  // KVM_CAP_EXIT_ON_EMULATION_FAILURE: an emulation failure at any CPL
+  // exits to user space (without it KVM turns one outside ring 0 into a #UD
+  // for the guest). Returns false, and changes nothing, where KVM lacks it.
+  absl::StatusOr<bool> EnableExitOnEmulationFailure();
   // Sets the level of an interrupt line (GSI) of the in-kernel irqchip.
   absl::Status SetIrqLine(uint32_t gsi, bool level);
 

@@ -567,11 +567,37 @@ TEST_F(EmulationAssistsTest, OperandOutsideRamIsRefused) {
   EXPECT_TRUE(vcpu_.log.empty());
 }
 
-TEST_F(EmulationAssistsTest, MxcsrMemoryAccessOutsideRingZeroIsRefused) {
+// KVM_TRANSLATE ignores page permissions, so a user program's MXCSR access
+// is not done for it: it gets #UD, as KVM would give it.
+TEST_F(EmulationAssistsTest, MxcsrMemoryAccessOutsideRingZeroRaisesUd) {
   vcpu_.sregs.ss.dpl = 3;
   vcpu_.pages[0x1000] = 0x1000;
   vcpu_.regs.rax = 0x1000;
-  EXPECT_FALSE(Apply({0x0f, 0xae, 0x18}).ok());
+  const kvm_regs before = vcpu_.regs;
+  ASSERT_TRUE(Apply({0x0f, 0xae, 0x18}).ok());
+  EXPECT_EQ(vcpu_.regs.rip, before.rip);
+  EXPECT_EQ(vcpu_.events.exception.injected, 1);
+  EXPECT_EQ(vcpu_.events.exception.nr, 6);
+  EXPECT_EQ(assists_.counts().user_ud, 1u);
+  EXPECT_EQ(assists_.counts().stmxcsr, 0u);
+}
+
+// With KVM_CAP_EXIT_ON_EMULATION_FAILURE on, a guest program's failure
+// reaches vmm: it must cost the program a #UD, never the VM.
+TEST_F(EmulationAssistsTest, UnknownInstructionOutsideRingZeroRaisesUd) {
+  vcpu_.sregs.ss.dpl = 3;
+  const kvm_regs before = vcpu_.regs;
+  ASSERT_TRUE(Apply({0xf3, 0x0f, 0xb8, 0xc0}).ok());  // popcnt
+  EXPECT_EQ(vcpu_.regs.rip, before.rip);
+  EXPECT_THAT(vcpu_.log, ElementsAre("SetVcpuEvents"));
+  EXPECT_EQ(vcpu_.events.exception.nr, 6);
+  EXPECT_EQ(assists_.counts().user_ud, 1u);
+  EXPECT_EQ(assists_.counts().refused, 0u);
+  // Unless an event is already on its way: then the VM ends as in ring 0.
+  vcpu_.log.clear();
+  vcpu_.events = {};
+  vcpu_.events.interrupt.injected = 1;
+  EXPECT_FALSE(Apply({0xf3, 0x0f, 0xb8, 0xc0}).ok());
   EXPECT_TRUE(vcpu_.log.empty());
 }
 
