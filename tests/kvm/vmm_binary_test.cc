@@ -7,9 +7,12 @@
 #include <sstream>
 #include <string>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/kvm/subprocess.h"
+#include "vmm/kvm/kvm_system.h"
 
 namespace vmm::testing {
 namespace {
@@ -69,6 +72,41 @@ TEST(VmmBinaryTest, InstructionsTheEmulatorLacksGiveTheCpusAnswers) {
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
   EXPECT_THAT(r.out, HasSubstr("assists: all ok"));
   EXPECT_THAT(r.out, Not(HasSubstr("FAIL")));
+}
+
+// A guest's user space entering its kernel, set up exactly as Linux sets it
+// up, by SYSCALL/SYSRETQ and by INT 0x80/IRETQ. Hardware KVM runs both.
+// A PVM host runs the guest's ring 3 natively and gets both wrong (SYSCALL
+// reaches LSTAR at CPL 3; INT 0x80 raises #UD), out of vmm's reach:
+// guest-debug single-step and breakpoints do not see ring 3 there either.
+// That exact failure is a skip with the reason; any other outcome fails, so
+// a host that starts doing it right shows up here.
+TEST(VmmBinaryTest, GuestUserSpaceEntersItsKernelLikeLinux) {
+  REQUIRE_KVM();
+  struct Path {
+    const char* name;
+    const char* pvm_gap;
+  };
+  std::vector<std::string> gaps;
+  for (const Path& path : {Path{"syscall", "syscall: SYSCALL entered LSTAR at CPL 3"},
+                           Path{"int80", "syscall: INT 0x80 from ring 3 raised #UD"}}) {
+    SCOPED_TRACE(path.name);
+    ProcessResult r = RunProcess({VmmBinary(), "--kernel", GuestPath("syscall.elf"), "--memory",
+                                  "64M", "--cmdline", absl::StrCat("path=", path.name)},
+                                 kGuestLimit);
+    if (KvmSystem::IsPvmHost() && r.out.find(path.pvm_gap) != std::string::npos) {
+      EXPECT_EQ(r.exit_code, (100 << 1) | 1) << r.err;  // GUEST_EXIT_FAILURE
+      gaps.push_back(path.pvm_gap);
+      continue;
+    }
+    EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+    EXPECT_THAT(r.out, HasSubstr("syscall: all ok"));
+    EXPECT_THAT(r.out, Not(HasSubstr("FAIL")));
+  }
+  if (!gaps.empty()) {
+    GTEST_SKIP() << "SKIPPED on this PVM host, as known (tests/linux/BOOT_LOG.md stop 10): "
+                 << absl::StrJoin(gaps, "; ");
+  }
 }
 
 TEST(VmmBinaryTest, GuestPanicThroughPvpanicExitsFour) {

@@ -20,9 +20,9 @@ void exception_report(const struct exception_frame* frame) {
   uint64_t cr2;
   __asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
   console_printf_unlocked_fallback(
-      "exception: vector %lu error 0x%lx rip 0x%lx rsp 0x%lx cr2 0x%lx\n",
+      "exception: vector %lu error 0x%lx rip 0x%lx cs 0x%lx rsp 0x%lx cr2 0x%lx\n",
       (unsigned long)frame->vector, (unsigned long)frame->error_code,
-      (unsigned long)frame->rip, (unsigned long)frame->rsp,
+      (unsigned long)frame->rip, (unsigned long)frame->cs, (unsigned long)frame->rsp,
       (unsigned long)cr2);
   guest_debug_exit(GUEST_EXIT_EXCEPTION);
 }
