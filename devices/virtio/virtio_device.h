@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "base/guest_memory.h"
 #include "devices/virtio/virtqueue.h"
@@ -56,6 +58,39 @@ struct VirtioActivation {
   std::vector<bool> queue_enabled;    // same length as queues
   VirtioDeviceContext* context = nullptr;  // valid until Reset()
 };
+
+// What a device keeps of its activation until Reset(); each device's own
+// active state derives from it and adds what only it needs.
+struct VirtioActiveQueues {
+  const GuestMemory* memory = nullptr;
+  uint64_t features = 0;
+  std::vector<Virtqueue> queues;
+  std::vector<bool> queue_enabled;  // same length as queues
+  VirtioDeviceContext* context = nullptr;
+  bool broken = false;  // asked for DEVICE_NEEDS_RESET: leave the queues alone
+
+  bool QueueUsable(size_t queue) const {
+    return !broken && queue < queues.size() && queue_enabled[queue];
+  }
+};
+
+// Moves `activation` into `active`. An activation without guest memory or a
+// context is refused (InvalidArgument, naming `device`), leaving `active` as
+// it was.
+inline absl::Status TakeActivation(absl::string_view device, VirtioActivation&& activation,
+                                   VirtioActiveQueues& active) {
+  if (activation.memory == nullptr || activation.context == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(device, ": activation without memory or context"));
+  }
+  active.memory = activation.memory;
+  active.features = activation.features;
+  active.queues = std::move(activation.queues);
+  active.queue_enabled = std::move(activation.queue_enabled);
+  active.queue_enabled.resize(active.queues.size(), false);
+  active.context = activation.context;
+  return absl::OkStatus();
+}
 
 class VirtioDevice {
  public:

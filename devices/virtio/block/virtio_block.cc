@@ -84,17 +84,9 @@ void VirtioBlock::ReadConfig(uint64_t offset, absl::Span<uint8_t> data) {
 void VirtioBlock::WriteConfig(uint64_t /*offset*/, absl::Span<const uint8_t> /*data*/) {}
 
 absl::Status VirtioBlock::Activate(VirtioActivation activation) {
-  if (activation.memory == nullptr || activation.context == nullptr) {
-    return absl::InvalidArgumentError("virtio-blk: activation without memory or context");
-  }
-  absl::MutexLock lock(&mu_);
   Active a;
-  a.memory = activation.memory;
-  a.features = activation.features;
-  a.queues = std::move(activation.queues);
-  a.queue_enabled = std::move(activation.queue_enabled);
-  a.queue_enabled.resize(a.queues.size(), false);
-  a.context = activation.context;
+  RETURN_IF_ERROR(TakeActivation("virtio-blk", std::move(activation), a));
+  absl::MutexLock lock(&mu_);
   active_ = std::move(a);
   return absl::OkStatus();
 }

@@ -98,14 +98,7 @@ class VirtioBlock : public VirtioDevice {
   uint64_t capacity_sectors() const { return config_.capacity; }
 
  private:
-  struct Active {
-    const GuestMemory* memory = nullptr;
-    uint64_t features = 0;
-    std::vector<Virtqueue> queues;
-    std::vector<bool> queue_enabled;
-    VirtioDeviceContext* context = nullptr;
-    bool broken = false;  // asked for DEVICE_NEEDS_RESET: leave the queues alone
-  };
+  using Active = VirtioActiveQueues;
   // What ProcessQueue reports to the context once the mutex is released.
   struct Outcome {
     VirtioDeviceContext* context = nullptr;

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 
 namespace vmm {
 
@@ -58,17 +59,9 @@ void VirtioConsole::OnResize() {
 }
 
 absl::Status VirtioConsole::Activate(VirtioActivation activation) {
-  if (activation.memory == nullptr || activation.context == nullptr) {
-    return absl::InvalidArgumentError("virtio-console: activation without memory or context");
-  }
-  absl::MutexLock lock(&mu_);
   Active a;
-  a.memory = activation.memory;
-  a.features = activation.features;
-  a.queues = std::move(activation.queues);
-  a.queue_enabled = std::move(activation.queue_enabled);
-  a.queue_enabled.resize(a.queues.size(), false);
-  a.context = activation.context;
+  RETURN_IF_ERROR(TakeActivation("virtio-console", std::move(activation), a));
+  absl::MutexLock lock(&mu_);
   active_ = std::move(a);
   return absl::OkStatus();
 }
@@ -86,8 +79,7 @@ VirtioConsoleStats VirtioConsole::stats() const {
 }
 
 bool VirtioConsole::QueueUsable(uint16_t queue) const {
-  return active_ && !active_->broken && queue < active_->queues.size() &&
-         active_->queue_enabled[queue];
+  return active_ && active_->QueueUsable(queue);
 }
 
 void VirtioConsole::Fail(uint16_t queue, const absl::Status& status, Outcome& out) {

@@ -75,13 +75,7 @@ class VirtioConsole : public VirtioDevice {
   VirtioConsoleStats stats() const;
 
  private:
-  struct Active {
-    const GuestMemory* memory = nullptr;
-    uint64_t features = 0;
-    std::vector<Virtqueue> queues;
-    std::vector<bool> queue_enabled;
-    VirtioDeviceContext* context = nullptr;
-    bool broken = false;
+  struct Active : VirtioActiveQueues {
     std::optional<DescriptorChain> rx;  // waiting for input
     std::optional<DescriptorChain> tx;  // partly written, waiting for the backend
     uint64_t tx_offset = 0;

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 
 namespace vmm {
 namespace {
@@ -99,23 +100,15 @@ void VirtioNet::ReadConfig(uint64_t offset, absl::Span<uint8_t> data) {
 void VirtioNet::WriteConfig(uint64_t /*offset*/, absl::Span<const uint8_t> /*data*/) {}
 
 absl::Status VirtioNet::Activate(VirtioActivation activation) {
-  if (activation.memory == nullptr || activation.context == nullptr) {
-    return absl::InvalidArgumentError("virtio-net: activation without memory or context");
-  }
   if (!(activation.features & kVirtioFVersion1)) {
     return absl::FailedPreconditionError("virtio-net: the driver did not accept VERSION_1");
   }
+  Active a;
+  RETURN_IF_ERROR(TakeActivation("virtio-net", std::move(activation), a));
   absl::MutexLock lock(&mu_);
-  if (absl::Status s = backend_->SetOffloads(GuestOffloads(activation.features)); !s.ok()) {
+  if (absl::Status s = backend_->SetOffloads(GuestOffloads(a.features)); !s.ok()) {
     return absl::InternalError(absl::StrCat("virtio-net: ", s.message()));
   }
-  Active a;
-  a.memory = activation.memory;
-  a.features = activation.features;
-  a.queues = std::move(activation.queues);
-  a.queue_enabled = std::move(activation.queue_enabled);
-  a.queue_enabled.resize(a.queues.size(), false);
-  a.context = activation.context;
   a.negotiated_pairs = (a.features & Bit(kFMq)) ? max_pairs_ : 1;
   a.ctrl = static_cast<uint16_t>(2 * a.negotiated_pairs);
   active_ = std::move(a);
@@ -169,8 +162,7 @@ bool VirtioNet::all_multicast() const {
 }
 
 bool VirtioNet::QueueUsable(uint16_t queue) const {
-  return active_ && !active_->broken && queue < active_->queues.size() &&
-         active_->queue_enabled[queue];
+  return active_ && active_->QueueUsable(queue);
 }
 
 void VirtioNet::Fail(Outcome& out, uint16_t queue, const absl::Status& status) {

@@ -115,13 +115,7 @@ class VirtioNet : public VirtioDevice {
     uint64_t held_bytes = 0;
     bool watching = false;
   };
-  struct Active {
-    const GuestMemory* memory = nullptr;
-    uint64_t features = 0;
-    std::vector<Virtqueue> queues;
-    std::vector<bool> queue_enabled;
-    VirtioDeviceContext* context = nullptr;
-    bool broken = false;
+  struct Active : VirtioActiveQueues {
     int pairs = 1;            // in use (MQ_VQ_PAIRS_SET)
     int negotiated_pairs = 1; // max_virtqueue_pairs with MQ, else 1
     uint16_t ctrl = 2;        // the control queue: 2 * negotiated_pairs

@@ -65,17 +65,9 @@ void VirtioRng::ReadConfig(uint64_t /*offset*/, absl::Span<uint8_t> data) {
 }
 
 absl::Status VirtioRng::Activate(VirtioActivation activation) {
-  if (activation.memory == nullptr || activation.context == nullptr) {
-    return absl::InvalidArgumentError("virtio-rng: activation without memory or context");
-  }
-  absl::MutexLock lock(&mu_);
   Active a;
-  a.memory = activation.memory;
-  a.context = activation.context;
-  if (!activation.queues.empty() && !activation.queue_enabled.empty() &&
-      activation.queue_enabled[0]) {
-    a.queue = std::move(activation.queues[0]);
-  }
+  RETURN_IF_ERROR(TakeActivation("virtio-rng", std::move(activation), a));
+  absl::MutexLock lock(&mu_);
   active_ = std::move(a);
   return absl::OkStatus();
 }
@@ -134,10 +126,10 @@ void VirtioRng::ProcessQueue(uint16_t index) {
   std::optional<std::string> failure;
   {
     absl::MutexLock lock(&mu_);
-    if (index != 0 || !active_ || active_->broken || !active_->queue) return;
+    if (index != 0 || !active_ || !active_->QueueUsable(0)) return;
     context = active_->context;
     Active& active = *active_;
-    Virtqueue& queue = *active.queue;
+    Virtqueue& queue = active.queues[0];
     const GuestMemory& memory = *active.memory;
     auto fail = [&](const absl::Status& s) {
       active.broken = true;

@@ -87,13 +87,9 @@ class VirtioRng : public VirtioDevice {
   VirtioRngStats stats() const;
 
  private:
-  struct Active {
-    const GuestMemory* memory = nullptr;
-    std::optional<Virtqueue> queue;
+  struct Active : VirtioActiveQueues {
     // Popped while the bucket was empty; filled first when it has refilled.
     std::optional<DescriptorChain> held;
-    VirtioDeviceContext* context = nullptr;
-    bool broken = false;
   };
   // Bytes the bucket allows now (refilled from the clock); UINT64_MAX when
   // unlimited.

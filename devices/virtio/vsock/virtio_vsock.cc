@@ -56,18 +56,11 @@ void VirtioVsock::ReadConfig(uint64_t offset, absl::Span<uint8_t> data) {
 void VirtioVsock::WriteConfig(uint64_t /*offset*/, absl::Span<const uint8_t> /*data*/) {}
 
 absl::Status VirtioVsock::Activate(VirtioActivation activation) {
-  if (activation.memory == nullptr || activation.context == nullptr) {
-    return absl::InvalidArgumentError("virtio-vsock: activation without memory or context");
-  }
+  Active a;
+  RETURN_IF_ERROR(TakeActivation("virtio-vsock", std::move(activation), a));
   Outcome out;
   {
     absl::MutexLock lock(&mu_);
-    Active a;
-    a.memory = activation.memory;
-    a.queues = std::move(activation.queues);
-    a.queue_enabled = std::move(activation.queue_enabled);
-    a.queue_enabled.resize(a.queues.size(), false);
-    a.context = activation.context;
     active_ = std::move(a);
     out.context = active_->context;
     // Host clients may have connected before the driver was ready.
@@ -110,8 +103,7 @@ std::optional<VirtioVsock::ConnectionInfo> VirtioVsock::connection(uint32_t loca
 }
 
 bool VirtioVsock::QueueUsable(uint16_t queue) const {
-  return active_ && !active_->broken && queue < active_->queues.size() &&
-         active_->queue_enabled[queue];
+  return active_ && active_->QueueUsable(queue);
 }
 
 void VirtioVsock::ProcessQueue(uint16_t queue) {

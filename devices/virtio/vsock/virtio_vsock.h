@@ -80,12 +80,7 @@ class VirtioVsock : public VirtioDevice {
   std::optional<ConnectionInfo> connection(uint32_t local_port, uint32_t peer_port) const;
 
  private:
-  struct Active {
-    const GuestMemory* memory = nullptr;
-    std::vector<Virtqueue> queues;
-    std::vector<bool> queue_enabled;
-    VirtioDeviceContext* context = nullptr;
-    bool broken = false;  // asked for DEVICE_NEEDS_RESET
+  struct Active : VirtioActiveQueues {
     // An RX chain popped when there was work, kept when the work vanished
     // (a chain cannot be given back to the avail ring).
     std::optional<DescriptorChain> held_rx;
