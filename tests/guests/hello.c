@@ -10,13 +10,22 @@
 //   exit: debug-exit <N>  |  exit: panic  |  exit: acpi poweroff  |  exit: reset
 // exit=N leaves through debug-exit; exit=panic reports a panic through
 // pvpanic (port 0x505); exit=poweroff writes S5 to the hardware-reduced ACPI
-// sleep control register (port 0x600); otherwise an i8042 reset.
+// sleep control register (port 0x600); otherwise an i8042 reset. With
+// `park`, the other CPUs are sent INIT first, as Linux does before a reboot.
 // On a failure the guest prints "... FAIL ..." and exits with
 // GUEST_EXIT_FAILURE (status 201).
 #include "runtime/guest.h"
 #include "runtime/io.h"
 #include "runtime/mp_table.h"
 #include "runtime/smp.h"
+
+// As Linux's stop_this_cpu(): local APIC software-disabled, then HLT with
+// interrupts off, for good.
+static uint32_t park_lapic_base;
+static void stop_this_cpu(void) {
+  mmio_write32(park_lapic_base + 0xf0, 0);  // SVR: APIC software-disabled
+  for (;;) __asm__ volatile("cli; hlt");
+}
 
 void guest_main(const struct hvm_start_info* info) {
   console_puts("Hello from the vmm test guest\n");
@@ -30,12 +39,25 @@ void guest_main(const struct hvm_start_info* info) {
   }
   console_printf("cpus: %u\n", mp.cpu_count);
 
+  if (cmdline_has(cmdline, "park")) {
+    park_lapic_base = mp.lapic_paddr;
+    smp_ap_work = stop_this_cpu;
+  }
   uint32_t up = smp_start_aps(&mp);
   if (up != mp.cpu_count) {
     console_printf("smp: FAIL: %u of %u cpus up\n", up, mp.cpu_count);
     guest_debug_exit(GUEST_EXIT_FAILURE);
   }
   console_printf("smp: %u cpus up\n", up);
+
+  if (cmdline_has(cmdline, "park")) {
+    smp_park_aps_in_init(&mp);
+    console_puts("smp: other cpus parked in INIT\n");
+    // Linux waits panic_timeout seconds before its reboot: a parked CPU
+    // must stay parked that long.
+    uint64_t start = rdtsc();
+    while (rdtsc() - start < 3000000000ull) __asm__ volatile("pause");
+  }
 
   uint64_t code = 0;
   if (cmdline_equals(cmdline, "exit", "panic")) {

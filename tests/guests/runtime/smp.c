@@ -55,6 +55,14 @@ static void send_ipi(uint32_t apic_id, uint32_t icr_low) {
   console_printf("smp: ipi to apic %u still pending\n", apic_id);
 }
 
+void smp_park_aps_in_init(const struct mp_info* mp) {
+  uint32_t self = lapic_id(lapic_base);
+  for (uint32_t i = 0; i < mp->cpu_count; ++i) {
+    if (mp->apic_ids[i] != self) send_ipi(mp->apic_ids[i], ICR_DELIVERY_INIT | ICR_LEVEL_ASSERT);
+  }
+  delay_ticks(INIT_DELAY_TICKS);
+}
+
 void (*smp_ap_work)(void);
 
 void ap_main(void) {

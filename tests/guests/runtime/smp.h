@@ -17,6 +17,10 @@ uint32_t lapic_id(uint32_t lapic_paddr);
 // Returns how many CPUs are running, this one included.
 uint32_t smp_start_aps(const struct mp_info* mp);
 
+// Sends INIT to every other processor, as Linux's stop_other_cpus() parks
+// them before a reboot: each then waits for a SIPI that never comes.
+void smp_park_aps_in_init(const struct mp_info* mp);
+
 // Entered by each AP from entry.S on its own stack in 64-bit mode: reports
 // "cpu <apic id> up", counts itself, runs smp_ap_work if set, and halts.
 void ap_main(void);
