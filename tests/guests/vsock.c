@@ -21,10 +21,8 @@
 // Exit (debug-exit value; the VMM's status is 2v+1): 0 ok; 100 a check
 // failed; 102 no vsock device; 103 bad command line.
 #include "runtime/guest.h"
-#include "runtime/pci.h"
 #include "runtime/string.h"
-#include "runtime/virtio_mmio.h"
-#include "runtime/virtio_pci.h"
+#include "runtime/virtio_find.h"
 #include "runtime/virtqueue.h"
 
 #define VIRTIO_ID_VSOCK 19
@@ -73,8 +71,6 @@ struct packet {
   uint8_t data[RX_PAYLOAD];
 } __attribute__((packed));
 
-static struct virtio_pci_dev pci_dev;
-static struct virtio_mmio_dev mmio_dev;
 static struct virtio_dev* dev;
 static struct virtq rxq, txq;
 static struct packet rx_bufs[RX_BUFS];
@@ -98,34 +94,14 @@ static void give_rx(struct packet* p) {
 }
 
 static bool find_device(const char* cmdline) {
-  const char* why = "";
-  if (cmdline_equals(cmdline, "transport", "mmio")) {
-    for (uint32_t i = 0; i < 8; ++i) {
-      enum virtio_mmio_probe_result r =
-          virtio_mmio_probe(&mmio_dev, 0xd0000000u + i * 0x1000u, i, 16 + i, &why);
-      if (r == VIRTIO_MMIO_FOUND && mmio_dev.vdev.device_type == VIRTIO_ID_VSOCK) {
-        dev = &mmio_dev.vdev;
-        console_printf("vsock mmio %u: found\n", i);
-        return true;
-      }
-    }
-    return false;
-  }
-  static struct pci_function functions[32];
-  pci_select(PCI_ACCESS_ECAM, 0xe0000000u);
-  uint32_t n = pci_enumerate(PCI_ACCESS_ECAM, 1, functions, 32);
-  for (uint32_t i = 0; i < n; ++i) {
-    if (functions[i].vendor != VIRTIO_PCI_VENDOR ||
-        functions[i].device != VIRTIO_PCI_MODERN_DEVICE_BASE + VIRTIO_ID_VSOCK) {
-      continue;
-    }
-    if (!virtio_pci_probe(&pci_dev, functions[i].bdf, &why)) fail("probe", why);
-    dev = &pci_dev.vdev;
-    console_printf("vsock pci %02x:%02x.%u: found\n", PCI_BUS(functions[i].bdf),
-                   PCI_DEV(functions[i].bdf), PCI_FN(functions[i].bdf));
-    return true;
-  }
-  return false;
+  const bool mmio = cmdline_equals(cmdline, "transport", "mmio");
+  struct virtio_find_options o = {.pci = !mmio, .mmio = mmio};
+  struct virtio_dev* found[VIRTIO_FIND_MAX];
+  uint32_t failed = 0;
+  if (virtio_find(VIRTIO_ID_VSOCK, &o, found, &failed) == 0) return false;
+  dev = found[0];
+  console_printf("vsock %s: found\n", dev->location);
+  return true;
 }
 
 // Sends one packet (header + `len` bytes of tx_data) and waits until the

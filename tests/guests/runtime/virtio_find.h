@@ -1,5 +1,5 @@
 // Finds the virtio devices of one type for the small single-device test
-// guests (rng.c, console.c): modern virtio-pci functions on bus 0 (ECAM) and
+// guests (rng.c, console.c, vsock.c): modern virtio-pci functions on bus 0 (ECAM) and
 // virtio-mmio slots found by probing. Devices are polled, or interrupt
 // driven: MSI-X on PCI, the slot's GSI (16 + slot, IOAPIC at its default
 // address) on virtio-mmio — the caller has called irq_init first.
