@@ -31,13 +31,15 @@
 static struct virtq vq;
 static uint8_t buffers[MAX_REQUESTS][MAX_BYTES] __attribute__((aligned(64)));
 
+static __attribute__((noreturn)) void bad_cmdline(const char* key) {
+  console_printf("rng: FAIL: bad command line value for %s\n", key);
+  guest_debug_exit(EXIT_BAD_CMDLINE);
+}
+
 static uint64_t get_u64(const char* c, const char* key, uint64_t def, uint64_t min,
                         uint64_t max) {
-  uint64_t v = def;
-  if (cmdline_find(c, key, 0) != 0 && (!cmdline_get_u64(c, key, &v) || v < min || v > max)) {
-    console_printf("rng: FAIL: bad command line value for %s\n", key);
-    guest_debug_exit(EXIT_BAD_CMDLINE);
-  }
+  uint64_t v;
+  if (!cmdline_u64_in_range(c, key, def, min, max, &v)) bad_cmdline(key);
   return v;
 }
 
@@ -115,19 +117,9 @@ static bool test_device(struct virtio_dev* dev, uint32_t requests, uint32_t byte
 void guest_main(const struct hvm_start_info* info) {
   const char* c = pvh_cmdline(info);
   console_printf("rng: cmdline: %s\n", c);
-  struct virtio_find_options o = {
-      .pci = !cmdline_equals(c, "pci", "off"),
-      .mmio = !cmdline_equals(c, "mmio", "off"),
-      .timeout_ms = (uint32_t)get_u64(c, "timeout_ms", 5000, 1, 600000),
-      .interrupts = cmdline_equals(c, "irq", "on"),
-  };
-  if (o.interrupts) {
-    struct mp_info mp;
-    const char* mp_why = "";
-    if (!mp_find_cpus(&mp, &mp_why)) console_printf("mp: %s\n", mp_why);
-    irq_init(mp.lapic_paddr);
-    o.apic_id = (uint8_t)lapic_self_id();
-  }
+  struct virtio_find_options o;
+  const char* bad_key = "";
+  if (!virtio_find_options_from_cmdline(c, &o, &bad_key)) bad_cmdline(bad_key);
 
   uint64_t want = get_u64(c, "devices", 0, 0, VIRTIO_FIND_MAX);
   uint32_t requests = (uint32_t)get_u64(c, "requests", 4, 1, MAX_REQUESTS);

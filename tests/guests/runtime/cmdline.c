@@ -79,6 +79,13 @@ bool cmdline_get_u64(const char* cmdline, const char* key, uint64_t* value) {
   return s != 0 && parse_u64(s, len, value);
 }
 
+bool cmdline_u64_in_range(const char* cmdline, const char* key, uint64_t def, uint64_t min,
+                          uint64_t max, uint64_t* value) {
+  *value = def;
+  if (cmdline_find(cmdline, key, 0) == 0) return true;
+  return cmdline_get_u64(cmdline, key, value) && *value >= min && *value <= max;
+}
+
 bool parse_u64(const char* s, size_t len, uint64_t* value) {
   if (len == 0) return false;
   unsigned base = 10;

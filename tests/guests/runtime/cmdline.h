@@ -25,6 +25,11 @@ bool cmdline_has(const char* cmdline, const char* key);
 // Parses `key=N` (decimal, or hex with 0x). False when absent or malformed.
 bool cmdline_get_u64(const char* cmdline, const char* key, uint64_t* value);
 
+// `key=N` within [min, max] in *value, or `def` when there is no `key=`
+// token. False when the token is malformed or out of range.
+bool cmdline_u64_in_range(const char* cmdline, const char* key, uint64_t def, uint64_t min,
+                          uint64_t max, uint64_t* value);
+
 // Parses `len` characters as decimal or 0x-hex. False when malformed.
 bool parse_u64(const char* s, size_t len, uint64_t* value);
 

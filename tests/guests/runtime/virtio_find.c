@@ -1,8 +1,11 @@
 #include "runtime/virtio_find.h"
 
+#include "runtime/cmdline.h"
 #include "runtime/console.h"
 #include "runtime/ioapic.h"
 #include "runtime/irq.h"
+#include "runtime/lapic.h"
+#include "runtime/mp_table.h"
 #include "runtime/pci.h"
 #include "runtime/virtio_mmio.h"
 #include "runtime/virtio_pci.h"
@@ -24,6 +27,29 @@ static void set_common(struct virtio_dev* dev, const struct virtio_find_options*
   dev->apic_id = o->apic_id;
   dev->timeout_ms = o->timeout_ms;
   dev->irq_count = 0;
+}
+
+bool virtio_find_options_from_cmdline(const char* c, struct virtio_find_options* o,
+                                      const char** bad_key) {
+  uint64_t timeout_ms;
+  if (!cmdline_u64_in_range(c, "timeout_ms", 5000, 1, 600000, &timeout_ms)) {
+    *bad_key = "timeout_ms";
+    return false;
+  }
+  *o = (struct virtio_find_options){
+      .pci = !cmdline_equals(c, "pci", "off"),
+      .mmio = !cmdline_equals(c, "mmio", "off"),
+      .timeout_ms = (uint32_t)timeout_ms,
+      .interrupts = cmdline_equals(c, "irq", "on"),
+  };
+  if (o->interrupts) {
+    struct mp_info mp;
+    const char* mp_why = "";
+    if (!mp_find_cpus(&mp, &mp_why)) console_printf("mp: %s\n", mp_why);
+    irq_init(mp.lapic_paddr);
+    o->apic_id = (uint8_t)lapic_self_id();
+  }
+  return true;
 }
 
 uint32_t virtio_find(uint32_t type, const struct virtio_find_options* o,

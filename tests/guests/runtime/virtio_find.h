@@ -21,6 +21,13 @@ struct virtio_find_options {
   uint8_t apic_id;  // where interrupts go
 };
 
+// The options the single-device guests take on their command line: pci=off,
+// mmio=off, timeout_ms=N (1..600000, default 5000) and irq=on, which also
+// sets up the interrupt controller here. False for a malformed value, whose
+// key is then in *bad_key.
+bool virtio_find_options_from_cmdline(const char* cmdline, struct virtio_find_options* o,
+                                      const char** bad_key);
+
 // Fills out[] with up to VIRTIO_FIND_MAX devices of `type` (PCI first, then
 // virtio-mmio), each ready for virtio_negotiate; returns how many. A device
 // that cannot be probed is reported on the console and counted in *failed.
