@@ -488,9 +488,11 @@ std::string StatsLine(const VmStats& stats) {
   }
   return absl::StrFormat(
       "%s: stats: first KVM_RUN %s; user-space exits: %d pio, %d mmio, %d virtio notify; "
-      "%d virtio devices needed reset; %d restarts",
+      "%d virtio devices needed reset; %d restarts; %d emulation assists, %d #UD to guest "
+      "programs",
       kProgram, first_run, stats.pio_exits, stats.mmio_exits, stats.virtio_notify_exits,
-      stats.virtio_needs_reset, stats.restarts);
+      stats.virtio_needs_reset, stats.restarts, stats.emulation_assists,
+      stats.emulation_user_ud);
 }
 
 std::string HelpText() {

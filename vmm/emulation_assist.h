@@ -144,6 +144,14 @@ struct EmulationAssistCounts {
   std::atomic<uint64_t> refused{0};
   // Failures outside ring 0 that no assist finishes: #UD for the guest.
   std::atomic<uint64_t> user_ud{0};
+
+  // Instructions finished, each kind together, plus the faults an assist
+  // raised instead of finishing one.
+  uint64_t Finished() const {
+    auto get = [](const std::atomic<uint64_t>& c) { return c.load(std::memory_order_relaxed); };
+    return get(int3) + get(fwait) + get(clac) + get(stac) + get(ldmxcsr) + get(stmxcsr) +
+           get(lsl) + get(faults_injected);
+  }
 };
 
 // One per VM, shared by its vCPU threads (Apply is thread-safe: the vCPU is

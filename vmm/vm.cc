@@ -100,6 +100,8 @@ class VmImpl : public Vm {
   uint64_t past_notify_exits_ ABSL_GUARDED_BY(machine_mu_) = 0;
   uint64_t past_needs_reset_ ABSL_GUARDED_BY(machine_mu_) = 0;
   uint64_t restarts_ ABSL_GUARDED_BY(machine_mu_) = 0;
+  uint64_t past_assists_ ABSL_GUARDED_BY(machine_mu_) = 0;
+  uint64_t past_user_ud_ ABSL_GUARDED_BY(machine_mu_) = 0;
   UniqueFd serial_file_;
   bool ran_ = false;
   bool confine_run_thread_ = false;
@@ -232,6 +234,10 @@ void VmImpl::TearDownMachine() {
       past_notify_exits_ += counters.notify_exits;
       past_needs_reset_ += counters.needs_reset;
     }
+    if (assists_) {
+      past_assists_ += assists_->counts().Finished();
+      past_user_ud_ += assists_->counts().user_ud.load(std::memory_order_relaxed);
+    }
     machine = std::move(machine_);
     assists = std::move(assists_);
   }
@@ -255,6 +261,12 @@ VmStats VmImpl::stats() const {
   stats.virtio_notify_exits = past_notify_exits_;
   stats.restarts = restarts_;
   stats.virtio_needs_reset = past_needs_reset_;
+  stats.emulation_assists = past_assists_;
+  stats.emulation_user_ud = past_user_ud_;
+  if (assists_) {
+    stats.emulation_assists += assists_->counts().Finished();
+    stats.emulation_user_ud += assists_->counts().user_ud.load(std::memory_order_relaxed);
+  }
   if (machine_) {
     const VirtioCounters counters = machine_->devices().counters();
     stats.virtio_notify_exits += counters.notify_exits;

@@ -201,6 +201,11 @@ struct VmStats {
   uint64_t virtio_needs_reset = 0;
   // Times the guest was booted again after a reboot (RebootAction::kRestart).
   uint64_t restarts = 0;
+  // Instructions KVM's emulator stopped on that vmm finished itself (PVM
+  // hosts; see vmm/emulation_assist.h), and emulation failures in guest
+  // programs (outside ring 0) answered with #UD.
+  uint64_t emulation_assists = 0;
+  uint64_t emulation_user_ud = 0;
 };
 
 class Vm {

@@ -81,11 +81,18 @@ TEST(VmmBinaryTest, RebootWithTheOtherCpusParkedInInitExitsZero) {
 TEST(VmmBinaryTest, InstructionsTheEmulatorLacksGiveTheCpusAnswers) {
   REQUIRE_KVM();
   ProcessResult r =
-      RunProcess({VmmBinary(), "--kernel", GuestPath("assists.elf"), "--memory", "64M"},
+      RunProcess({VmmBinary(), "--kernel", GuestPath("assists.elf"), "--memory", "64M",
+                  "--stats"},
                  kGuestLimit);
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
   EXPECT_THAT(r.out, HasSubstr("assists: all ok"));
   EXPECT_THAT(r.out, Not(HasSubstr("FAIL")));
+  // --stats counts them: the guest's two LSLs on PVM, none on hardware.
+  if (KvmSystem::IsPvmHost()) {
+    EXPECT_THAT(r.err, HasSubstr("; 2 emulation assists, 0 #UD to guest programs")) << r.err;
+  } else {
+    EXPECT_THAT(r.err, HasSubstr("; 0 emulation assists")) << r.err;
+  }
 }
 
 // A guest's user space entering its kernel, set up exactly as Linux sets it

@@ -216,6 +216,9 @@ TEST(CliTest, StatsLineReportsLatencyRssAndExits) {
   EXPECT_THAT(line, HasSubstr("RSS then 3.0 MiB"));
   EXPECT_THAT(line, HasSubstr("12 pio, 3 mmio"));
   EXPECT_THAT(line, HasSubstr("; 0 virtio devices needed reset; 0 restarts"));
+  stats.emulation_assists = 7;
+  stats.emulation_user_ud = 2;
+  EXPECT_THAT(StatsLine(stats), HasSubstr("; 7 emulation assists, 2 #UD to guest programs"));
   EXPECT_EQ(line.find('\n'), std::string::npos);
   EXPECT_THAT(StatsLine(VmStats{}), HasSubstr("first KVM_RUN never"));
 }
