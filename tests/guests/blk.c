@@ -69,7 +69,6 @@
 
 #define EXIT_DISK_FAILED GUEST_EXIT_FAILURE
 #define EXIT_DISK_COUNT 102
-#define EXIT_BAD_CMDLINE 103
 
 #define MAX_PCI_FUNCTIONS 64
 #define MAX_PCI_DISKS 8
@@ -111,23 +110,15 @@ static uint32_t disk_count;
 static uint32_t probe_failures;
 
 static __attribute__((noreturn)) void bad_cmdline(const char* key) {
-  console_printf("blk: FAIL: bad command line value for %s\n", key);
-  guest_debug_exit(EXIT_BAD_CMDLINE);
+  cmdline_bad_value("blk", key);
 }
 
 static uint64_t get_u64(const char* cmdline, const char* key, uint64_t def) {
-  uint64_t value = def;
-  if (cmdline_find(cmdline, key, 0) != 0 &&
-      !cmdline_get_u64(cmdline, key, &value)) {
-    bad_cmdline(key);
-  }
-  return value;
+  return cmdline_u64_or_exit(cmdline, "blk", key, def, 0, UINT64_MAX);
 }
 
 static bool get_bool(const char* cmdline, const char* key, bool def) {
-  uint64_t value = get_u64(cmdline, key, def ? 1 : 0);
-  if (value > 1) bad_cmdline(key);
-  return value == 1;
+  return cmdline_u64_or_exit(cmdline, "blk", key, def ? 1 : 0, 0, 1) == 1;
 }
 
 static void parse_config(const char* c, struct config* config) {

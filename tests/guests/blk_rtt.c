@@ -48,7 +48,6 @@
 #include "runtime/virtio_pci.h"
 
 #define EXIT_NO_DISK 102
-#define EXIT_BAD_CMDLINE 103
 
 #define MAX_REQUESTS 4096
 #define MAX_FUNCTIONS 64
@@ -69,23 +68,15 @@ static __attribute__((noreturn)) void fail(const char* what, const char* why) {
 }
 
 static __attribute__((noreturn)) void bad_cmdline(const char* key) {
-  console_printf("rtt: FAIL: bad command line value for %s\n", key);
-  guest_debug_exit(EXIT_BAD_CMDLINE);
+  cmdline_bad_value("rtt", key);
 }
 
 static uint64_t get_u64(const char* cmdline, const char* key, uint64_t def) {
-  uint64_t value = def;
-  if (cmdline_find(cmdline, key, 0) != 0 &&
-      !cmdline_get_u64(cmdline, key, &value)) {
-    bad_cmdline(key);
-  }
-  return value;
+  return cmdline_u64_or_exit(cmdline, "rtt", key, def, 0, UINT64_MAX);
 }
 
 static bool get_bool(const char* cmdline, const char* key, bool def) {
-  uint64_t value = get_u64(cmdline, key, def ? 1 : 0);
-  if (value > 1) bad_cmdline(key);
-  return value == 1;
+  return cmdline_u64_or_exit(cmdline, "rtt", key, def ? 1 : 0, 0, 1) == 1;
 }
 
 static void cpuid(uint32_t leaf, uint32_t* a, uint32_t* b, uint32_t* c,

@@ -27,7 +27,6 @@
 #define VIRTIO_ID_CONSOLE 3
 #define VIRTIO_CONSOLE_F_SIZE (1ull << 0)
 #define EXIT_COUNT 102
-#define EXIT_BAD_CMDLINE 103
 #define RX_BUFFERS 4
 #define RX_BYTES 32
 #define MAX_LINE 128
@@ -37,16 +36,9 @@ static uint8_t rx_buf[RX_BUFFERS][RX_BYTES] __attribute__((aligned(64)));
 static char tx_buf[MAX_LINE + 32];
 static char line[MAX_LINE];
 
-static __attribute__((noreturn)) void bad_cmdline(const char* key) {
-  console_printf("console: FAIL: bad command line value for %s\n", key);
-  guest_debug_exit(EXIT_BAD_CMDLINE);
-}
-
 static uint64_t get_u64(const char* c, const char* key, uint64_t def, uint64_t min,
                         uint64_t max) {
-  uint64_t v;
-  if (!cmdline_u64_in_range(c, key, def, min, max, &v)) bad_cmdline(key);
-  return v;
+  return cmdline_u64_or_exit(c, "console", key, def, min, max);
 }
 
 static uint32_t append(char* out, uint32_t at, const char* s) {
@@ -174,7 +166,7 @@ void guest_main(const struct hvm_start_info* info) {
   console_printf("console: cmdline: %s\n", c);
   struct virtio_find_options o;
   const char* bad_key = "";
-  if (!virtio_find_options_from_cmdline(c, &o, &bad_key)) bad_cmdline(bad_key);
+  if (!virtio_find_options_from_cmdline(c, &o, &bad_key)) cmdline_bad_value("console", bad_key);
 
   struct virtio_dev* devs[VIRTIO_FIND_MAX];
   uint32_t failed = 0;

@@ -35,11 +35,10 @@
 #include "runtime/string.h"
 
 #define EXIT_NO_DISKS 102
-#define EXIT_BAD_CMDLINE 103
 
 static __attribute__((noreturn)) void bad_cmdline(const char* what) {
   console_printf("evil: FAIL: bad command line: %s\n", what);
-  guest_debug_exit(EXIT_BAD_CMDLINE);
+  guest_debug_exit(GUEST_EXIT_BAD_CMDLINE);
 }
 
 // --- Discovery --------------------------------------------------------------

@@ -37,7 +37,6 @@
 #include "runtime/virtio_pci.h"
 
 #define EXIT_NO_DEVICE 102
-#define EXIT_BAD_CMDLINE 103
 #define MAX_PCI_FUNCTIONS 64
 // Frames we let go by (IPv6 router and neighbour traffic from the host...)
 // before giving up on an answer.
@@ -59,16 +58,11 @@ static __attribute__((noreturn)) void fail(const char* what, const char* why) {
 }
 
 static __attribute__((noreturn)) void bad_cmdline(const char* key) {
-  console_printf("net: FAIL: bad command line value for %s\n", key);
-  guest_debug_exit(EXIT_BAD_CMDLINE);
+  cmdline_bad_value("net", key);
 }
 
 static uint64_t get_u64(const char* cmdline, const char* key, uint64_t def) {
-  uint64_t value = def;
-  if (cmdline_find(cmdline, key, 0) != 0 && !cmdline_get_u64(cmdline, key, &value)) {
-    bad_cmdline(key);
-  }
-  return value;
+  return cmdline_u64_or_exit(cmdline, "net", key, def, 0, UINT64_MAX);
 }
 
 static struct virtio_dev* find_pci(uint64_t ecam) {

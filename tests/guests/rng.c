@@ -24,23 +24,15 @@
 
 #define VIRTIO_ID_RNG 4
 #define EXIT_COUNT 102
-#define EXIT_BAD_CMDLINE 103
 #define MAX_BYTES 256
 #define MAX_REQUESTS 16
 
 static struct virtq vq;
 static uint8_t buffers[MAX_REQUESTS][MAX_BYTES] __attribute__((aligned(64)));
 
-static __attribute__((noreturn)) void bad_cmdline(const char* key) {
-  console_printf("rng: FAIL: bad command line value for %s\n", key);
-  guest_debug_exit(EXIT_BAD_CMDLINE);
-}
-
 static uint64_t get_u64(const char* c, const char* key, uint64_t def, uint64_t min,
                         uint64_t max) {
-  uint64_t v;
-  if (!cmdline_u64_in_range(c, key, def, min, max, &v)) bad_cmdline(key);
-  return v;
+  return cmdline_u64_or_exit(c, "rng", key, def, min, max);
 }
 
 struct irq_seen {
@@ -119,7 +111,7 @@ void guest_main(const struct hvm_start_info* info) {
   console_printf("rng: cmdline: %s\n", c);
   struct virtio_find_options o;
   const char* bad_key = "";
-  if (!virtio_find_options_from_cmdline(c, &o, &bad_key)) bad_cmdline(bad_key);
+  if (!virtio_find_options_from_cmdline(c, &o, &bad_key)) cmdline_bad_value("rng", bad_key);
 
   uint64_t want = get_u64(c, "devices", 0, 0, VIRTIO_FIND_MAX);
   uint32_t requests = (uint32_t)get_u64(c, "requests", 4, 1, MAX_REQUESTS);

@@ -27,7 +27,6 @@
 
 #define VIRTIO_ID_VSOCK 19
 #define EXIT_NO_DEVICE 102
-#define EXIT_BAD_CMDLINE 103
 
 #define HOST_CID 2
 #define LISTEN_PORT 1234
@@ -247,7 +246,7 @@ void guest_main(const struct hvm_start_info* info) {
   if ((cmdline_find(cmdline, "timeout_ms", 0) && !cmdline_get_u64(cmdline, "timeout_ms", &timeout_ms)) ||
       (cmdline_find(cmdline, "cid", 0) && !cmdline_get_u64(cmdline, "cid", &want_cid))) {
     console_puts("vsock: FAIL: bad command line\n");
-    guest_debug_exit(EXIT_BAD_CMDLINE);
+    guest_debug_exit(GUEST_EXIT_BAD_CMDLINE);
   }
   if (!find_device(cmdline)) {
     console_puts("vsock: FAIL: no virtio-vsock device\n");

@@ -1,5 +1,8 @@
 #include "runtime/cmdline.h"
 
+#include "runtime/console.h"
+#include "runtime/exit.h"
+
 // Bounds every scan: a command line without a terminator must not send us
 // through all of memory.
 #define CMDLINE_MAX 4096
@@ -84,6 +87,18 @@ bool cmdline_u64_in_range(const char* cmdline, const char* key, uint64_t def, ui
   *value = def;
   if (cmdline_find(cmdline, key, 0) == 0) return true;
   return cmdline_get_u64(cmdline, key, value) && *value >= min && *value <= max;
+}
+
+void cmdline_bad_value(const char* who, const char* key) {
+  console_printf("%s: FAIL: bad command line value for %s\n", who, key);
+  guest_debug_exit(GUEST_EXIT_BAD_CMDLINE);
+}
+
+uint64_t cmdline_u64_or_exit(const char* cmdline, const char* who, const char* key,
+                             uint64_t def, uint64_t min, uint64_t max) {
+  uint64_t value;
+  if (!cmdline_u64_in_range(cmdline, key, def, min, max, &value)) cmdline_bad_value(who, key);
+  return value;
 }
 
 bool parse_u64(const char* s, size_t len, uint64_t* value) {

@@ -30,6 +30,15 @@ bool cmdline_get_u64(const char* cmdline, const char* key, uint64_t* value);
 bool cmdline_u64_in_range(const char* cmdline, const char* key, uint64_t def, uint64_t min,
                           uint64_t max, uint64_t* value);
 
+// For guest_main: prints "<who>: FAIL: bad command line value for <key>" and
+// exits with GUEST_EXIT_BAD_CMDLINE.
+__attribute__((noreturn)) void cmdline_bad_value(const char* who, const char* key);
+
+// `key=N` within [min, max], or `def` without a `key=` token; any other
+// value ends the guest through cmdline_bad_value.
+uint64_t cmdline_u64_or_exit(const char* cmdline, const char* who, const char* key,
+                             uint64_t def, uint64_t min, uint64_t max);
+
 // Parses `len` characters as decimal or 0x-hex. False when malformed.
 bool parse_u64(const char* s, size_t len, uint64_t* value);
 

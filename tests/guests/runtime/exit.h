@@ -13,6 +13,7 @@
 // VMM (and QEMU) report a debug-exit value v as status (v << 1) | 1.
 #define GUEST_EXIT_FAILURE 100    // a guest's check failed: status 201
 #define GUEST_EXIT_EXCEPTION 101  // an unexpected CPU exception: status 203
+#define GUEST_EXIT_BAD_CMDLINE 103  // a malformed command-line value: status 207
 
 // Writes the low byte of `value` to the debug-exit port (outb).
 __attribute__((noreturn)) void guest_debug_exit(uint32_t value);
