@@ -7,10 +7,12 @@
 //   cpus: <N from the MP table>
 //   cpu <apic id> up                 (once per AP)
 //   smp: <N> cpus up
-//   exit: debug-exit <N>  |  exit: panic  |  exit: acpi poweroff  |  exit: reset
+//   exit: debug-exit <N>  |  exit: panic  |  exit: acpi poweroff  |
+//   exit: acpi reset  |  exit: reset
 // exit=N leaves through debug-exit; exit=panic reports a panic through
 // pvpanic (port 0x505); exit=poweroff writes S5 to the hardware-reduced ACPI
-// sleep control register (port 0x600); otherwise an i8042 reset. With
+// sleep control register (port 0x600); exit=acpi-reset writes the FADT's
+// reset register (port 0x602); otherwise an i8042 reset. With
 // `park`, the other CPUs are sent INIT first, as Linux does before a reboot.
 // On a failure the guest prints "... FAIL ..." and exits with
 // GUEST_EXIT_FAILURE (status 201).
@@ -68,6 +70,11 @@ void guest_main(const struct hvm_start_info* info) {
   if (cmdline_equals(cmdline, "exit", "poweroff")) {
     console_puts("exit: acpi poweroff\n");
     outb(0x600, (uint8_t)(0x20 | (5 << 2)));  // SLP_EN | SLP_TYP = S5
+    guest_halt();
+  }
+  if (cmdline_equals(cmdline, "exit", "acpi-reset")) {
+    console_puts("exit: acpi reset\n");
+    outb(0x602, 1);  // the FADT's reset register
     guest_halt();
   }
   if (cmdline_get_u64(cmdline, "exit", &code)) {
