@@ -72,6 +72,28 @@ inline size_t ConsumeWidth(FuzzedDataProvider& in) {
   return kWidths[in.ConsumeIntegralInRange<size_t>(0, 3)];
 }
 
+// A driver's configuration-space read: an input-chosen width, then offset
+// (at most `max_offset`). Returns the offset and the bytes the device gave.
+struct ConfigRead {
+  uint64_t offset;
+  std::vector<uint8_t> bytes;
+};
+template <typename Device>
+ConfigRead FuzzConfigRead(Device& device, FuzzedDataProvider& in, uint64_t max_offset) {
+  std::vector<uint8_t> bytes(ConsumeWidth(in));
+  const uint64_t offset = in.ConsumeIntegralInRange<uint64_t>(0, max_offset);
+  device.ReadConfig(offset, absl::MakeSpan(bytes));
+  return {offset, std::move(bytes)};
+}
+
+// A configuration-space write: an input-chosen offset, then width and bytes.
+template <typename Device>
+void FuzzConfigWrite(Device& device, FuzzedDataProvider& in, uint64_t max_offset) {
+  const uint64_t offset = in.ConsumeIntegralInRange<uint64_t>(0, max_offset);
+  std::vector<uint8_t> bytes = in.ConsumeBytes<uint8_t>(ConsumeWidth(in));
+  device.WriteConfig(offset, bytes);
+}
+
 }  // namespace vmm::fuzz
 
 #endif  // VMM_TESTS_FUZZ_FUZZ_UTIL_H_

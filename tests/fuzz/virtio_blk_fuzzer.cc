@@ -103,17 +103,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       case 2:
         driver.Step(in);
         break;
-      case 3: {
-        std::vector<uint8_t> buf(ConsumeWidth(in));
-        block.ReadConfig(in.ConsumeIntegralInRange<uint64_t>(0, 0x80), absl::MakeSpan(buf));
+      case 3:
+        FuzzConfigRead(block, in, 0x80);
         break;
-      }
-      case 4: {
-        const uint64_t offset = in.ConsumeIntegralInRange<uint64_t>(0, 0x80);
-        std::vector<uint8_t> buf = in.ConsumeBytes<uint8_t>(ConsumeWidth(in));
-        block.WriteConfig(offset, buf);
+      case 4:
+        FuzzConfigWrite(block, in, 0x80);
         break;
-      }
       default:
         block.ProcessQueue(in.ConsumeIntegralInRange<uint16_t>(0, 1));
         break;

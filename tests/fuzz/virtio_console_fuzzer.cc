@@ -145,17 +145,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         backend->SetSize(ConsumeSize(in));
         backend->callbacks().resized();
         break;
-      case 8: {
-        std::vector<uint8_t> buf(ConsumeWidth(in));
-        console->ReadConfig(in.ConsumeIntegralInRange<uint64_t>(0, 0x20), absl::MakeSpan(buf));
+      case 8:
+        FuzzConfigRead(*console, in, 0x20);
         break;
-      }
-      case 9: {
-        const uint64_t offset = in.ConsumeIntegralInRange<uint64_t>(0, 0x20);
-        std::vector<uint8_t> buf = in.ConsumeBytes<uint8_t>(ConsumeWidth(in));
-        console->WriteConfig(offset, buf);
+      case 9:
+        FuzzConfigWrite(*console, in, 0x20);
         break;
-      }
       default:  // the driver resets the device and starts it again
         console->Reset();
         driver.Activate(in);

@@ -229,17 +229,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       case 8:
         net.ProcessQueue(driver.ConsumeQueue(in));
         break;
-      case 9: {
-        std::vector<uint8_t> buf(ConsumeWidth(in));
-        net.ReadConfig(in.ConsumeIntegralInRange<uint64_t>(0, 0x20), absl::MakeSpan(buf));
+      case 9:
+        FuzzConfigRead(net, in, 0x20);
         break;
-      }
-      case 10: {
-        const uint64_t offset = in.ConsumeIntegralInRange<uint64_t>(0, 0x20);
-        std::vector<uint8_t> buf = in.ConsumeBytes<uint8_t>(ConsumeWidth(in));
-        net.WriteConfig(offset, buf);
+      case 10:
+        FuzzConfigWrite(net, in, 0x20);
         break;
-      }
       case 11:  // host trouble
         backend->fail_reads = in.ConsumeIntegralInRange<int>(0, 3) == 0;
         backend->refuse_writes = in.ConsumeIntegralInRange<int>(0, 3) == 0;

@@ -110,18 +110,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       case 7:
         host.entropy_fails = in.ConsumeIntegralInRange<int>(0, 3) == 0;
         break;
-      case 8: {
-        std::vector<uint8_t> buf(ConsumeWidth(in));
-        rng.ReadConfig(in.ConsumeIntegralInRange<uint64_t>(0, 0x20), absl::MakeSpan(buf));
-        for (uint8_t b : buf) FUZZ_CHECK(b == 0);  // no configuration space
+      case 8:
+        for (uint8_t b : FuzzConfigRead(rng, in, 0x20).bytes) {
+          FUZZ_CHECK(b == 0);  // no configuration space
+        }
         break;
-      }
-      case 9: {
-        const uint64_t offset = in.ConsumeIntegralInRange<uint64_t>(0, 0x20);
-        std::vector<uint8_t> buf = in.ConsumeBytes<uint8_t>(ConsumeWidth(in));
-        rng.WriteConfig(offset, buf);
+      case 9:
+        FuzzConfigWrite(rng, in, 0x20);
         break;
-      }
       default:  // the driver resets the device and starts it again
         rng.Reset();
         driver.Activate(in);

@@ -375,21 +375,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           break;
         }
         case 9: {
-          std::vector<uint8_t> buf(ConsumeWidth(in));
-          const uint64_t offset = in.ConsumeIntegralInRange<uint64_t>(0, 0x10);
-          vsock->ReadConfig(offset, absl::MakeSpan(buf));
-          for (size_t i = 0; i < buf.size(); ++i) {
-            const uint64_t at = offset + i;
-            FUZZ_CHECK(buf[i] == (at < 8 ? static_cast<uint8_t>(kGuestCid >> (8 * at)) : 0));
+          const ConfigRead read = FuzzConfigRead(*vsock, in, 0x10);
+          for (size_t i = 0; i < read.bytes.size(); ++i) {
+            const uint64_t at = read.offset + i;
+            FUZZ_CHECK(read.bytes[i] ==
+                       (at < 8 ? static_cast<uint8_t>(kGuestCid >> (8 * at)) : 0));
           }
           break;
         }
-        case 10: {
-          const uint64_t offset = in.ConsumeIntegralInRange<uint64_t>(0, 0x10);
-          std::vector<uint8_t> buf = in.ConsumeBytes<uint8_t>(ConsumeWidth(in));
-          vsock->WriteConfig(offset, buf);
+        case 10:
+          FuzzConfigWrite(*vsock, in, 0x10);
           break;
-        }
         case 13:  // the driver resets the device and starts it again
           vsock->Reset();
           driver.Activate(in);
