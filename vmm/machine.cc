@@ -140,7 +140,7 @@ absl::Status Machine::RegisterMemory() {
   RETURN_IF_ERROR(vm_.CreatePit2());
   // Emulation failures outside ring 0 come to vmm too (see VcpuRunner): on
   // PVM hosts a guest's user space enters the emulator for INT n.
-  RETURN_IF_ERROR(vm_.EnableExitOnEmulationFailure().status());
+  RETURN_IF_ERROR(vm_.EnableExitOnEmulationFailure());
   uint32_t slot = 0;
   for (const GuestMemory::Region& region : memory_.regions()) {
     RETURN_IF_ERROR(vm_.SetUserMemoryRegion(slot++, region.start, region.size, region.host));

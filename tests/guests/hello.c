@@ -21,14 +21,6 @@
 #include "runtime/mp_table.h"
 #include "runtime/smp.h"
 
-// As Linux's stop_this_cpu(): local APIC software-disabled, then HLT with
-// interrupts off, for good.
-static uint32_t park_lapic_base;
-static void stop_this_cpu(void) {
-  mmio_write32(park_lapic_base + 0xf0, 0);  // SVR: APIC software-disabled
-  for (;;) __asm__ volatile("cli; hlt");
-}
-
 void guest_main(const struct hvm_start_info* info) {
   console_puts("Hello from the vmm test guest\n");
   const char* cmdline = pvh_cmdline(info);
@@ -41,10 +33,7 @@ void guest_main(const struct hvm_start_info* info) {
   }
   console_printf("cpus: %u\n", mp.cpu_count);
 
-  if (cmdline_has(cmdline, "park")) {
-    park_lapic_base = mp.lapic_paddr;
-    smp_ap_work = stop_this_cpu;
-  }
+  if (cmdline_has(cmdline, "park")) smp_ap_work = smp_stop_this_cpu;
   uint32_t up = smp_start_aps(&mp);
   if (up != mp.cpu_count) {
     console_printf("smp: FAIL: %u of %u cpus up\n", up, mp.cpu_count);

@@ -57,15 +57,17 @@ absl::Status KvmVm::CreateIrqchip() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<bool> KvmVm::EnableExitOnEmulationFailure() {
-  if (::ioctl(fd_.get(), KVM_CHECK_EXTENSION, KVM_CAP_EXIT_ON_EMULATION_FAILURE) <= 0) return false;
+absl::Status KvmVm::EnableExitOnEmulationFailure() {
+  if (::ioctl(fd_.get(), KVM_CHECK_EXTENSION, KVM_CAP_EXIT_ON_EMULATION_FAILURE) <= 0) {
+    return absl::OkStatus();
+  }
   kvm_enable_cap cap{};
   cap.cap = KVM_CAP_EXIT_ON_EMULATION_FAILURE;
   cap.args[0] = 1;
   if (::ioctl(fd_.get(), KVM_ENABLE_CAP, &cap) != 0) {
     return KvmError("KVM_ENABLE_CAP(KVM_CAP_EXIT_ON_EMULATION_FAILURE)");
   }
-  return true;
+  return absl::OkStatus();
 }
 
 absl::Status KvmVm::CreatePit2() {

@@ -36,8 +36,8 @@ class KvmVm {
   absl::Status CreatePit2();
   // KVM_CAP_EXIT_ON_EMULATION_FAILURE: an emulation failure at any CPL
   // exits to user space (without it KVM turns one outside ring 0 into a #UD
-  // for the guest). Returns false, and changes nothing, where KVM lacks it.
-  absl::StatusOr<bool> EnableExitOnEmulationFailure();
+  // for the guest). Changes nothing where KVM lacks the capability.
+  absl::Status EnableExitOnEmulationFailure();
   // Sets the level of an interrupt line (GSI) of the in-kernel irqchip.
   absl::Status SetIrqLine(uint32_t gsi, bool level);
 

@@ -55,6 +55,11 @@ static void send_ipi(uint32_t apic_id, uint32_t icr_low) {
   console_printf("smp: ipi to apic %u still pending\n", apic_id);
 }
 
+void smp_stop_this_cpu(void) {
+  mmio_write32(lapic_base + LAPIC_SVR, 0);  // software-disabled
+  for (;;) __asm__ volatile("cli; hlt");
+}
+
 void smp_park_aps_in_init(const struct mp_info* mp) {
   uint32_t self = lapic_id(lapic_base);
   for (uint32_t i = 0; i < mp->cpu_count; ++i) {

@@ -17,6 +17,10 @@ uint32_t lapic_id(uint32_t lapic_paddr);
 // Returns how many CPUs are running, this one included.
 uint32_t smp_start_aps(const struct mp_info* mp);
 
+// As Linux's stop_this_cpu(): this CPU's local APIC software-disabled, then
+// HLT with interrupts off, for good. An AP work function (smp_ap_work).
+__attribute__((noreturn)) void smp_stop_this_cpu(void);
+
 // Sends INIT to every other processor, as Linux's stop_other_cpus() parks
 // them before a reboot: each then waits for a SIPI that never comes.
 void smp_park_aps_in_init(const struct mp_info* mp);
