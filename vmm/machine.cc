@@ -32,6 +32,7 @@
 #include "firmware/acpi/acpi_tables.h"
 #include "firmware/e820.h"
 #include "firmware/mp_table.h"
+#include "firmware/reset_vector.h"
 #include "vmm/interrupts.h"
 #include "vmm/virtio_devices.h"
 
@@ -274,6 +275,7 @@ absl::Status Machine::LoadAndDescribe(const VmConfig& config) {
   ASSIGN_OR_RETURN(std::vector<x86::E820Entry> e820, firmware::BuildE820Map(ram));
   info.e820 = e820;
   RETURN_IF_ERROR(firmware::WriteMpTable(memory_, static_cast<uint32_t>(config.cpus)));
+  RETURN_IF_ERROR(firmware::WriteResetVector(memory_));
   if (config.acpi) {
     firmware::acpi::AcpiPlatform platform;
     platform.cpus = static_cast<uint32_t>(config.cpus);

@@ -10,6 +10,8 @@
 //   0x0002_0000  kernel command line (kCmdlineMaxSize bytes)
 //   0x0009_fc00  EBDA: MP floating pointer + MP configuration table
 //   0x000a_0000  legacy VGA/ROM hole, reported reserved in e820
+//   0x000e_0000  ACPI tables (RSDP first)
+//   0x000f_fff0  the reset vector (F000:FFF0): a stub that resets the machine
 //   0x0010_0000  high memory: kernels load here or at their preferred address
 //   ...          RAM up to min(memory, kMmioHoleStart)
 //   0xc000_0000  32-bit MMIO hole (1 GiB): PCI MMIO32 window, virtio-mmio
@@ -40,7 +42,10 @@ inline constexpr uint64_t kEbdaStart = 0x9fc00;       // MP table lives here
 // ACPI tables (RSDP first, 16-byte aligned, where Linux's legacy scan of
 // 0xE0000-0xFFFFF also finds it): inside the e820-reserved [kEbdaStart, 1 MiB).
 inline constexpr uint64_t kAcpiStart = 0xe0000;
-inline constexpr uint64_t kAcpiSize = 0x20000;
+inline constexpr uint64_t kAcpiSize = 0x10000;
+// Where real mode's F000:FFF0 points: the BIOS entry a rebooting Linux jumps
+// to when every other way failed (firmware/reset_vector.h).
+inline constexpr uint64_t kResetVectorStart = 0xffff0;
 inline constexpr uint64_t kLowRamEnd = 0xa0000;       // end of conventional memory
 inline constexpr uint64_t kHighMemStart = 0x100000;   // 1 MiB
 
