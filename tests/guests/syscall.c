@@ -8,7 +8,7 @@
 //     ABI entry), IRETQ back, twice more.
 // On hardware KVM both run natively. On a PVM host the guest's ring 3 runs
 // natively too, and how the host delivers each entry is what this guest
-// checks (tests/linux/BOOT_LOG.md, stop 10).
+// checks (tests/linux/pvm/BOOT_LOG.md, stop 10).
 //
 // Output: "syscall: <check> ok|FAIL" lines, then "syscall: all ok" and
 // debug-exit 0. The two ways this fails on PVM hosts are named: "syscall:

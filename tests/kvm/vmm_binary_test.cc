@@ -130,7 +130,7 @@ TEST(VmmBinaryTest, GuestUserSpaceEntersItsKernelLikeLinux) {
     EXPECT_THAT(r.out, Not(HasSubstr("FAIL")));
   }
   if (!gaps.empty()) {
-    GTEST_SKIP() << "SKIPPED on this PVM host, as known (tests/linux/BOOT_LOG.md stop 10): "
+    GTEST_SKIP() << "SKIPPED on this PVM host, as known (tests/linux/pvm/BOOT_LOG.md stop 10): "
                  << absl::StrJoin(gaps, "; ");
   }
 }

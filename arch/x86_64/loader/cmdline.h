@@ -27,7 +27,7 @@ uint64_t CmdlineCapacity(const LoadedKernel& kernel);
 // after), POPCNT (151), nor the SIMD paths Linux's crypto picks (SSE3 128,
 // PCLMULQDQ 129, SSSE3 137, SSE4.1 147, SSE4.2 148, AES-NI 153). On these
 // hosts the guest's CPUID shows the host's features whatever KVM's table
-// says, so the command line is the only lever. tests/linux/BOOT_LOG.md
+// says, so the command line is the only lever. tests/linux/pvm/BOOT_LOG.md
 // records which boot stop each switch removed.
 inline constexpr absl::string_view kPvmLinuxSwitches[] = {
     "noxsave", "nosmap", "clearcpuid=308,151,128,129,137,147,148,153"};

@@ -43,7 +43,7 @@ import disk_pattern  # noqa: E402
 #   event_mutex for 20+ min of guest time in run 6 while init_kprobe_trace
 #   waited; without tracefs neither runs.
 # Without the stall detectors the console stays readable: their NMI
-# backtraces are noise at this speed. tests/linux/BOOT_LOG.md has the runs.
+# backtraces are noise at this speed. tests/linux/pvm/BOOT_LOG.md has the runs.
 PVM_SUITE_CMDLINE = (
     "initcall_blacklist=cubictcp_register,bpf_tcp_ca_kfunc_init,"
     "bpf_prog_test_run_init,bpf_key_sig_kfuncs_init,kfunc_init,bpf_rstat_kfunc_init,"

@@ -1,4 +1,4 @@
-// The bytes the Linux boot suite puts on its disks. tests/linux/disk_pattern.py
+// The bytes the Linux boot suite puts on its disks. tests/linux/pvm/disk_pattern.py
 // is the host's copy of these two formulas: keep them in step.
 //
 // [0, 64 KiB)        written by the host: "vmm-linux-disk-" + the disk's letter,
