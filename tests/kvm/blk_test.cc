@@ -218,6 +218,7 @@ TEST(BlkTest, SecondVmmCannotOpenAnImageInUseForWriting) {
 }
 
 TEST(BlkTest, MissingImageIsAUsageError) {
+  REQUIRE_KVM();  // found while building the machine, after /dev/kvm
   ProcessResult r = RunProcess({VmmBinary(), "--kernel", GuestPath("hello.elf"), "--disk",
                                 "path=/nonexistent/disk.img"},
                                absl::Seconds(30));

@@ -236,6 +236,7 @@ TEST(ConsoleTest, ConsoleStdioOwnsStdinEvenWithSerialOnStdio) {
 }
 
 TEST(ConsoleTest, UnusableSocketPathIsAOneLineError) {
+  REQUIRE_KVM();  // found while building the machine, after /dev/kvm
   ProcessResult r = RunProcess(
       ConsoleArgv({"--console", "socket=/nonexistent-dir/c.sock"}, ""), absl::Seconds(30));
   EXPECT_EQ(r.exit_code, 2) << r.err;
