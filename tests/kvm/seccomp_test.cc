@@ -7,6 +7,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/fakes/sanitizer_build.h"
 #include "tests/kvm/subprocess.h"
 
 namespace vmm::testing {
@@ -24,20 +25,6 @@ std::string Probe() {
 
 ProcessResult RunProbe(const std::string& mode) {
   return RunProcess({Probe(), GuestPath("hello.elf"), mode}, absl::Seconds(60));
-}
-
-bool SanitizerBuild() {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-  return true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-  return true;
-#else
-  return false;
-#endif
-#else
-  return false;
-#endif
 }
 
 TEST(SeccompTest, ForbiddenSyscallOnAVcpuThreadKillsTheVmm) {

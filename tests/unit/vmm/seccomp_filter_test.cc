@@ -13,20 +13,12 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "tests/fakes/sanitizer_build.h"
 
 namespace vmm {
 namespace {
 
-bool SanitizerBuild() {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-  return true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-  return true;
-#endif
-#endif
-  return false;
-}
+using ::vmm::testing::SanitizerBuild;
 
 // Two threads, filtered as `thread`, wait on an absl::Mutex the first one
 // holds: absl queues the second waiter behind the first and then reads its
