@@ -157,6 +157,7 @@ absl::Status Machine::CreateDevices(const VmConfig& config, EventLoop* loop) {
   auto i8042 = std::make_shared<I8042>([this] {
     ExitStatus status;
     status.reason = ExitStatus::Reason::kReset;
+    status.message = "i8042 reset, port 0x64";
     hooks_.on_exit(status);
   });
   RETURN_IF_ERROR(pio_bus_.Insert(i8042, x86::kI8042DataPort, I8042::kSize));
@@ -186,6 +187,7 @@ absl::Status Machine::CreateDevices(const VmConfig& config, EventLoop* loop) {
       [this] {
         ExitStatus status;
         status.reason = ExitStatus::Reason::kReset;
+        status.message = "ACPI reset register";
         hooks_.on_exit(status);
       });
   RETURN_IF_ERROR(pio_bus_.Insert(acpi_pm, x86::kAcpiSleepControlPort, AcpiPm::kSize));

@@ -105,6 +105,11 @@ int main(int argc, char** argv) {
       status.reason == vmm::ExitStatus::Reason::kGuestPanic) {
     PrintLine(stderr, "vmm: " + status.message);
   }
+  // A reset the guest did not ask for (a triple fault) still exits 0, as
+  // hardware would reset, but never silently.
+  if (status.reason == vmm::ExitStatus::Reason::kReset && status.triple_fault) {
+    PrintLine(stderr, "vmm: the guest reset after a " + status.message);
+  }
   if (status.reason == vmm::ExitStatus::Reason::kError) {
     PrintLine(stderr, vmm::cli::ErrorLine(absl::InternalError(
                           status.message.empty() ? "the VM failed" : status.message)));

@@ -79,6 +79,14 @@ void VcpuRunner::Fail(std::string message) {
                   absl::StrFormat("vCPU %d: %s", vcpu_.id(), message)));
 }
 
+std::string VcpuRunner::Where() const {
+  absl::StatusOr<kvm_regs> regs = vcpu_.GetRegs();
+  absl::StatusOr<kvm_sregs> sregs = vcpu_.GetSregs();
+  if (!regs.ok() || !sregs.ok()) return "";
+  return absl::StrFormat(" at RIP 0x%x (%s mode)", regs->rip,
+                         CpuModeName(CpuModeFromSregs(*sregs)));
+}
+
 void VcpuRunner::Loop() {
   // The kick signal must be deliverable on this thread.
   sigset_t set;
@@ -129,14 +137,20 @@ bool VcpuRunner::Handle(const VcpuExit& exit) {
     case Kind::kInterrupted:
       return true;  // the loop condition decides
     case Kind::kShutdown:
-      // A triple fault: real hardware resets.
-      on_exit_(Status(ExitStatus::Reason::kReset, "triple fault"));
+      // A triple fault: real hardware resets. Said on stderr (vmm/main.cc):
+      // unlike a reboot the guest asked for, it is usually a crash.
+    {
+      ExitStatus reset = Status(ExitStatus::Reason::kReset,
+                                absl::StrFormat("triple fault on vCPU %d%s", vcpu_.id(), Where()));
+      reset.triple_fault = true;
+      on_exit_(std::move(reset));
       return false;
+    }
     case Kind::kSystemEvent:
       if (exit.system_event == KVM_SYSTEM_EVENT_SHUTDOWN) {
         on_exit_(Status(ExitStatus::Reason::kPowerOff));
       } else if (exit.system_event == KVM_SYSTEM_EVENT_RESET) {
-        on_exit_(Status(ExitStatus::Reason::kReset));
+        on_exit_(Status(ExitStatus::Reason::kReset, "KVM system event reset"));
       } else {
         Fail(absl::StrFormat("unexpected system event %d", exit.system_event));
       }
@@ -161,14 +175,7 @@ bool VcpuRunner::Handle(const VcpuExit& exit) {
                    absl::StrAppendFormat(out, "%02x", b);
                  });
       }
-      std::string where;
-      absl::StatusOr<kvm_regs> regs = vcpu_.GetRegs();
-      absl::StatusOr<kvm_sregs> sregs = vcpu_.GetSregs();
-      if (regs.ok() && sregs.ok()) {
-        where = absl::StrFormat(" at RIP 0x%x (%s mode)", regs->rip,
-                                CpuModeName(CpuModeFromSregs(*sregs)));
-      }
-      Fail(absl::StrFormat("KVM internal error, suberror %d%s;%s%s", exit.suberror, where,
+      Fail(absl::StrFormat("KVM internal error, suberror %d%s;%s%s", exit.suberror, Where(),
                            detail.empty() ? " no instruction bytes reported" : detail, refused));
       return false;
     }

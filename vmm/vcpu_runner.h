@@ -59,6 +59,8 @@ class VcpuRunner {
   // Handles one exit; returns false when the vCPU must stop.
   bool Handle(const VcpuExit& exit);
   void Fail(std::string message);
+  // " at RIP 0x... (long mode)": where this vCPU is, for messages.
+  std::string Where() const;
 
   KvmVcpu vcpu_;
   const Bus* pio_;

@@ -408,8 +408,9 @@ ExitStatus VmImpl::Run() {
       absl::MutexLock machine_lock(&machine_mu_);
       restarts = ++restarts_;
     }
-    Notice(absl::StrCat("the guest rebooted; starting it again (restart ", restarts,
-                        ", --on-reboot restart)"));
+    Notice(absl::StrCat("the guest rebooted",
+                        status.message.empty() ? "" : absl::StrCat(" (", status.message, ")"),
+                        "; starting it again (restart ", restarts, ", --on-reboot restart)"));
     if (absl::Status built = BuildMachine(); !built.ok()) {
       ExitStatus error;
       error.message = absl::StrCat("restarting the guest after its reboot: ", built.message());

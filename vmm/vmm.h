@@ -173,7 +173,10 @@ struct ExitStatus {
   };
   Reason reason = Reason::kError;
   uint32_t debug_code = 0;  // the value written to the debug-exit port
-  std::string message;
+  // kReset only: the reset came from a triple fault (KVM_EXIT_SHUTDOWN), not
+  // from a device the guest asked; hardware resets, but it is usually a crash.
+  bool triple_fault = false;
+  std::string message;  // what happened, in words (which reset, which error)
 
   // The `vmm` command's exit code for this status (README.md, "Exit
   // status"): power-off and reset 0; debug-exit ((code << 1) | 1) & 0xff, as

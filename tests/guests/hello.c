@@ -8,11 +8,12 @@
 //   cpu <apic id> up                 (once per AP)
 //   smp: <N> cpus up
 //   exit: debug-exit <N>  |  exit: panic  |  exit: acpi poweroff  |
-//   exit: acpi reset  |  exit: reset
+//   exit: acpi reset  |  exit: triple fault  |  exit: reset
 // exit=N leaves through debug-exit; exit=panic reports a panic through
 // pvpanic (port 0x505); exit=poweroff writes S5 to the hardware-reduced ACPI
 // sleep control register (port 0x600); exit=acpi-reset writes the FADT's
-// reset register (port 0x602); otherwise an i8042 reset. With
+// reset register (port 0x602); exit=triple-fault raises #UD with an empty
+// IDT (a crash, as a broken kernel would); otherwise an i8042 reset. With
 // `park`, the other CPUs are sent INIT first, as Linux does before a reboot.
 // On a failure the guest prints "... FAIL ..." and exits with
 // GUEST_EXIT_FAILURE (status 201).
@@ -65,6 +66,15 @@ void guest_main(const struct hvm_start_info* info) {
     console_puts("exit: acpi reset\n");
     outb(0x602, 1);  // the FADT's reset register
     guest_halt();
+  }
+  if (cmdline_equals(cmdline, "exit", "triple-fault")) {
+    console_puts("exit: triple fault\n");
+    // #UD cannot be delivered (#GP), nor can that (#DF), nor that: shutdown.
+    struct __attribute__((packed)) {
+      uint16_t limit;
+      uint64_t base;
+    } empty_idt = {0, 0};
+    __asm__ volatile("lidt %0\n\tud2" : : "m"(empty_idt));
   }
   if (cmdline_get_u64(cmdline, "exit", &code)) {
     console_printf("exit: debug-exit %lu\n", (unsigned long)code);

@@ -57,8 +57,32 @@ TEST(VmmBinaryTest, OnRebootRestartBootsTheGuestAgain) {
     ++boots;
   }
   EXPECT_GE(boots, 2u) << r.out;
-  EXPECT_THAT(r.err, HasSubstr("the guest rebooted; starting it again (restart 1,"));
+  EXPECT_THAT(r.err, HasSubstr("the guest rebooted (i8042 reset, port 0x64); starting it again "
+                               "(restart 1,"));
   EXPECT_THAT(r.err, Not(HasSubstr("; 0 restarts")));
+}
+
+// A triple fault resets the machine, as on hardware, so vmm exits 0 with
+// --on-reboot exit; but a crash must not pass for a reboot the guest asked
+// for: vmm says so, with the vCPU and where it was.
+TEST(VmmBinaryTest, TripleFaultExitsZeroAndSaysWhere) {
+  REQUIRE_KVM();
+  ProcessResult r = RunProcess({VmmBinary(), "--kernel", GuestPath("hello.elf"), "--memory", "64M",
+                                "--cmdline", "exit=triple-fault"},
+                               kGuestLimit);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("exit: triple fault"));
+  EXPECT_THAT(r.err, HasSubstr("vmm: the guest reset after a triple fault on vCPU 0 at RIP 0x"));
+}
+
+// A reboot the guest asks for is not reported as a crash.
+TEST(VmmBinaryTest, RequestedResetIsNotReportedAsATripleFault) {
+  REQUIRE_KVM();
+  ProcessResult r = RunProcess({VmmBinary(), "--kernel", GuestPath("hello.elf"), "--memory", "64M"},
+                               kGuestLimit);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("exit: reset"));
+  EXPECT_THAT(r.err, Not(HasSubstr("triple fault")));
 }
 
 // Linux parks the other CPUs with INIT before it reboots (stop_other_cpus):
