@@ -135,6 +135,10 @@ ABSL_FLAG(std::string, on_reboot,
 ABSL_FLAG(std::string, seccomp, "on",
           "seccomp-bpf confinement of the VMM's threads: on (a disallowed system call kills "
           "vmm), log (allowed, logged by the kernel: for debugging), or off.");
+ABSL_FLAG(std::string, decompress, "auto",
+          "Who unpacks a bzImage's compressed kernel: guest (its own decompressor, as on a "
+          "PC), vmm (unpacked before boot, the vmlinux entered directly; xz and gzip), or "
+          "auto (vmm on PVM hosts, where the guest's decompressor crawls; else guest).");
 ABSL_FLAG(bool, stats, false,
           "After the run, print start-up latency, RSS at the first KVM_RUN and exit "
           "counts on stderr.");
@@ -172,6 +176,11 @@ absl::Status ValidateRebootAction(absl::string_view text) {
   return absl::InvalidArgumentError("expected exit or restart");
 }
 
+absl::Status ValidateDecompress(absl::string_view text) {
+  if (text == "auto" || text == "vmm" || text == "guest") return absl::OkStatus();
+  return absl::InvalidArgumentError("expected auto, vmm or guest");
+}
+
 absl::Status ValidateSeccomp(absl::string_view text) {
   if (text == "on" || text == "off" || text == "log") return absl::OkStatus();
   return absl::InvalidArgumentError("expected on, off or log");
@@ -201,6 +210,7 @@ constexpr FlagSpec kFlags[] = {
     {"timeout", "SECONDS", ValidateTimeout}, {"memfd", "", ValidateBool},
     {"acpi", "on|off", ValidateOnOff},  {"on-reboot", "exit|restart", ValidateRebootAction},
     {"seccomp", "on|off|log", ValidateSeccomp}, {"stats", "", ValidateBool},
+    {"decompress", "auto|vmm|guest", ValidateDecompress},
 };
 
 const FlagSpec* FindSpec(absl::string_view name) {
@@ -264,6 +274,10 @@ absl::StatusOr<VmConfig> ConfigFromFlags() {
   config.on_reboot = absl::GetFlag(FLAGS_on_reboot) == "restart"
                          ? VmConfig::RebootAction::kRestart
                          : VmConfig::RebootAction::kExit;
+  const std::string decompress = absl::GetFlag(FLAGS_decompress);
+  config.kernel_decompression = decompress == "vmm"     ? VmConfig::KernelDecompression::kVmm
+                                : decompress == "guest" ? VmConfig::KernelDecompression::kGuest
+                                                        : VmConfig::KernelDecompression::kAuto;
   return config;
 }
 

@@ -21,6 +21,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -56,6 +57,12 @@ class Tap:
             for line in str(diagnostic).splitlines():
                 print(f"# {line}", flush=True)
         return ok
+
+    def skip(self, name, reason):
+        """A check that cannot run here: a TAP skip, and loud."""
+        self.count += 1
+        print(f"ok {self.count} - {name} # SKIP {reason}", flush=True)
+        print(f"# ###### SKIPPED: {name}: {reason}", file=sys.stderr, flush=True)
 
     def diag(self, text):
         for line in str(text).splitlines():
@@ -146,6 +153,11 @@ class Suite:
         self.vmm = os.path.realpath(args.vmm)
         self.kernel = os.path.join(args.linux_dir, "vmlinuz")
         self.work = args.work_dir
+        # In the nested lane the image is L1's disk (tests/nested/l1 --disk,
+        # copy-on-write): booted in place. Elsewhere the file is copied.
+        in_l1 = "/dev/l1-disk-debian-root"
+        self.debian_root = args.debian_root or (
+            in_l1 if os.path.exists(in_l1) else os.path.join(args.linux_dir, "debian12-root.img"))
         self.tap = Tap()
         self.l2tool = args.l2tool
         self.busybox = shutil.which("busybox")
@@ -374,7 +386,8 @@ def ip(*argv):
 
 def check_net(s):
     """virtio-net on a multiqueue tap: two queue pairs, offloads, ping, and
-    64 MiB over TCP to a peer on the tap with a checksum."""
+    64 MiB over TCP each way between the guest and a peer on the tap, with
+    a checksum."""
     tap = "vmmtap0"
     subprocess.run(["ip", "link", "del", tap], capture_output=True)
     ip("tuntap", "add", "dev", tap, "mode", "tap", "multi_queue")
@@ -404,13 +417,36 @@ def check_net(s):
             except OSError as e:
                 received["error"] = str(e)
 
+        # The other way: the guest connects to 5001 and reads 64 MiB.
+        payload = os.urandom(64 * MiB)
+        sender = socket.socket()
+        sender.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sender.bind(("10.0.2.1", 5001))
+        sender.listen(1)
+        sender.settimeout(300)
+        sent = {}
+
+        def send():
+            try:
+                conn, _ = sender.accept()
+                conn.settimeout(120)
+                conn.sendall(payload)
+                conn.close()
+                sent["bytes"] = len(payload)
+            except OSError as e:
+                sent["error"] = str(e)
+
         thread = threading.Thread(target=receive, daemon=True)
         thread.start()
+        send_thread = threading.Thread(target=send, daemon=True)
+        send_thread.start()
         b = Boot(s, "net", "net", ["--cpus", "2", "--memory", "512M",
                                    "--net", f"tap={tap},queues=2"])
         s.expect_exit(b, 0, "powered off")
         thread.join(timeout=30)
+        send_thread.join(timeout=30)
         listener.close()
+        sender.close()
         s.no_failures(b)
         s.expect_fact(b, "net-queues", "rx-0 rx-1 tx-0 tx-1 ")
         features = b.fact("net-features") or ""
@@ -427,6 +463,12 @@ def check_net(s):
         s.expect(b, "the peer received 64 MiB with the guest's sha256",
                  received.get("bytes") == 64 * MiB and
                  received.get("sha256") == b.fact("tcp-sha256"), f"received {received}")
+        s.expect_fact(b, "tcp-received", "ok")
+        s.expect(b, "the guest received the peer's 64 MiB with its sha256",
+                 b.fact("tcp-in-bytes") == str(64 * MiB) and
+                 b.fact("tcp-in-sha256") == hashlib.sha256(payload).hexdigest(),
+                 f"peer sent {sent}; guest got {b.fact('tcp-in-bytes')} bytes, "
+                 f"sha256 {b.fact('tcp-in-sha256')}")
     finally:
         subprocess.run(["ip", "link", "del", tap], capture_output=True)
 
@@ -558,6 +600,47 @@ def check_exits(s):
                   "virtio_mmio.device=4K@0xd0000000:16" in v.split())
 
 
+def check_distro(s):
+    """A real distribution: Debian 12 minbase with systemd (the image
+    tests/linux/debian-root makes) boots from its disk, through the
+    initramfs's switch_root as distributions do, to systemd's multi-user
+    target with no failed unit, and powers off cleanly: e2fsck finds the
+    file system clean and the host reads what the guest wrote."""
+    if not os.path.exists(s.debian_root):
+        s.tap.skip("distro", f"no Debian root image at {s.debian_root} "
+                             "(tests/linux/debian-root makes it; tools/run-tests runs that)")
+        return
+    if stat.S_ISBLK(os.stat(s.debian_root).st_mode):
+        img = s.debian_root  # a copy-on-write disk of L1's: changes vanish with L1
+    else:
+        img = s.path("debian12-root.img")
+        t0 = time.monotonic()
+        subprocess.run(["cp", "--sparse=always", s.debian_root, img], check=True)
+        s.tap.diag(f"distro: image copied in {time.monotonic() - t0:.1f} s")
+    b = Boot(s, "distro", "distro", ["--cpus", "2", "--memory", "1G", "--disk", f"path={img}"],
+             cmdline="root=/dev/vda rootinit=/sbin/init", timeout=300)
+    s.expect_exit(b, 0, "systemd powered off")
+    s.expect_fact(b, "pid1", "/usr/lib/systemd/systemd")
+    s.expect_fact(b, "os", "bookworm")
+    s.expect_fact(b, "multi-user", "active")
+    s.expect_fact(b, "failed-units", "")
+    s.expect_fact(b, "modules-dir", lambda v: bool(v and v.startswith("/lib/modules/")))
+    s.expect(b, "the kernel powered down at systemd's request", "reboot: Power down" in b.console())
+    s.expect(b, "systemd found the kernel's modules (no 'Failed to find module')",
+             "Failed to find module" not in b.console())
+    s.tap.diag(f"distro: multi-user.target reached at {b.fact('uptime')} s of L2 uptime "
+               f"(the initramfs handed over to systemd at {b.fact('switch-root-at')} s); vmm ran {b.seconds:.1f} s")
+    fsck = subprocess.run(["e2fsck", "-fn", img], capture_output=True, text=True)
+    s.expect(b, "e2fsck -fn finds the root file system clean", fsck.returncode == 0,
+             fsck.stdout + fsck.stderr)
+    got = subprocess.run(["debugfs", "-R", "cat /var/lib/vmm-check", img],
+                         capture_output=True, text=True).stdout
+    s.expect(b, "the host reads the file the booted system wrote",
+             got.startswith("written by systemd's multi-user boot"), got)
+    if img != s.debian_root:
+        os.remove(img)
+
+
 CHECKS = {
     "smp": check_smp,
     "disks": check_disks,
@@ -566,6 +649,7 @@ CHECKS = {
     "net": check_net,
     "devices": check_devices,
     "exits": check_exits,
+    "distro": check_distro,
 }
 
 
@@ -577,6 +661,8 @@ def main():
     parser.add_argument("--linux-dir", default=os.path.join(HERE, "..", "..", "build", "linux"))
     parser.add_argument("--work-dir", default="/var/tmp/vmm-linux-suite",
                         help="images and consoles (a file system with holes and O_DIRECT)")
+    parser.add_argument("--debian-root", help="the distro check's image (default: "
+                        "LINUX_DIR/debian12-root.img, made by tests/linux/debian-root)")
     parser.add_argument("--log-dir", help="copy each boot's console and vmm's stderr here")
     parser.add_argument("--only", default="", help="comma-separated checks")
     parser.add_argument("--list", action="store_true")

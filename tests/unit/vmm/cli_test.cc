@@ -198,6 +198,18 @@ TEST(CliTest, DeviceFlagsKeepTheirOrderAndNonRepeatableOnesRefuseASecondUse) {
   EXPECT_THAT(std::string(missing.status().message()), HasSubstr("--disk needs a value"));
 }
 
+TEST(CliTest, DecompressChoosesWhoUnpacksTheKernel) {
+  EXPECT_EQ(Parse({"--kernel", "k"})->config.kernel_decompression,
+            VmConfig::KernelDecompression::kAuto);
+  EXPECT_EQ(Parse({"--kernel", "k", "--decompress", "vmm"})->config.kernel_decompression,
+            VmConfig::KernelDecompression::kVmm);
+  EXPECT_EQ(Parse({"--kernel", "k", "--decompress=guest"})->config.kernel_decompression,
+            VmConfig::KernelDecompression::kGuest);
+  absl::StatusOr<CliRequest> bad = Parse({"--kernel", "k", "--decompress", "host"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("expected auto, vmm or guest"));
+}
+
 TEST(CliTest, StatsIsOffByDefaultAndOnWithTheFlag) {
   EXPECT_FALSE(Parse({"--kernel", "k"})->print_stats);
   EXPECT_TRUE(Parse({"--kernel", "k", "--stats"})->print_stats);
