@@ -14,9 +14,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-#define REQUIRE_KVM() \
-  if (!KvmAvailable()) GTEST_SKIP() << "SKIPPED: /dev/kvm is not available"
-
 // Collects console output from a vCPU thread.
 struct Console {
   absl::Mutex mu;

@@ -28,9 +28,6 @@ constexpr uint64_t kSectors = 256;
 constexpr uint32_t kReadSectors = 8;   // blk.elf's defaults
 constexpr uint32_t kWriteSectors = 8;
 
-#define REQUIRE_KVM() \
-  if (!KvmAvailable()) GTEST_SKIP() << "SKIPPED: /dev/kvm is not available"
-
 // tests/guests/blk_pattern.h: word i of sector s of disk d, generation g.
 uint32_t PatternWord(uint32_t disk, uint32_t generation, uint64_t sector, uint32_t word) {
   uint32_t x = static_cast<uint32_t>(sector * 128 + word);

@@ -27,9 +27,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-#define REQUIRE_KVM() \
-  if (!KvmAvailable()) GTEST_SKIP() << "SKIPPED: /dev/kvm is not available"
-
 std::vector<std::string> ConsoleArgv(const std::vector<std::string>& vmm_args,
                                      const std::string& cmdline) {
   std::vector<std::string> argv = {VmmBinary(), "--kernel", GuestPath("console.elf"),

@@ -32,9 +32,6 @@
 namespace vmm::testing {
 namespace {
 
-#define REQUIRE_KVM() \
-  if (!KvmAvailable()) GTEST_SKIP() << "SKIPPED: /dev/kvm is not available"
-
 constexpr int kIterations = 40;
 // Generations the guest would write if not killed: far more than it reaches
 // before the kill (it must still be writing when SIGKILL arrives).

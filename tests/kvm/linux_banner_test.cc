@@ -16,7 +16,7 @@ namespace vmm::testing {
 namespace {
 
 TEST(LinuxBannerTest, DebianBzImagePrintsLinuxVersionOnTheSerialPort) {
-  if (!KvmAvailable()) GTEST_SKIP() << "SKIPPED: /dev/kvm is not available";
+  REQUIRE_KVM();
   const char* kernel = getenv("VMM_LINUX_KERNEL");
   struct stat st;
   if (kernel == nullptr || stat(kernel, &st) != 0) {

@@ -33,9 +33,6 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-#define REQUIRE_KVM() \
-  if (!KvmAvailable()) GTEST_SKIP() << "SKIPPED: /dev/kvm is not available"
-
 constexpr uint64_t kSectors = 256;
 constexpr uint32_t kVictimPattern = 0;  // tests/guests/blk_pattern.h disk index
 constexpr uint32_t kGoodPattern = 1;

@@ -56,7 +56,7 @@ std::string WhyNoNetwork() {
 }
 
 #define REQUIRE_KVM_AND_NETWORK()                                                       \
-  if (!KvmAvailable()) GTEST_SKIP() << "SKIPPED: /dev/kvm is not available";            \
+  REQUIRE_KVM();                                                                         \
   if (std::string why = WhyNoNetwork(); !why.empty()) {                                 \
     fprintf(stderr, "\n*** SKIPPED virtio-net KVM test: %s ***\n\n", why.c_str());      \
     GTEST_SKIP() << "SKIPPED: " << why;                                                 \

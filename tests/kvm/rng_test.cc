@@ -14,9 +14,6 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-#define REQUIRE_KVM() \
-  if (!KvmAvailable()) GTEST_SKIP() << "SKIPPED: /dev/kvm is not available"
-
 ProcessResult RunRng(const std::vector<std::string>& vmm_args, const std::string& cmdline) {
   std::vector<std::string> argv = {VmmBinary(), "--kernel", GuestPath("rng.elf"), "--memory",
                                    "64M",       "--timeout", "60", "--stats",

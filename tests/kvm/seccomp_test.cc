@@ -15,9 +15,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-#define REQUIRE_KVM() \
-  if (!KvmAvailable()) GTEST_SKIP() << "SKIPPED: /dev/kvm is not available"
-
 std::string Probe() {
   const char* path = std::getenv("VMM_SECCOMP_PROBE");
   return path != nullptr ? path : "seccomp_probe";

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "gtest/gtest.h"
 
 namespace vmm::testing {
 
@@ -25,6 +26,12 @@ ProcessResult RunProcess(const std::vector<std::string>& argv, absl::Duration li
 
 // True if /dev/kvm can be opened; otherwise prints a loud SKIP banner once.
 bool KvmAvailable();
+
+// The first line of every test that needs /dev/kvm: skips it (loudly, once)
+// where there is none. The nested lane (tests/nested/) runs them all on
+// kvm-amd.
+#define REQUIRE_KVM() \
+  if (!::vmm::testing::KvmAvailable()) GTEST_SKIP() << "SKIPPED: /dev/kvm is not available"
 
 // The vmm binary and the test-guest directory, from the environment meson
 // sets for the test (VMM_BIN, VMM_GUEST_DIR).

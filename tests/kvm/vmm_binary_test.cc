@@ -22,9 +22,6 @@ using ::testing::Not;
 
 constexpr absl::Duration kGuestLimit = absl::Seconds(120);
 
-#define REQUIRE_KVM() \
-  if (!KvmAvailable()) GTEST_SKIP() << "SKIPPED: /dev/kvm is not available"
-
 TEST(VmmBinaryTest, GuestGreetsAndExitStatusFollowsDebugExit) {
   REQUIRE_KVM();
   ProcessResult r = RunProcess(

@@ -30,9 +30,6 @@ using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
-#define REQUIRE_KVM() \
-  if (!KvmAvailable()) GTEST_SKIP() << "SKIPPED: /dev/kvm is not available"
-
 constexpr int kWaitMs = 90'000;  // the guest runs under the instruction emulator
 constexpr size_t kEchoBytes = 80 * 1024;
 

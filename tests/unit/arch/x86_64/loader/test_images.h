@@ -15,7 +15,9 @@
 #include "arch/x86_64/layout.h"
 #include "arch/x86_64/loader/boot_info.h"
 #include "arch/x86_64/loader/e820_entry.h"
+#include "absl/status/statusor.h"
 #include "base/guest_memory.h"
+#include "gtest/gtest.h"
 
 namespace vmm::x86_64::testing {
 
@@ -102,6 +104,27 @@ class TempFile {
  private:
   std::string path_;
 };
+
+// What a hostile image may give a loader: a loaded kernel, or a refusal
+// (InvalidArgument) whose message is one line saying what is wrong. Any
+// other kind of error, an empty or multi-line message, fails.
+template <typename T>
+::testing::AssertionResult LoadedOrRefused(const absl::StatusOr<T>& result) {
+  if (result.ok()) return ::testing::AssertionSuccess();
+  const absl::Status& status = result.status();
+  if (status.code() != absl::StatusCode::kInvalidArgument || status.message().empty() ||
+      status.message().find('\n') != absl::string_view::npos) {
+    return ::testing::AssertionFailure() << "not a one-line refusal: " << status;
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// A refusal, as above, and not a load.
+template <typename T>
+::testing::AssertionResult Refused(const absl::StatusOr<T>& result) {
+  if (result.ok()) return ::testing::AssertionFailure() << "loaded";
+  return LoadedOrRefused(result);
+}
 
 }  // namespace vmm::x86_64::testing
 
