@@ -252,4 +252,12 @@ absl::Status Virtqueue::SetNotificationsEnabled(bool enabled, const GuestMemory&
   return StoreRingField(memory, config_.used, enabled ? 0 : kVirtqUsedFNoNotify);
 }
 
+absl::StatusOr<std::optional<DescriptorChain>> Virtqueue::PopOrEnableNotification(
+    const GuestMemory& memory) {
+  absl::StatusOr<std::optional<DescriptorChain>> popped = PopChain(memory);
+  if (!popped.ok() || popped->has_value()) return popped;
+  if (absl::Status s = SetNotificationsEnabled(true, memory); !s.ok()) return s;
+  return PopChain(memory);
+}
+
 }  // namespace vmm

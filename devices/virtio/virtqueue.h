@@ -90,6 +90,13 @@ class Virtqueue {
   // kicks (true) or need not kick (false) while the device is busy draining.
   absl::Status SetNotificationsEnabled(bool enabled, const GuestMemory& memory);
 
+  // How a device drains a queue: the next chain, as PopChain; when there is
+  // none, asks the driver to kick again and looks once more, so a chain
+  // published in between is not left waiting for a kick that never comes.
+  // nullopt means empty with notifications enabled; errors as PopChain's.
+  absl::StatusOr<std::optional<DescriptorChain>> PopOrEnableNotification(
+      const GuestMemory& memory);
+
   uint16_t next_avail() const { return next_avail_; }
   uint16_t next_used() const { return next_used_; }
 

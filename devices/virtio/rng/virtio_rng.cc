@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
+#include "devices/virtio/queue_pass.h"
 
 namespace vmm {
 namespace {
@@ -121,41 +122,18 @@ void VirtioRng::OnRetryTimer() {
 }
 
 void VirtioRng::ProcessQueue(uint16_t index) {
-  VirtioDeviceContext* context = nullptr;
-  bool notify = false;
-  std::optional<std::string> failure;
+  QueuePass pass("virtio-rng");
   {
     absl::MutexLock lock(&mu_);
     if (index != 0 || !active_ || !active_->QueueUsable(0)) return;
-    context = active_->context;
-    Active& active = *active_;
-    Virtqueue& queue = active.queues[0];
-    const GuestMemory& memory = *active.memory;
-    auto fail = [&](const absl::Status& s) {
-      active.broken = true;
-      failure = absl::StrCat("virtio-rng queue 0: ", s.message());
-    };
-    bool used_any = false;
+    pass.Begin(*active_);
+    const GuestMemory& memory = *active_->memory;
     while (!retry_scheduled_) {
       std::optional<DescriptorChain> chain = std::move(active_->held);
       active_->held.reset();
       if (!chain) {
-        // Empty: ask for a kick, then look once more so a chain made
-        // available in between is not left waiting.
-        absl::StatusOr<std::optional<DescriptorChain>> popped = queue.PopChain(memory);
-        if (popped.ok() && !popped->has_value()) {
-          if (absl::Status s = queue.SetNotificationsEnabled(true, memory); !s.ok()) {
-            fail(s);
-            break;
-          }
-          popped = queue.PopChain(memory);
-        }
-        if (!popped.ok()) {
-          fail(popped.status());
-          break;
-        }
-        if (!popped->has_value()) break;
-        chain = std::move(*popped);
+        chain = pass.Pop(0);
+        if (!chain) break;
         ++stats_.requests;
       }
       uint32_t written = 0;
@@ -178,24 +156,11 @@ void VirtioRng::ProcessQueue(uint16_t index) {
         if (budget != UINT64_MAX) nano_tokens_ -= written * kNanos;
       }
       stats_.bytes += written;
-      if (absl::Status s = queue.AddUsed(std::move(*chain), written, memory); !s.ok()) {
-        fail(s);
-        break;
-      }
-      used_any = true;
+      if (!pass.AddUsed(0, std::move(*chain), written)) break;
     }
-    if (used_any && !failure) {
-      absl::StatusOr<bool> should = queue.ShouldNotify(memory);
-      if (should.ok()) {
-        notify = *should;
-      } else {
-        fail(should.status());
-      }
-    }
+    pass.Settle();
   }
-  if (context == nullptr) return;
-  if (notify) context->NotifyUsed(0);
-  if (failure) context->DeviceNeedsReset(*failure);
+  pass.Deliver();
 }
 
 }  // namespace vmm

@@ -58,15 +58,16 @@ void VirtioVsock::WriteConfig(uint64_t /*offset*/, absl::Span<const uint8_t> /*d
 absl::Status VirtioVsock::Activate(VirtioActivation activation) {
   Active a;
   RETURN_IF_ERROR(TakeActivation("virtio-vsock", std::move(activation), a));
-  Outcome out;
+  QueuePass pass("virtio-vsock");
   {
     absl::MutexLock lock(&mu_);
     active_ = std::move(a);
-    out.context = active_->context;
+    pass.Begin(*active_);
     // Host clients may have connected before the driver was ready.
-    PumpRx(out);
+    PumpRx(pass);
+    pass.Settle();
   }
-  Report(out);
+  pass.Deliver();
   return absl::OkStatus();
 }
 
@@ -107,88 +108,38 @@ bool VirtioVsock::QueueUsable(uint16_t queue) const {
 }
 
 void VirtioVsock::ProcessQueue(uint16_t queue) {
-  Outcome out;
+  QueuePass pass("virtio-vsock");
   {
     absl::MutexLock lock(&mu_);
     if (!active_ || active_->broken) return;
-    out.context = active_->context;
-    if (queue == kTxQueue) ProcessTx(out);
+    pass.Begin(*active_);
+    if (queue == kTxQueue) ProcessTx(pass);
     // The event queue's buffers are never used; an RX kick means new
     // buffers; TX may have produced answers.
-    if (queue != kEventQueue) PumpRx(out);
+    if (queue != kEventQueue) PumpRx(pass);
+    pass.Settle();
   }
-  Report(out);
+  pass.Deliver();
 }
 
 void VirtioVsock::HandleHostEvents() {
-  Outcome out;
+  QueuePass pass("virtio-vsock");
   {
     absl::MutexLock lock(&mu_);
     if (muxer_ == nullptr) return;
     muxer_->HandleHostEvents();
     if (!active_ || active_->broken) return;
-    out.context = active_->context;
-    PumpRx(out);
+    pass.Begin(*active_);
+    PumpRx(pass);
+    pass.Settle();
   }
-  Report(out);
+  pass.Deliver();
 }
 
-void VirtioVsock::Report(const Outcome& out) {
-  if (out.context == nullptr) return;
-  if (out.notify_rx) out.context->NotifyUsed(kRxQueue);
-  if (out.notify_tx) out.context->NotifyUsed(kTxQueue);
-  if (out.failure) out.context->DeviceNeedsReset(*out.failure);
-}
-
-void VirtioVsock::Fail(uint16_t queue, const absl::Status& status, Outcome& out) {
-  active_->broken = true;
-  out.failure = absl::StrCat("virtio-vsock queue ", queue, ": ", status.message());
-}
-
-std::optional<DescriptorChain> VirtioVsock::Pop(uint16_t queue, Outcome& out) {
-  Virtqueue& q = active_->queues[queue];
-  const GuestMemory& memory = *active_->memory;
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    absl::StatusOr<std::optional<DescriptorChain>> popped = q.PopChain(memory);
-    if (!popped.ok()) {
-      Fail(queue, popped.status(), out);
-      return std::nullopt;
-    }
-    if (popped->has_value()) return std::move(**popped);
-    if (attempt == 1) break;
-    // Empty: ask for a kick, then look again so a chain published in
-    // between is not left waiting.
-    if (absl::Status s = q.SetNotificationsEnabled(true, memory); !s.ok()) {
-      Fail(queue, s, out);
-      return std::nullopt;
-    }
-  }
-  return std::nullopt;
-}
-
-bool VirtioVsock::AddUsed(uint16_t queue, DescriptorChain chain, uint32_t len, Outcome& out) {
-  Virtqueue& q = active_->queues[queue];
-  const GuestMemory& memory = *active_->memory;
-  if (absl::Status s = q.AddUsed(std::move(chain), len, memory); !s.ok()) {
-    Fail(queue, s, out);
-    return false;
-  }
-  absl::StatusOr<bool> notify = q.ShouldNotify(memory);
-  if (!notify.ok()) {
-    Fail(queue, notify.status(), out);
-    return false;
-  }
-  (queue == kRxQueue ? out.notify_rx : out.notify_tx) |= *notify;
-  return true;
-}
-
-void VirtioVsock::ProcessTx(Outcome& out) {
-  if (!QueueUsable(kTxQueue)) return;
-  while (!active_->broken) {
-    std::optional<DescriptorChain> chain = Pop(kTxQueue, out);
-    if (!chain) return;
+void VirtioVsock::ProcessTx(QueuePass& pass) {
+  while (std::optional<DescriptorChain> chain = pass.Pop(kTxQueue)) {
     HandleTxChain(*chain, *active_->memory);
-    if (!AddUsed(kTxQueue, std::move(*chain), 0, out)) return;
+    if (!pass.AddUsed(kTxQueue, std::move(*chain), 0)) return;
   }
 }
 
@@ -230,15 +181,15 @@ void VirtioVsock::HandleTxChain(const DescriptorChain& chain, const GuestMemory&
   muxer_->OnGuestPacket(h, payload);
 }
 
-void VirtioVsock::PumpRx(Outcome& out) {
+void VirtioVsock::PumpRx(QueuePass& pass) {
   if (!QueueUsable(kRxQueue)) return;
   while (!active_->broken && muxer_->HasRxWork()) {
     if (!active_->held_rx) {
-      std::optional<DescriptorChain> chain = Pop(kRxQueue, out);
+      std::optional<DescriptorChain> chain = pass.Pop(kRxQueue);
       if (!chain) return;  // no buffers: the guest's RX kick brings us back
       if (!chain->readable().empty() || chain->writable_bytes() < sizeof(VsockHeader)) {
         ++stats_.malformed;
-        if (!AddUsed(kRxQueue, std::move(*chain), 0, out)) return;
+        if (!pass.AddUsed(kRxQueue, std::move(*chain), 0)) return;
         continue;
       }
       active_->held_rx = std::move(chain);
@@ -247,7 +198,7 @@ void VirtioVsock::PumpRx(Outcome& out) {
     if (len == 0) return;  // nothing after all: keep the chain for later
     DescriptorChain chain = std::move(*active_->held_rx);
     active_->held_rx.reset();
-    if (!AddUsed(kRxQueue, std::move(chain), len, out)) return;
+    if (!pass.AddUsed(kRxQueue, std::move(chain), len)) return;
   }
 }
 

@@ -30,6 +30,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "base/event_loop.h"
+#include "devices/virtio/queue_pass.h"
 #include "devices/virtio/virtio_device.h"
 #include "devices/virtio/vsock/vsock_muxer.h"
 #include "devices/virtio/vsock/vsock_packet.h"
@@ -85,28 +86,13 @@ class VirtioVsock : public VirtioDevice {
     // (a chain cannot be given back to the avail ring).
     std::optional<DescriptorChain> held_rx;
   };
-  struct Outcome {
-    VirtioDeviceContext* context = nullptr;
-    bool notify_rx = false;
-    bool notify_tx = false;
-    std::optional<std::string> failure;
-  };
-
   VirtioVsock(uint64_t guest_cid, EventLoop* loop) : guest_cid_(guest_cid), loop_(loop) {}
 
   bool QueueUsable(uint16_t queue) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void ProcessTx(Outcome& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ProcessTx(QueuePass& pass) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void HandleTxChain(const DescriptorChain& chain, const GuestMemory& memory)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void PumpRx(Outcome& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The next chain of `queue`, re-enabling kicks before reporting it empty.
-  std::optional<DescriptorChain> Pop(uint16_t queue, Outcome& out)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  bool AddUsed(uint16_t queue, DescriptorChain chain, uint32_t len, Outcome& out)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Fail(uint16_t queue, const absl::Status& status, Outcome& out)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Report(const Outcome& out);
+  void PumpRx(QueuePass& pass) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const uint64_t guest_cid_;
   EventLoop* const loop_;

@@ -408,5 +408,39 @@ TEST_F(VirtqueueTest, WithEventIdxDisablingLeavesAvailEventAlone) {
   EXPECT_FALSE(driver.KickNeeded());
 }
 
+TEST_F(VirtqueueTest, PopOrEnableNotificationPopsWithoutTouchingNotifications) {
+  FakeVirtqueueDriver driver(mem_);
+  Virtqueue q = MakeQueue(driver);
+  ASSERT_TRUE(q.SetNotificationsEnabled(false, mem_).ok());
+  driver.AddChainBytes({{7}}, {});
+  auto c = q.PopOrEnableNotification(mem_);
+  ASSERT_TRUE(c.ok() && c->has_value());
+  EXPECT_EQ(ReadAll(**c), Bytes({7}));
+  EXPECT_EQ(driver.used_flags(), kVirtqUsedFNoNotify);  // still draining: no kicks
+}
+
+TEST_F(VirtqueueTest, PopOrEnableNotificationOnEmptyAsksForAKick) {
+  for (bool event_idx : {false, true}) {
+    SCOPED_TRACE(event_idx ? "EVENT_IDX" : "flags");
+    FakeVirtqueueDriver driver(mem_, {.event_idx = event_idx});
+    Virtqueue q = MakeQueue(driver);
+    ASSERT_TRUE(q.SetNotificationsEnabled(false, mem_).ok());
+    driver.AddChainBytes({{1}}, {});
+    Pop(q);
+    auto c = q.PopOrEnableNotification(mem_);
+    ASSERT_TRUE(c.ok()) << c.status();
+    EXPECT_FALSE(c->has_value());
+    driver.AddChainBytes({{2}}, {});
+    EXPECT_TRUE(driver.KickNeeded()) << "the next chain must kick the device";
+  }
+}
+
+TEST_F(VirtqueueTest, PopOrEnableNotificationPassesOnABrokenRing) {
+  FakeVirtqueueDriver driver(mem_);
+  Virtqueue q = MakeQueue(driver);
+  driver.PushAvail(0x7fff);  // a head outside the table
+  EXPECT_FALSE(q.PopOrEnableNotification(mem_).ok());
+}
+
 }  // namespace
 }  // namespace vmm

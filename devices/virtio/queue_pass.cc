@@ -1,0 +1,76 @@
+#include "devices/virtio/queue_pass.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace vmm {
+
+void QueuePass::Begin(VirtioActiveQueues& active) {
+  active_ = &active;
+  context_ = active.context;
+}
+
+std::optional<DescriptorChain> QueuePass::Pop(uint16_t queue) {
+  if (active_ == nullptr || !active_->QueueUsable(queue)) return std::nullopt;
+  absl::StatusOr<std::optional<DescriptorChain>> popped =
+      active_->queues[queue].PopOrEnableNotification(*active_->memory);
+  if (!popped.ok()) {
+    Fail(queue, popped.status());
+    return std::nullopt;
+  }
+  return std::move(*popped);
+}
+
+bool QueuePass::AddUsed(uint16_t queue, DescriptorChain chain, uint32_t written) {
+  if (active_ == nullptr || !active_->QueueUsable(queue)) return false;
+  if (absl::Status s = active_->queues[queue].AddUsed(std::move(chain), written, *active_->memory);
+      !s.ok()) {
+    Fail(queue, s);
+    return false;
+  }
+  MarkUsed(queue);
+  return true;
+}
+
+bool QueuePass::SetNotificationsEnabled(uint16_t queue, bool enabled) {
+  if (active_ == nullptr || !active_->QueueUsable(queue)) return false;
+  if (absl::Status s = active_->queues[queue].SetNotificationsEnabled(enabled, *active_->memory);
+      !s.ok()) {
+    Fail(queue, s);
+    return false;
+  }
+  return true;
+}
+
+void QueuePass::Fail(uint16_t queue, const absl::Status& status) {
+  if (active_ != nullptr) active_->broken = true;
+  if (!failure_) failure_ = absl::StrCat(device_, " queue ", queue, ": ", status.message());
+}
+
+void QueuePass::MarkUsed(uint16_t queue) {
+  if (std::find(used_.begin(), used_.end(), queue) == used_.end()) used_.push_back(queue);
+}
+
+void QueuePass::Settle() {
+  if (active_ == nullptr || failure_) return;
+  for (uint16_t queue : used_) {
+    absl::StatusOr<bool> should = active_->queues[queue].ShouldNotify(*active_->memory);
+    if (!should.ok()) {
+      Fail(queue, should.status());
+      return;
+    }
+    if (*should) notify_.push_back(queue);
+  }
+}
+
+void QueuePass::Deliver() {
+  if (context_ == nullptr) return;
+  // Settle finds nothing to notify once the pass has failed: a broken
+  // driver gets the reset request only.
+  for (uint16_t queue : notify_) context_->NotifyUsed(queue);
+  if (failure_) context_->DeviceNeedsReset(*failure_);
+}
+
+}  // namespace vmm

@@ -1,0 +1,87 @@
+// One pass of a device over its queues, the part every virtio device shares:
+// popping chains (asking for a kick when a queue runs dry), returning them to
+// the used ring, deciding which queues the driver wants an interrupt for, and
+// turning a driver's broken ring into DEVICE_NEEDS_RESET. A device supplies
+// only what to do with each chain.
+//
+// Threads: everything up to Settle() runs under the device's lock (it reads
+// and writes the rings); Deliver() runs after the lock is released, because
+// the transport's NotifyUsed / DeviceNeedsReset may take the transport's own
+// lock, which is held while it calls into the device.
+//
+//   QueuePass pass("virtio-rng");
+//   {
+//     absl::MutexLock lock(&mu_);
+//     if (!active_ || !active_->QueueUsable(0)) return;
+//     pass.Begin(*active_);
+//     while (std::optional<DescriptorChain> chain = pass.Pop(0)) {
+//       if (!pass.AddUsed(0, std::move(*chain), Fill(*chain))) break;
+//     }
+//     pass.Settle();
+//   }
+//   pass.Deliver();
+#ifndef VMM_DEVICES_VIRTIO_QUEUE_PASS_H_
+#define VMM_DEVICES_VIRTIO_QUEUE_PASS_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "absl/container/inlined_vector.h"
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "devices/virtio/descriptor_chain.h"
+#include "devices/virtio/virtio_device.h"
+
+namespace vmm {
+
+class QueuePass {
+ public:
+  // `device` names the device in the failure message ("virtio-blk").
+  explicit QueuePass(absl::string_view device) : device_(device) {}
+  QueuePass(const QueuePass&) = delete;
+  QueuePass& operator=(const QueuePass&) = delete;
+
+  // Starts the pass on `active` (under the device's lock, which guards it
+  // until Settle). Without Begin the pass is empty: Deliver does nothing.
+  void Begin(VirtioActiveQueues& active);
+
+  // The next chain of `queue` (Virtqueue::PopOrEnableNotification), or
+  // nullopt when it is empty (a kick is then asked for) or the driver broke
+  // it (the pass has failed).
+  std::optional<DescriptorChain> Pop(uint16_t queue);
+  // Returns `chain` with `written` bytes written; false if that failed (the
+  // pass has failed).
+  bool AddUsed(uint16_t queue, DescriptorChain chain, uint32_t written);
+  // Sets (true) or clears VIRTQ_USED_F_NO_NOTIFY / avail_event on `queue`
+  // for a device that drains with kicks off; false if that failed.
+  bool SetNotificationsEnabled(uint16_t queue, bool enabled);
+  // The driver broke the protocol on `queue`: the queues are left alone from
+  // now on (VirtioActiveQueues::broken) and Deliver asks for
+  // DEVICE_NEEDS_RESET. The first failure's message is the one reported.
+  void Fail(uint16_t queue, const absl::Status& status);
+  bool failed() const { return failure_.has_value(); }
+  // A used entry was added to `queue` by other means (e.g. a batch).
+  void MarkUsed(uint16_t queue);
+
+  // Under the lock, at the end: asks each queue that got used entries
+  // whether the driver wants an interrupt (EVENT_IDX / NO_INTERRUPT).
+  void Settle();
+  // After the lock: the interrupts, then DEVICE_NEEDS_RESET if it failed.
+  void Deliver();
+
+  // For tests: the queues Deliver will interrupt for.
+  absl::Span<const uint16_t> to_notify() const { return notify_; }
+
+ private:
+  std::string device_;
+  VirtioActiveQueues* active_ = nullptr;
+  VirtioDeviceContext* context_ = nullptr;
+  absl::InlinedVector<uint16_t, 4> used_;    // each queue once, in first-use order
+  absl::InlinedVector<uint16_t, 4> notify_;
+  std::optional<std::string> failure_;
+};
+
+}  // namespace vmm
+
+#endif  // VMM_DEVICES_VIRTIO_QUEUE_PASS_H_
