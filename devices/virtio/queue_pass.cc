@@ -20,6 +20,26 @@ std::optional<DescriptorChain> QueuePass::Pop(uint16_t queue) {
     Fail(queue, popped.status());
     return std::nullopt;
   }
+  if (!popped->has_value()) RecordKicks(queue, true);
+  return std::move(*popped);
+}
+
+std::optional<DescriptorChain> QueuePass::PopKicksOff(uint16_t queue, bool arm) {
+  if (active_ == nullptr || !active_->QueueUsable(queue)) return std::nullopt;
+  Virtqueue& q = active_->queues[queue];
+  const GuestMemory& memory = *active_->memory;
+  absl::StatusOr<std::optional<DescriptorChain>> popped = q.PopChain(memory);
+  if (popped.ok() && !popped->has_value() && arm && KicksSet(queue) != true) {
+    // Empty: kicks on, then one more look for a chain published before the
+    // driver could see them on.
+    if (!SetNotificationsEnabled(queue, true)) return std::nullopt;
+    popped = q.PopChain(memory);
+  }
+  if (!popped.ok()) {
+    Fail(queue, popped.status());
+    return std::nullopt;
+  }
+  if (popped->has_value() && !SetNotificationsEnabled(queue, false)) return std::nullopt;
   return std::move(*popped);
 }
 
@@ -36,11 +56,13 @@ bool QueuePass::AddUsed(uint16_t queue, DescriptorChain chain, uint32_t written)
 
 bool QueuePass::SetNotificationsEnabled(uint16_t queue, bool enabled) {
   if (active_ == nullptr || !active_->QueueUsable(queue)) return false;
+  if (KicksSet(queue) == enabled) return true;  // already so in this pass
   if (absl::Status s = active_->queues[queue].SetNotificationsEnabled(enabled, *active_->memory);
       !s.ok()) {
     Fail(queue, s);
     return false;
   }
+  RecordKicks(queue, enabled);
   return true;
 }
 
@@ -71,6 +93,23 @@ void QueuePass::Deliver() {
   // driver gets the reset request only.
   for (uint16_t queue : notify_) context_->NotifyUsed(queue);
   if (failure_) context_->DeviceNeedsReset(*failure_);
+}
+
+std::optional<bool> QueuePass::KicksSet(uint16_t queue) const {
+  for (const auto& [q, enabled] : kicks_) {
+    if (q == queue) return enabled;
+  }
+  return std::nullopt;
+}
+
+void QueuePass::RecordKicks(uint16_t queue, bool enabled) {
+  for (auto& [q, on] : kicks_) {
+    if (q == queue) {
+      on = enabled;
+      return;
+    }
+  }
+  kicks_.emplace_back(queue, enabled);
 }
 
 }  // namespace vmm

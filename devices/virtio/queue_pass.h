@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
@@ -50,6 +51,14 @@ class QueuePass {
   // nullopt when it is empty (a kick is then asked for) or the driver broke
   // it (the pass has failed).
   std::optional<DescriptorChain> Pop(uint16_t queue);
+  // For a device that drains a busy queue with kicks off (it calls
+  // SetNotificationsEnabled(queue, false) first, so the driver need not kick
+  // while it works): the next chain, kicks turned off again if they were on.
+  // When the queue is empty and `arm` is set, kicks go back on and it looks
+  // once more. nullopt when empty or failed. A device with work of its own
+  // still to finish (virtio-blk's queued I/O) passes arm=false, finishes it,
+  // and pops again.
+  std::optional<DescriptorChain> PopKicksOff(uint16_t queue, bool arm = true);
   // Returns `chain` with `written` bytes written; false if that failed (the
   // pass has failed).
   bool AddUsed(uint16_t queue, DescriptorChain chain, uint32_t written);
@@ -79,6 +88,11 @@ class QueuePass {
   VirtioDeviceContext* context_ = nullptr;
   absl::InlinedVector<uint16_t, 4> used_;    // each queue once, in first-use order
   absl::InlinedVector<uint16_t, 4> notify_;
+  // What this pass last set each queue's kicks to (a queue not listed: as
+  // the pass found it).
+  absl::InlinedVector<std::pair<uint16_t, bool>, 4> kicks_;
+  std::optional<bool> KicksSet(uint16_t queue) const;
+  void RecordKicks(uint16_t queue, bool enabled);
   std::optional<std::string> failure_;
 };
 

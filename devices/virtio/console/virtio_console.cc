@@ -82,51 +82,14 @@ bool VirtioConsole::QueueUsable(uint16_t queue) const {
   return active_ && active_->QueueUsable(queue);
 }
 
-void VirtioConsole::Fail(uint16_t queue, const absl::Status& status, Outcome& out) {
-  active_->broken = true;
-  active_->rx.reset();
-  active_->tx.reset();
-  out.failure = absl::StrCat("virtio-console queue ", queue, ": ", status.message());
-}
-
-std::optional<DescriptorChain> VirtioConsole::Pop(uint16_t queue, Outcome& out) {
-  Virtqueue& q = active_->queues[queue];
-  const GuestMemory& memory = *active_->memory;
-  // Empty: ask for a kick, then look once more so a chain made available in
-  // between is not left waiting.
-  absl::StatusOr<std::optional<DescriptorChain>> popped = q.PopChain(memory);
-  if (popped.ok() && !popped->has_value()) {
-    if (absl::Status s = q.SetNotificationsEnabled(true, memory); !s.ok()) {
-      Fail(queue, s, out);
-      return std::nullopt;
-    }
-    popped = q.PopChain(memory);
-  }
-  if (!popped.ok()) {
-    Fail(queue, popped.status(), out);
-    return std::nullopt;
-  }
-  return std::move(*popped);
-}
-
-void VirtioConsole::Complete(uint16_t queue, DescriptorChain chain, uint32_t len,
-                             Outcome& out) {
-  if (absl::Status s = active_->queues[queue].AddUsed(std::move(chain), len, *active_->memory);
-      !s.ok()) {
-    Fail(queue, s, out);
-    return;
-  }
-  out.used[queue] = true;
-}
-
-void VirtioConsole::PumpTransmit(Outcome& out) {
+void VirtioConsole::PumpTransmit(QueuePass& pass) {
   while (QueueUsable(kTransmitQueue)) {
     if (!active_->tx) {
-      std::optional<DescriptorChain> chain = Pop(kTransmitQueue, out);
+      std::optional<DescriptorChain> chain = pass.Pop(kTransmitQueue);
       if (!chain) break;
       if (!chain->writable().empty() || chain->readable_bytes() == 0) {
         ++stats_.malformed;  // transmitq buffers are device-readable only
-        Complete(kTransmitQueue, std::move(*chain), 0, out);
+        pass.AddUsed(kTransmitQueue, std::move(*chain), 0);
         continue;
       }
       active_->tx = std::move(chain);
@@ -156,23 +119,23 @@ void VirtioConsole::PumpTransmit(Outcome& out) {
     if (blocked) break;
     DescriptorChain done = std::move(*active_->tx);
     active_->tx.reset();
-    Complete(kTransmitQueue, std::move(done), 0, out);
+    pass.AddUsed(kTransmitQueue, std::move(done), 0);
   }
-  const bool want = active_ && active_->tx.has_value();
+  const bool want = active_ && !active_->broken && active_->tx.has_value();
   if (want != watching_output_) {
     backend_->WatchOutput(want);
     watching_output_ = want;
   }
 }
 
-void VirtioConsole::PumpReceive(Outcome& out) {
+void VirtioConsole::PumpReceive(QueuePass& pass) {
   while (QueueUsable(kReceiveQueue)) {
     if (!active_->rx) {
-      std::optional<DescriptorChain> chain = Pop(kReceiveQueue, out);
+      std::optional<DescriptorChain> chain = pass.Pop(kReceiveQueue);
       if (!chain) break;
       if (!chain->readable().empty() || chain->writable_bytes() == 0) {
         ++stats_.malformed;  // receiveq buffers are device-writable only
-        Complete(kReceiveQueue, std::move(*chain), 0, out);
+        pass.AddUsed(kReceiveQueue, std::move(*chain), 0);
         continue;
       }
       active_->rx = std::move(chain);
@@ -188,69 +151,57 @@ void VirtioConsole::PumpReceive(Outcome& out) {
     stats_.bytes_in += n;
     DescriptorChain done = std::move(*active_->rx);
     active_->rx.reset();
-    Complete(kReceiveQueue, std::move(done), static_cast<uint32_t>(n), out);
+    pass.AddUsed(kReceiveQueue, std::move(done), static_cast<uint32_t>(n));
   }
-  const bool want = active_ && active_->rx.has_value();
+  const bool want = active_ && !active_->broken && active_->rx.has_value();
   if (want != watching_input_) {
     backend_->WatchInput(want);
     watching_input_ = want;
   }
 }
 
-void VirtioConsole::Finish(Outcome& out) {
-  if (out.context == nullptr) return;
-  for (uint16_t q : {kReceiveQueue, kTransmitQueue}) {
-    if (out.notify[q]) out.context->NotifyUsed(q);
+void VirtioConsole::EndPass(QueuePass& pass) {
+  // A broken driver's chains are not touched again.
+  if (pass.failed() && active_) {
+    active_->rx.reset();
+    active_->tx.reset();
   }
-  if (out.failure) out.context->DeviceNeedsReset(*out.failure);
+  pass.Settle();
 }
 
 void VirtioConsole::ProcessQueue(uint16_t queue) {
-  Outcome out;
+  QueuePass pass("virtio-console");
   {
     absl::MutexLock lock(&mu_);
     if (!active_ || active_->broken) return;
-    out.context = active_->context;
-    if (queue == kReceiveQueue) PumpReceive(out);
-    if (queue == kTransmitQueue) PumpTransmit(out);
-    Settle(out);
+    pass.Begin(*active_);
+    if (queue == kReceiveQueue) PumpReceive(pass);
+    if (queue == kTransmitQueue) PumpTransmit(pass);
+    EndPass(pass);
   }
-  Finish(out);
+  pass.Deliver();
 }
 
 void VirtioConsole::OnInputReady() {
-  Outcome out;
+  QueuePass pass("virtio-console");
   {
     absl::MutexLock lock(&mu_);
-    if (active_) out.context = active_->context;
-    PumpReceive(out);
-    Settle(out);
+    if (active_) pass.Begin(*active_);
+    PumpReceive(pass);
+    EndPass(pass);
   }
-  Finish(out);
+  pass.Deliver();
 }
 
 void VirtioConsole::OnOutputReady() {
-  Outcome out;
+  QueuePass pass("virtio-console");
   {
     absl::MutexLock lock(&mu_);
-    if (active_) out.context = active_->context;
-    PumpTransmit(out);
-    Settle(out);
+    if (active_) pass.Begin(*active_);
+    PumpTransmit(pass);
+    EndPass(pass);
   }
-  Finish(out);
-}
-
-void VirtioConsole::Settle(Outcome& out) {
-  if (!active_) return;
-  for (uint16_t q : {kReceiveQueue, kTransmitQueue}) {
-    if (!out.used[q] || out.failure) continue;
-    absl::StatusOr<bool> notify = active_->queues[q].ShouldNotify(*active_->memory);
-    if (!notify.ok()) {
-      Fail(q, notify.status(), out);
-      return;
-    }
-    out.notify[q] = *notify;
-  }
+  pass.Deliver();
 }
 
 }  // namespace vmm

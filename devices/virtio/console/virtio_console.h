@@ -31,6 +31,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "devices/virtio/console/console_backend.h"
+#include "devices/virtio/queue_pass.h"
 #include "devices/virtio/virtio_device.h"
 
 namespace vmm {
@@ -80,27 +81,11 @@ class VirtioConsole : public VirtioDevice {
     std::optional<DescriptorChain> tx;  // partly written, waiting for the backend
     uint64_t tx_offset = 0;
   };
-  struct Outcome {
-    VirtioDeviceContext* context = nullptr;
-    bool used[2] = {false, false};
-    bool notify[2] = {false, false};
-    std::optional<std::string> failure;
-  };
-
-  // Asks each queue that got used buffers whether to interrupt (under mu_);
-  // Finish then tells the context (without it).
-  void Settle(Outcome& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Finish(Outcome& out);
-  // Pops the next chain of `queue` (asking for a kick when it is empty);
-  // nullopt on empty or failure.
-  std::optional<DescriptorChain> Pop(uint16_t queue, Outcome& out)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Complete(uint16_t queue, DescriptorChain chain, uint32_t len, Outcome& out)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Fail(uint16_t queue, const absl::Status& status, Outcome& out)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void PumpTransmit(Outcome& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void PumpReceive(Outcome& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Under mu_, after a pump: drops the held chains if the driver broke a
+  // ring, then settles the pass (which the caller delivers without mu_).
+  void EndPass(QueuePass& pass) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void PumpTransmit(QueuePass& pass) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void PumpReceive(QueuePass& pass) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool QueueUsable(uint16_t queue) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::unique_ptr<ConsoleBackend> backend_;

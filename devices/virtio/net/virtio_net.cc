@@ -165,54 +165,36 @@ bool VirtioNet::QueueUsable(uint16_t queue) const {
   return active_ && active_->QueueUsable(queue);
 }
 
-void VirtioNet::Fail(Outcome& out, uint16_t queue, const absl::Status& status) {
-  active_->broken = true;
-  out.failure = absl::StrCat("virtio-net queue ", queue, ": ", status.message());
-  for (int p = 0; p < max_pairs_; ++p) SetWatching(p, false);
-}
-
-void VirtioNet::MaybeNotify(Outcome& out, uint16_t queue) {
-  if (active_->broken) return;
-  absl::StatusOr<bool> notify = active_->queues[queue].ShouldNotify(*active_->memory);
-  if (!notify.ok()) {
-    Fail(out, queue, notify.status());
-  } else if (*notify) {
-    out.notify.push_back(queue);
+void VirtioNet::EndPass(QueuePass& pass) {
+  // A broken driver's queues are not read for it again.
+  if (pass.failed()) {
+    for (int p = 0; p < max_pairs_; ++p) SetWatching(p, false);
   }
-}
-
-absl::StatusOr<std::optional<DescriptorChain>> VirtioNet::PopOrArm(Virtqueue& queue) {
-  const GuestMemory& memory = *active_->memory;
-  absl::StatusOr<std::optional<DescriptorChain>> popped = queue.PopChain(memory);
-  if (!popped.ok() || popped->has_value()) return popped;
-  // Empty: ask for a kick (avail_event with EVENT_IDX), then look once more
-  // for a chain added before the driver could see the request.
-  if (absl::Status s = queue.SetNotificationsEnabled(true, memory); !s.ok()) return s;
-  return queue.PopChain(memory);
+  pass.Settle();
 }
 
 void VirtioNet::ProcessQueue(uint16_t queue) {
-  Outcome out;
+  QueuePass pass("virtio-net");
   {
     absl::MutexLock lock(&mu_);
     if (!QueueUsable(queue)) return;
-    out.context = active_->context;
+    pass.Begin(*active_);
     if (queue == active_->ctrl) {
-      if (active_->features & Bit(kFCtrlVq)) ProcessCtrl(out);
+      if (active_->features & Bit(kFCtrlVq)) ProcessCtrl(pass);
     } else if (queue > active_->ctrl) {
       return;  // no such queue with what was negotiated
     } else if (queue % 2 == 1) {
-      ProcessTx(queue / 2, out);
+      ProcessTx(queue / 2, pass);
     } else if (queue / 2 < active_->pairs) {
-      ProcessRx(queue / 2, out);  // the driver added receive buffers
+      ProcessRx(queue / 2, pass);  // the driver added receive buffers
     }
+    EndPass(pass);
   }
-  for (uint16_t q : out.notify) out.context->NotifyUsed(q);
-  if (out.failure) out.context->DeviceNeedsReset(*out.failure);
+  pass.Deliver();
 }
 
 void VirtioNet::OnBackendReadable(int pair) {
-  Outcome out;
+  QueuePass pass("virtio-net");
   {
     absl::MutexLock lock(&mu_);
     if (pair < 0 || pair >= max_pairs_) return;
@@ -220,58 +202,23 @@ void VirtioNet::OnBackendReadable(int pair) {
       SetWatching(pair, false);
       return;
     }
-    out.context = active_->context;
-    ProcessRx(pair, out);
+    pass.Begin(*active_);
+    ProcessRx(pair, pass);
+    EndPass(pass);
   }
-  for (uint16_t q : out.notify) out.context->NotifyUsed(q);
-  if (out.failure) out.context->DeviceNeedsReset(*out.failure);
+  pass.Deliver();
 }
 
 // --- TX ------------------------------------------------------------------------
 
-void VirtioNet::ProcessTx(int pair, Outcome& out) {
+void VirtioNet::ProcessTx(int pair, QueuePass& pass) {
   const uint16_t index = static_cast<uint16_t>(2 * pair + 1);
-  Virtqueue& queue = active_->queues[index];
-  const GuestMemory& memory = *active_->memory;
-  // Kicks are off while draining; after re-enabling them, look once more so
-  // a chain made available in between is not left waiting (as virtio-blk).
-  bool kicks_enabled = false;
-  if (absl::Status s = queue.SetNotificationsEnabled(false, memory); !s.ok()) {
-    Fail(out, index, s);
-    return;
+  // Kicks are off while draining (as virtio-blk).
+  if (!pass.SetNotificationsEnabled(index, false)) return;
+  while (std::optional<DescriptorChain> chain = pass.PopKicksOff(index)) {
+    const uint32_t used = HandleTx(pair, *chain);
+    if (!pass.AddUsed(index, std::move(*chain), used)) return;
   }
-  bool used_any = false;
-  for (;;) {
-    absl::StatusOr<std::optional<DescriptorChain>> popped = queue.PopChain(memory);
-    if (!popped.ok()) {
-      Fail(out, index, popped.status());
-      return;
-    }
-    if (!popped->has_value()) {
-      if (kicks_enabled) break;
-      if (absl::Status s = queue.SetNotificationsEnabled(true, memory); !s.ok()) {
-        Fail(out, index, s);
-        return;
-      }
-      kicks_enabled = true;
-      continue;
-    }
-    if (kicks_enabled) {
-      if (absl::Status s = queue.SetNotificationsEnabled(false, memory); !s.ok()) {
-        Fail(out, index, s);
-        return;
-      }
-      kicks_enabled = false;
-    }
-    DescriptorChain chain = std::move(**popped);
-    const uint32_t used = HandleTx(pair, chain);
-    if (absl::Status s = queue.AddUsed(std::move(chain), used, memory); !s.ok()) {
-      Fail(out, index, s);
-      return;
-    }
-    used_any = true;
-  }
-  if (used_any) MaybeNotify(out, index);
 }
 
 uint32_t VirtioNet::HandleTx(int pair, const DescriptorChain& chain) {
@@ -323,7 +270,7 @@ void VirtioNet::SetWatching(int pair, bool watch) {
   rx.watching = watch;
 }
 
-VirtioNet::Hold VirtioNet::HoldBuffers(int pair, uint64_t needed, Outcome& out) {
+VirtioNet::Hold VirtioNet::HoldBuffers(int pair, uint64_t needed, QueuePass& pass) {
   RxState& rx = rx_[pair];
   const uint16_t index = static_cast<uint16_t>(2 * pair);
   Virtqueue& queue = active_->queues[index];
@@ -331,21 +278,14 @@ VirtioNet::Hold VirtioNet::HoldBuffers(int pair, uint64_t needed, Outcome& out) 
   while (rx.held.empty() || (merge && rx.held_bytes < needed)) {
     // Never more than the ring holds, whatever heads a driver repeats.
     if (rx.held.size() >= queue.config().size) return Hold::kFull;
-    absl::StatusOr<std::optional<DescriptorChain>> popped = PopOrArm(queue);
-    if (!popped.ok()) {
-      Fail(out, index, popped.status());
-      return Hold::kBroken;
-    }
-    if (!popped->has_value()) return Hold::kEmpty;
-    DescriptorChain chain = std::move(**popped);
+    std::optional<DescriptorChain> popped = pass.Pop(index);
+    if (!popped) return pass.failed() ? Hold::kBroken : Hold::kEmpty;
+    DescriptorChain chain = std::move(*popped);
     // A receive buffer is device-writable only and holds at least the
     // header (5.1.6.3.1).
     if (!chain.readable().empty() || chain.writable_bytes() < kHeaderSize) {
       ++stats_.rx_malformed;
-      if (absl::Status s = queue.AddUsed(std::move(chain), 0, *active_->memory); !s.ok()) {
-        Fail(out, index, s);
-        return Hold::kBroken;
-      }
+      if (!pass.AddUsed(index, std::move(chain), 0)) return Hold::kBroken;
       continue;
     }
     rx.held_bytes += chain.writable_bytes();
@@ -354,15 +294,14 @@ VirtioNet::Hold VirtioNet::HoldBuffers(int pair, uint64_t needed, Outcome& out) 
   return Hold::kEnough;
 }
 
-VirtioNet::Hold VirtioNet::DeliverPending(int pair, Outcome& out) {
+VirtioNet::Hold VirtioNet::DeliverPending(int pair, QueuePass& pass) {
   RxState& rx = rx_[pair];
   const uint16_t index = static_cast<uint16_t>(2 * pair);
-  Virtqueue& queue = active_->queues[index];
   const GuestMemory& memory = *active_->memory;
   const bool merge = (active_->features & Bit(kFMrgRxbuf)) != 0;
   const size_t len = rx.pending;
 
-  Hold held = HoldBuffers(pair, len, out);
+  Hold held = HoldBuffers(pair, len, pass);
   if (held == Hold::kFull && merge) {
     // Every buffer the ring can offer together is still too small.
     ++stats_.rx_too_big;
@@ -392,11 +331,7 @@ VirtioNet::Hold VirtioNet::DeliverPending(int pair, Outcome& out) {
     const size_t take = std::min<uint64_t>(chain.writable_bytes(), len - offset);
     chain.WriteTo(memory, 0, absl::MakeConstSpan(rx.frame.data() + offset, take));
     offset += take;
-    if (absl::Status s = queue.AddUsed(std::move(chain), static_cast<uint32_t>(take), memory);
-        !s.ok()) {
-      Fail(out, index, s);
-      return Hold::kBroken;
-    }
+    if (!pass.AddUsed(index, std::move(chain), static_cast<uint32_t>(take))) return Hold::kBroken;
   }
   ++stats_.rx_frames;
   stats_.rx_bytes += len;
@@ -404,19 +339,18 @@ VirtioNet::Hold VirtioNet::DeliverPending(int pair, Outcome& out) {
   return Hold::kEnough;
 }
 
-void VirtioNet::ProcessRx(int pair, Outcome& out) {
+void VirtioNet::ProcessRx(int pair, QueuePass& pass) {
   const uint16_t index = static_cast<uint16_t>(2 * pair);
   if (!QueueUsable(index)) {
     SetWatching(pair, false);
     return;
   }
   RxState& rx = rx_[pair];
-  const uint16_t used_before = active_->queues[index].next_used();
   bool watch = true;
   for (int n = 0; n < kBudget; ++n) {
     if (rx.pending == 0) {
       // A frame leaves the backend only when a buffer is there to start it.
-      Hold held = HoldBuffers(pair, 1, out);
+      Hold held = HoldBuffers(pair, 1, pass);
       if (held == Hold::kBroken) return;
       if (held == Hold::kEmpty) {
         ++stats_.rx_stalls;
@@ -441,7 +375,7 @@ void VirtioNet::ProcessRx(int pair, Outcome& out) {
       }
       rx.pending = *got;
     }
-    Hold held = DeliverPending(pair, out);
+    Hold held = DeliverPending(pair, pass);
     if (held == Hold::kBroken) return;
     if (held == Hold::kEmpty) {
       // The frame waits in the bounce buffer; the backend is not read again
@@ -452,7 +386,6 @@ void VirtioNet::ProcessRx(int pair, Outcome& out) {
     }
   }
   SetWatching(pair, watch);
-  if (active_->queues[index].next_used() != used_before) MaybeNotify(out, index);
 }
 
 }  // namespace vmm

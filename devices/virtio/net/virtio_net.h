@@ -49,6 +49,7 @@
 #include "base/event_loop.h"
 #include "devices/virtio/net/net_backend.h"
 #include "devices/virtio/net/virtio_net_spec.h"
+#include "devices/virtio/queue_pass.h"
 #include "devices/virtio/virtio_device.h"
 
 namespace vmm {
@@ -122,43 +123,34 @@ class VirtioNet : public VirtioDevice {
     bool promiscuous = true;   // the spec's defaults before any CTRL_RX command
     bool all_multicast = true;
   };
-  // What to tell the context once the mutex is released.
-  struct Outcome {
-    VirtioDeviceContext* context = nullptr;
-    std::vector<uint16_t> notify;
-    std::optional<std::string> failure;
-  };
   // How gathering receive buffers went.
   enum class Hold {
     kEnough,  // the buffers asked for are held
     kEmpty,   // the ring ran dry first (kicks re-armed)
     kFull,    // as many chains held as the ring has entries
-    kBroken,  // the driver broke the ring protocol (Fail called)
+    kBroken,  // the driver broke the ring protocol (the pass failed)
   };
 
   bool QueueUsable(uint16_t queue) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Fail(Outcome& out, uint16_t queue, const absl::Status& status)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void MaybeNotify(Outcome& out, uint16_t queue) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Pops the next chain; when there is none, re-arms kicks and looks again.
-  absl::StatusOr<std::optional<DescriptorChain>> PopOrArm(Virtqueue& queue)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Under mu_, after a pass: stops reading the backend for a driver that
+  // broke a ring, then settles the pass (delivered without mu_).
+  void EndPass(QueuePass& pass) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  void ProcessTx(int pair, Outcome& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ProcessTx(int pair, QueuePass& pass) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   uint32_t HandleTx(int pair, const DescriptorChain& chain) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void ProcessRx(int pair, Outcome& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ProcessRx(int pair, QueuePass& pass) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Pops receive chains until `needed` bytes are held (with MRG_RXBUF) or
   // one chain is (without). Malformed chains are counted and returned.
-  Hold HoldBuffers(int pair, uint64_t needed, Outcome& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Hold HoldBuffers(int pair, uint64_t needed, QueuePass& pass) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Copies the pending frame into held chains and returns them used:
   // kEnough when the frame is gone (delivered or dropped as too big).
-  Hold DeliverPending(int pair, Outcome& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Hold DeliverPending(int pair, QueuePass& pass) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SetWatching(int pair, bool watch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  void ProcessCtrl(Outcome& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ProcessCtrl(QueuePass& pass) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   uint8_t HandleCtrl(uint8_t cls, uint8_t cmd, const DescriptorChain& chain, uint64_t data_len,
-                     Outcome& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  uint8_t SetPairs(uint16_t pairs, Outcome& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                     QueuePass& pass) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  uint8_t SetPairs(uint16_t pairs, QueuePass& pass) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
 
   const std::unique_ptr<NetBackend> backend_;

@@ -13,45 +13,32 @@ constexpr uint64_t Bit(unsigned n) { return 1ull << n; }
 
 }  // namespace
 
-void VirtioNet::ProcessCtrl(Outcome& out) {
+void VirtioNet::ProcessCtrl(QueuePass& pass) {
   const uint16_t index = active_->ctrl;
-  Virtqueue& queue = active_->queues[index];
   const GuestMemory& memory = *active_->memory;
-  bool used_any = false;
-  for (;;) {
-    absl::StatusOr<std::optional<DescriptorChain>> popped = PopOrArm(queue);
-    if (!popped.ok()) {
-      Fail(out, index, popped.status());
-      return;
-    }
-    if (!popped->has_value()) break;
-    DescriptorChain chain = std::move(**popped);
+  while (std::optional<DescriptorChain> chain = pass.Pop(index)) {
     ++stats_.ctrl_commands;
     uint32_t used = 0;
     uint8_t header[2];
-    if (chain.writable_bytes() == 0) {
+    if (chain->writable_bytes() == 0) {
       ++stats_.ctrl_errors;  // nowhere to put the ack: returned unanswered
     } else {
       uint8_t ack = kCtrlErr;
-      if (chain.ReadFrom(memory, 0, absl::MakeSpan(header)) == sizeof(header)) {
-        ack = HandleCtrl(header[0], header[1], chain, chain.readable_bytes() - sizeof(header), out);
+      if (chain->ReadFrom(memory, 0, absl::MakeSpan(header)) == sizeof(header)) {
+        ack = HandleCtrl(header[0], header[1], *chain, chain->readable_bytes() - sizeof(header),
+                         pass);
       }
       if (active_->broken) return;
       if (ack != kCtrlOk) ++stats_.ctrl_errors;
-      chain.WriteTo(memory, 0, absl::MakeConstSpan(&ack, 1));
+      chain->WriteTo(memory, 0, absl::MakeConstSpan(&ack, 1));
       used = 1;
     }
-    if (absl::Status s = queue.AddUsed(std::move(chain), used, memory); !s.ok()) {
-      Fail(out, index, s);
-      return;
-    }
-    used_any = true;
+    if (!pass.AddUsed(index, std::move(*chain), used)) return;
   }
-  if (used_any) MaybeNotify(out, index);
 }
 
 uint8_t VirtioNet::HandleCtrl(uint8_t cls, uint8_t cmd, const DescriptorChain& chain,
-                              uint64_t data_len, Outcome& out) {
+                              uint64_t data_len, QueuePass& pass) {
   const GuestMemory& memory = *active_->memory;
   const uint64_t features = active_->features;
   constexpr uint64_t kData = 2;  // command data follows class and command
@@ -98,19 +85,19 @@ uint8_t VirtioNet::HandleCtrl(uint8_t cls, uint8_t cmd, const DescriptorChain& c
       uint16_t pairs = 0;
       chain.ReadFrom(memory, kData,
                      absl::Span<uint8_t>(reinterpret_cast<uint8_t*>(&pairs), sizeof(pairs)));
-      return SetPairs(pairs, out);
+      return SetPairs(pairs, pass);
     }
     default:
       return kCtrlErr;  // VLAN, ANNOUNCE, GUEST_OFFLOADS...: not offered
   }
 }
 
-uint8_t VirtioNet::SetPairs(uint16_t pairs, Outcome& out) {
+uint8_t VirtioNet::SetPairs(uint16_t pairs, QueuePass& pass) {
   if (pairs < kCtrlMqVqPairsMin || pairs > active_->negotiated_pairs) return kCtrlErr;
   for (int p = 0; p < max_pairs_; ++p) {
     const bool use = p < pairs;
     if (absl::Status s = backend_->SetQueueEnabled(p, use); !s.ok()) {
-      Fail(out, active_->ctrl, s);
+      pass.Fail(active_->ctrl, s);
       return kCtrlErr;
     }
     // New pairs start by looking at the backend; frames or buffers left on

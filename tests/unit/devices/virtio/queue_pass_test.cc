@@ -68,6 +68,26 @@ TEST_F(QueuePassTest, ChainsComeBackUsedAndEachUsedQueueIsNotifiedOnce) {
   EXPECT_TRUE(drivers_[0].KickNeeded());
 }
 
+TEST_F(QueuePassTest, DrainingWithKicksOffTurnsThemBackOnOnlyWhenEmpty) {
+  Activate();
+  drivers_[0].AddChainBytes({{1}}, {});
+  QueuePass pass("virtio-test");
+  pass.Begin(active_);
+  ASSERT_TRUE(pass.SetNotificationsEnabled(0, false));
+  std::optional<DescriptorChain> chain = pass.PopKicksOff(0);
+  ASSERT_TRUE(chain.has_value());
+  drivers_[0].AddChainBytes({{2}}, {});
+  EXPECT_FALSE(drivers_[0].KickNeeded()) << "busy: no kick wanted";
+  ASSERT_TRUE(pass.AddUsed(0, std::move(*chain), 0));
+  chain = pass.PopKicksOff(0);
+  ASSERT_TRUE(chain.has_value());
+  ASSERT_TRUE(pass.AddUsed(0, std::move(*chain), 0));
+  EXPECT_FALSE(pass.PopKicksOff(0).has_value());
+  drivers_[0].AddChainBytes({{3}}, {});
+  EXPECT_TRUE(drivers_[0].KickNeeded()) << "drained: the next chain must kick";
+  EXPECT_FALSE(pass.failed());
+}
+
 TEST_F(QueuePassTest, NoInterruptWhenTheDriverAsksForNone) {
   Activate();
   drivers_[0].SetAvailFlags(kVirtqAvailFNoInterrupt);
