@@ -102,82 +102,38 @@ VirtioBlockStats VirtioBlock::stats() const {
 }
 
 void VirtioBlock::ProcessQueue(uint16_t queue) {
-  Outcome outcome;
+  QueuePass pass("virtio-blk");
   {
     absl::MutexLock lock(&mu_);
-    outcome = ProcessLocked(queue);
+    if (!active_ || !active_->QueueUsable(queue)) return;
+    pass.Begin(*active_);
+    ProcessLocked(queue, pass);
+    pass.Settle();
   }
-  if (outcome.context == nullptr) return;
-  if (outcome.notify) outcome.context->NotifyUsed(queue);
-  if (outcome.failure) outcome.context->DeviceNeedsReset(*outcome.failure);
+  pass.Deliver();
 }
 
-VirtioBlock::Outcome VirtioBlock::ProcessLocked(uint16_t index) {
-  Outcome out;
-  if (!active_ || active_->broken || index >= active_->queues.size() ||
-      !active_->queue_enabled[index]) {
-    return out;
-  }
-  out.context = active_->context;
-  Virtqueue& queue = active_->queues[index];
+void VirtioBlock::ProcessLocked(uint16_t index, QueuePass& pass) {
   const GuestMemory& memory = *active_->memory;
-  auto fail = [&](const absl::Status& status) {
-    active_->broken = true;
-    out.failure = absl::StrCat("virtio-blk queue ", index, ": ", status.message());
-  };
-
-  // Kicks are off while draining; after re-enabling them, look once more so
-  // a chain made available in between is not left waiting for a kick.
-  bool kicks_enabled = false;
-  if (absl::Status s = queue.SetNotificationsEnabled(false, memory); !s.ok()) {
-    fail(s);
-    return out;
-  }
-  bool used_any = false;
+  // Kicks are off while draining. When the ring runs dry, what this pass
+  // queued on the backend runs first: its completions are the used entries
+  // the driver is waiting for (and may be answered with more requests).
+  // Only then are kicks turned back on.
+  if (!pass.SetNotificationsEnabled(index, false)) return;
   for (;;) {
-    absl::StatusOr<std::optional<DescriptorChain>> popped = queue.PopChain(memory);
-    if (!popped.ok()) {
-      fail(popped.status());
-      break;
-    }
-    if (!popped->has_value()) {
-      // Run what this pass queued before looking again: its completions
-      // are the used entries the driver is waiting for.
-      if (!batch_.empty()) {
-        if (absl::Status s = CompleteBatch(queue, memory); !s.ok()) {
-          fail(s);
-          break;
-        }
-        used_any = true;
-        continue;
-      }
-      if (kicks_enabled) break;
-      if (absl::Status s = queue.SetNotificationsEnabled(true, memory); !s.ok()) {
-        fail(s);
-        break;
-      }
-      kicks_enabled = true;
+    std::optional<DescriptorChain> chain = pass.PopKicksOff(index, /*arm=*/batch_.empty());
+    if (!chain) {
+      if (pass.failed() || batch_.empty()) break;
+      CompleteBatch(index, pass);
       continue;
     }
-    if (kicks_enabled) {
-      if (absl::Status s = queue.SetNotificationsEnabled(false, memory); !s.ok()) {
-        fail(s);
-        break;
-      }
-      kicks_enabled = false;
-    }
-    DescriptorChain chain = std::move(**popped);
     Deferred deferred;
-    std::optional<uint32_t> used = HandleRequest(chain, memory, active_->features, &deferred);
+    std::optional<uint32_t> used = HandleRequest(*chain, memory, active_->features, &deferred);
     if (!used) {
-      batch_.push_back(Queued{std::move(chain), deferred});
+      batch_.push_back(Queued{std::move(*chain), deferred});
       continue;
     }
-    if (absl::Status s = queue.AddUsed(std::move(chain), *used, memory); !s.ok()) {
-      fail(s);
-      break;
-    }
-    used_any = true;
+    if (!pass.AddUsed(index, std::move(*chain), *used)) break;
   }
   if (!batch_.empty()) {
     // Left by a failure above: the I/O still has to finish before the pass
@@ -185,18 +141,10 @@ VirtioBlock::Outcome VirtioBlock::ProcessLocked(uint16_t index) {
     backend_->CompleteQueued([](uint64_t, const absl::Status&) {});
     batch_.clear();
   }
-  if (used_any && !out.failure) {
-    absl::StatusOr<bool> notify = queue.ShouldNotify(memory);
-    if (!notify.ok()) {
-      fail(notify.status());
-    } else {
-      out.notify = *notify;
-    }
-  }
-  return out;
 }
 
-absl::Status VirtioBlock::CompleteBatch(Virtqueue& queue, const GuestMemory& memory) {
+void VirtioBlock::CompleteBatch(uint16_t index, QueuePass& pass) {
+  const GuestMemory& memory = *active_->memory;
   backend_->CompleteQueued([&](uint64_t tag, const absl::Status& status) {
     if (tag >= batch_.size()) return;  // not a tag we gave: cannot happen
     Queued& q = batch_[tag];
@@ -207,13 +155,10 @@ absl::Status VirtioBlock::CompleteBatch(Virtqueue& queue, const GuestMemory& mem
     }
     q.chain.WriteTo(memory, q.deferred.status_at, absl::MakeConstSpan(&byte, 1));
   });
-  absl::Status result;
   for (Queued& q : batch_) {
-    result = queue.AddUsed(std::move(q.chain), q.deferred.used, memory);
-    if (!result.ok()) break;
+    if (!pass.AddUsed(index, std::move(q.chain), q.deferred.used)) break;
   }
   batch_.clear();
-  return result;
 }
 
 std::optional<uint32_t> VirtioBlock::HandleRequest(const DescriptorChain& chain,

@@ -39,6 +39,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "devices/virtio/block/block_backend.h"
+#include "devices/virtio/queue_pass.h"
 #include "devices/virtio/virtio_device.h"
 
 namespace vmm {
@@ -99,12 +100,6 @@ class VirtioBlock : public VirtioDevice {
 
  private:
   using Active = VirtioActiveQueues;
-  // What ProcessQueue reports to the context once the mutex is released.
-  struct Outcome {
-    VirtioDeviceContext* context = nullptr;
-    bool notify = false;
-    std::optional<std::string> failure;
-  };
   struct Result {
     uint8_t status = VIRTIO_BLK_S_OK;
     uint32_t data_written = 0;  // bytes written before the status byte
@@ -124,17 +119,16 @@ class VirtioBlock : public VirtioDevice {
   static constexpr Result kIoError{VIRTIO_BLK_S_IOERR, 0};
   static constexpr Result kUnsupported{VIRTIO_BLK_S_UNSUPP, 0};
 
-  Outcome ProcessLocked(uint16_t queue) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ProcessLocked(uint16_t queue, QueuePass& pass) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Executes one request; returns the used length, or nullopt when it was
   // queued on the backend (then *deferred says where its status goes, and
   // the caller appends the chain to batch_).
   std::optional<uint32_t> HandleRequest(const DescriptorChain& chain, const GuestMemory& memory,
                                         uint64_t features, Deferred* deferred)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Completes everything in batch_: status bytes, used entries. An error is
-  // the driver's (AddUsed failed): the queue is broken.
-  absl::Status CompleteBatch(Virtqueue& queue, const GuestMemory& memory)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Completes everything in batch_: status bytes, used entries on `queue`
+  // (a driver that broke the ring fails the pass).
+  void CompleteBatch(uint16_t queue, QueuePass& pass) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Result Execute(const virtio_blk_outhdr& header, const DescriptorChain& chain,
                  uint64_t data_len, const GuestMemory& memory, uint64_t features)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
