@@ -1,7 +1,10 @@
 // A virtio device model, independent of its transport: the same object works
 // behind virtio-pci (virtio_pci_transport.h) and virtio-mmio
 // (virtio_mmio_transport.h). A new device is one .h/.cc pair implementing
-// this, one test file and one registration line.
+// this, one test file and one registration line. Its ProcessQueue drains
+// its queues through a QueuePass (queue_pass.h), which does what every
+// device shares: popping, re-arming kicks, used entries, interrupts after the
+// device's lock, DEVICE_NEEDS_RESET for a broken ring.
 #ifndef VMM_DEVICES_VIRTIO_VIRTIO_DEVICE_H_
 #define VMM_DEVICES_VIRTIO_VIRTIO_DEVICE_H_
 

@@ -440,8 +440,10 @@ def check_net(s):
         thread.start()
         send_thread = threading.Thread(target=send, daemon=True)
         send_thread.start()
+        # 64 MiB each way, made and checksummed in the guest: minutes in a
+        # one-vCPU L1 shared by the guest's two vCPUs, vmm and the peer.
         b = Boot(s, "net", "net", ["--cpus", "2", "--memory", "512M",
-                                   "--net", f"tap={tap},queues=2"])
+                                   "--net", f"tap={tap},queues=2"], timeout=450)
         s.expect_exit(b, 0, "powered off")
         thread.join(timeout=30)
         send_thread.join(timeout=30)
