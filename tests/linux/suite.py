@@ -465,6 +465,7 @@ def check_net(s):
         s.expect(b, "the peer received 64 MiB with the guest's sha256",
                  received.get("bytes") == 64 * MiB and
                  received.get("sha256") == b.fact("tcp-sha256"), f"received {received}")
+        s.tap.diag(f"net: guest uptime at each step: {b.fact('net-timing')}")
         s.expect_fact(b, "tcp-received", "ok")
         s.expect(b, "the guest received the peer's 64 MiB with its sha256",
                  b.fact("tcp-in-bytes") == str(64 * MiB) and
