@@ -229,9 +229,12 @@ def ext4_image(path, size_mib, files):
         os.remove(path)
     # 4 KiB blocks whatever the size (mke2fs picks 1 KiB for small images):
     # the page size, as on a distro's disks.
-    subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-b", "4096", "-d", staging, path,
-                    f"{size_mib}M"],
-                   check=True)
+    # Its "Creating regular file" line (printed even with -q) would break
+    # the TAP stream: kept, and shown only if it fails.
+    made = subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-b", "4096", "-d", staging, path,
+                           f"{size_mib}M"], capture_output=True, text=True)
+    if made.returncode != 0:
+        raise RuntimeError(f"mke2fs {path}: {made.stdout.strip()} {made.stderr.strip()}")
     shutil.rmtree(staging)
 
 
