@@ -15,7 +15,8 @@
 //     if (!active_ || !active_->QueueUsable(0)) return;
 //     pass.Begin(*active_);
 //     while (std::optional<DescriptorChain> chain = pass.Pop(0)) {
-//       if (!pass.AddUsed(0, std::move(*chain), Fill(*chain))) break;
+//       const uint32_t written = Fill(*chain);
+//       if (!pass.AddUsed(0, std::move(*chain), written)) break;
 //     }
 //     pass.Settle();
 //   }
@@ -70,17 +71,12 @@ class QueuePass {
   // DEVICE_NEEDS_RESET. The first failure's message is the one reported.
   void Fail(uint16_t queue, const absl::Status& status);
   bool failed() const { return failure_.has_value(); }
-  // A used entry was added to `queue` by other means (e.g. a batch).
-  void MarkUsed(uint16_t queue);
 
   // Under the lock, at the end: asks each queue that got used entries
   // whether the driver wants an interrupt (EVENT_IDX / NO_INTERRUPT).
   void Settle();
   // After the lock: the interrupts, then DEVICE_NEEDS_RESET if it failed.
   void Deliver();
-
-  // For tests: the queues Deliver will interrupt for.
-  absl::Span<const uint16_t> to_notify() const { return notify_; }
 
  private:
   std::string device_;
@@ -91,6 +87,8 @@ class QueuePass {
   // What this pass last set each queue's kicks to (a queue not listed: as
   // the pass found it).
   absl::InlinedVector<std::pair<uint16_t, bool>, 4> kicks_;
+  // `queue` got a used entry: Settle asks it whether to interrupt.
+  void MarkUsed(uint16_t queue);
   std::optional<bool> KicksSet(uint16_t queue) const;
   void RecordKicks(uint16_t queue, bool enabled);
   std::optional<std::string> failure_;

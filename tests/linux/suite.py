@@ -397,11 +397,17 @@ def check_net(s):
     try:
         ip("addr", "add", "10.0.2.1/24", "dev", tap)
         ip("link", "set", tap, "up")
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("10.0.2.1", 5000))
-        listener.listen(1)
-        listener.settimeout(300)
+        def listen(port):
+            """The peer's side of one transfer: a socket on the tap's
+            address waiting (5 minutes at most) for the guest."""
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("10.0.2.1", port))
+            sock.listen(1)
+            sock.settimeout(300)
+            return sock
+
+        listener = listen(5000)
         received = {}
 
         def receive():
@@ -422,11 +428,7 @@ def check_net(s):
 
         # The other way: the guest connects to 5001 and reads 64 MiB.
         payload = os.urandom(64 * MiB)
-        sender = socket.socket()
-        sender.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sender.bind(("10.0.2.1", 5001))
-        sender.listen(1)
-        sender.settimeout(300)
+        sender = listen(5001)
         sent = {}
 
         def send():
