@@ -13,6 +13,7 @@ Used by tests/nested/l1 (the L1 initramfs), tests/linux/suite.py (the L2
 initramfs and root disks) and tests/linux/pvm/build-initramfs.
 """
 import os
+import tempfile
 import stat
 import struct
 
@@ -82,10 +83,20 @@ class Cpio:
         return blob + b"\0" * (-len(blob) % 512)
 
     def write(self, path):
-        tmp = path + ".tmp"
-        with open(tmp, "wb") as f:
-            f.write(self.bytes())
-        os.replace(tmp, path)
+        """Writes the archive to path atomically. The temporary file has a name of
+        its own (tests running side by side may write the same cached archive)."""
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".",
+                                   prefix=os.path.basename(path) + ".", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(self.bytes())
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.remove(tmp)
+            except FileNotFoundError:
+                pass
+            raise
 
 
 def _modinfo_depends(path):
