@@ -1,8 +1,8 @@
 #include "vmm/cli.h"
-#include "vmm/device_specs.h"
 
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -17,10 +17,12 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 #include "absl/strings/string_view.h"
 #include "base/status_macros.h"
+#include "devices/virtio/registry.h"
 
 #ifndef VMM_VERSION
 #define VMM_VERSION "0.1.0"
@@ -281,6 +283,43 @@ absl::StatusOr<VmConfig> ConfigFromFlags() {
   return config;
 }
 
+// One device from the command line: its config, or the help it asked for.
+struct DeviceFlag {
+  std::optional<DeviceConfig> config;
+  std::string help;
+};
+
+// OPTIONS of a short flag (--disk OPTIONS) or after --device NAME,; "help"
+// alone asks for the kind's options.
+absl::StatusOr<DeviceFlag> ParseDeviceOptions(const VirtioDeviceSpec& spec,
+                                              absl::string_view options) {
+  DeviceFlag flag;
+  if (options == "help") {
+    flag.help = spec.Help();
+    return flag;
+  }
+  ASSIGN_OR_RETURN(flag.config, spec.Parse(options));
+  return flag;
+}
+
+// --device help | NAME | NAME,help | NAME,OPTIONS.
+absl::StatusOr<DeviceFlag> ParseDeviceFlag(absl::string_view value) {
+  if (value == "help") return DeviceFlag{std::nullopt, VirtioDeviceListHelp()};
+  const size_t comma = value.find(',');
+  const absl::string_view name = value.substr(0, comma);
+  const VirtioDeviceSpec* spec = FindVirtioDeviceSpec(name);
+  if (spec == nullptr || spec->name() != name) {
+    std::vector<absl::string_view> names;
+    for (const VirtioDeviceSpec* known : VirtioDeviceSpecs()) names.push_back(known->name());
+    return absl::InvalidArgumentError(absl::StrCat("unknown device '", name, "' (devices: ",
+                                                   absl::StrJoin(names, ", "),
+                                                   "; --device help lists them)"));
+  }
+  return ParseDeviceOptions(*spec, comma == absl::string_view::npos
+                                       ? absl::string_view()
+                                       : value.substr(comma + 1));
+}
+
 // One line whatever the message holds.
 std::string OneLine(const absl::Status& status) {
   std::string message(status.message());
@@ -384,11 +423,11 @@ absl::StatusOr<CliRequest> ParseCommandLine(int argc, char** argv) {
     if (first_error.ok()) first_error = std::move(status);
   };
 
-  // Device flags (device_specs.h), applied in order once the other flags
-  // are known; each is checked as it is met, so the first bad argument is
-  // the one reported.
-  std::vector<std::pair<const DeviceOption*, std::string>> device_flags;
-  VmConfig device_check;
+  // Devices (--device NAME,OPTIONS and each kind's short flag, from the
+  // registry), parsed as they are met so that the first bad argument is the
+  // one reported.
+  std::vector<DeviceConfig> devices;
+  std::string device_help;  // --device help, --device NAME,help
   bool flags_ended = false;
   for (int i = 1; i < argc; ++i) {
     absl::string_view arg = argv[i] != nullptr ? argv[i] : "";
@@ -420,24 +459,35 @@ absl::StatusOr<CliRequest> ParseCommandLine(int argc, char** argv) {
       continue;
     }
 
-    if (const DeviceOption* device = FindDeviceOption(name); device != nullptr) {
+    const VirtioDeviceSpec* short_flag = FindVirtioDeviceSpec(name);
+    if (short_flag != nullptr && short_flag->flag() != name) short_flag = nullptr;
+    if (short_flag != nullptr || name == "device") {
       if (!has_value) {
         if (i + 1 >= argc || argv[i + 1] == nullptr) {
-          fail(absl::InvalidArgumentError(absl::StrCat("--", name, " needs a value: --", name,
-                                                       " ", device->value_name)));
+          fail(absl::InvalidArgumentError(absl::StrCat(
+              "--", name, " needs a value: --", name,
+              short_flag != nullptr ? " OPTIONS" : " NAME,OPTIONS (or help)")));
           continue;
         }
         value = argv[++i];
       }
-      const bool repeated = absl::c_any_of(
-          device_flags, [device](const auto& flag) { return flag.first == device; });
-      if (repeated && !device->repeatable) {
-        fail(absl::InvalidArgumentError(absl::StrCat("--", name, " may be given only once")));
-      } else if (absl::Status valid = device->apply(value, device_check); !valid.ok()) {
+      absl::StatusOr<DeviceFlag> device = short_flag != nullptr
+                                              ? ParseDeviceOptions(*short_flag, value)
+                                              : ParseDeviceFlag(value);
+      if (!device.ok()) {
         fail(absl::InvalidArgumentError(absl::StrCat("invalid value '", value, "' for --", name,
-                                                     ": ", valid.message())));
+                                                     ": ", device.status().message())));
+      } else if (!device->help.empty()) {
+        device_help = device->help;
+      } else if (const VirtioDeviceSpec& spec = (*device->config)->spec();
+                 !spec.repeatable() &&
+                 absl::c_any_of(devices, [&spec](const DeviceConfig& given) {
+                   return &given->spec() == &spec;
+                 })) {
+        fail(absl::InvalidArgumentError(absl::StrCat(
+            spec.name(), " (--", spec.flag(), ") may be given only once")));
       } else {
-        device_flags.emplace_back(device, std::string(value));
+        devices.push_back(*std::move(device->config));
       }
       continue;
     }
@@ -482,11 +532,22 @@ absl::StatusOr<CliRequest> ParseCommandLine(int argc, char** argv) {
     request.action = CliRequest::Action::kPrintVersion;
     return request;
   }
+  if (!device_help.empty()) {
+    request.action = CliRequest::Action::kPrintDeviceHelp;
+    request.device_help = std::move(device_help);
+    return request;
+  }
   RETURN_IF_ERROR(first_error);
   ASSIGN_OR_RETURN(request.config, ConfigFromFlags());
-  for (const auto& [device, value] : device_flags) {
-    RETURN_IF_ERROR(device->apply(value, request.config));
+  // A kind given on the command line replaces its default (--rng off).
+  for (const DeviceConfig& device : devices) {
+    if (!device->spec().repeatable()) {
+      std::erase_if(request.config.devices, [&device](const DeviceConfig& present) {
+        return &present->spec() == &device->spec();
+      });
+    }
   }
+  for (DeviceConfig& device : devices) request.config.devices.push_back(std::move(device));
   request.print_stats = absl::GetFlag(FLAGS_stats);
   return request;
 }
@@ -529,9 +590,20 @@ std::string HelpText() {
     }
     add_line(left, help);
   }
-  for (const DeviceOption& device : DeviceOptions()) {
-    add_line(absl::StrCat("--", device.flag, " ", device.value_name), device.help);
+  for (const VirtioDeviceSpec* spec : VirtioDeviceSpecs()) {
+    std::vector<std::string> keys;
+    for (const DeviceKey& key : spec->keys()) {
+      keys.push_back(key.value.empty() ? key.name : absl::StrCat(key.name, "=", key.value));
+    }
+    add_line(absl::StrCat("--", spec->flag(), " OPTIONS"),
+             absl::StrCat("Add ", spec->name(), ": ", spec->summary(),
+                          spec->repeatable() ? " (repeatable)" : "",
+                          spec->present_by_default() ? " (present unless off)" : "",
+                          ". OPTIONS: ", absl::StrJoin(keys, ", "), "."));
   }
+  add_line("--device NAME,OPTIONS",
+           "Add a device by name (the same as its short flag above); --device help lists "
+           "the devices, --device NAME,help a device's options with their defaults.");
   add_line("--help, -h", "Print this help and exit.");
   add_line("--version", "Print the version and exit.");
   absl::StrAppend(&text,

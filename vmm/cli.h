@@ -32,11 +32,15 @@ struct CliRequest {
   enum class Action {
     kRun,          // boot `config`
     kPrintHelp,    // print HelpText() to stdout, exit 0
-    kPrintVersion  // print VersionText() to stdout, exit 0
+    kPrintVersion,    // print VersionText() to stdout, exit 0
+    kPrintDeviceHelp  // print device_help to stdout, exit 0
   };
   Action action = Action::kRun;
   VmConfig config;  // meaningful for kRun only
   bool print_stats = false;  // --stats: StatsLine() on stderr after the run
+  // --device help (every device kind) or --device NAME,help (one kind's
+  // options), for kPrintDeviceHelp.
+  std::string device_help;
 };
 
 // Parses argv (argv[0] is the program name). Flags take `--name=value` or

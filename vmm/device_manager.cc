@@ -1,11 +1,17 @@
 #include "vmm/device_manager.h"
 
+#include <algorithm>
+#include <utility>
+
+#include "absl/algorithm/container.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "arch/x86_64/layout.h"
 #include "base/status_macros.h"
 #include "devices/pci/pci_config_io.h"
 #include "devices/pci/pci_ecam.h"
+#include "devices/virtio/registry.h"
 #include "devices/virtio/virtio_mmio_transport.h"
 #include "devices/virtio/virtio_pci_transport.h"
 
@@ -70,10 +76,51 @@ DeviceManager::~DeviceManager() {
   }
 }
 
+absl::Status DeviceManager::AddDevices(absl::Span<const DeviceConfig> configs) {
+  const absl::Span<const VirtioDeviceSpec* const> specs = VirtioDeviceSpecs();
+  // A kind outside the registry (a library user's own spec) goes last.
+  auto rank = [&specs](const DeviceConfig& config) {
+    const auto it = absl::c_find(specs, &config->spec());
+    return std::pair<bool, size_t>(!config->pci_slot.has_value(), it - specs.begin());
+  };
+  std::vector<const DeviceConfig*> order;
+  for (const DeviceConfig& config : configs) order.push_back(&config);
+  std::stable_sort(order.begin(), order.end(), [&rank](const DeviceConfig* a,
+                                                       const DeviceConfig* b) {
+    return rank(*a) < rank(*b);
+  });
+  absl::flat_hash_map<const VirtioDeviceSpec*, int> count;
+  for (const DeviceConfig* config : order) {
+    const VirtioDeviceSpec& spec = (*config)->spec();
+    if (++count[&spec] > 1 && !spec.repeatable()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("more than one ", spec.name(), " device (a VM has at most one)"));
+    }
+  }
+  for (const DeviceConfig* config : order) {
+    const VirtioDeviceSpec& spec = (*config)->spec();
+    ASSIGN_OR_RETURN(std::shared_ptr<VirtioDevice> device, spec.Create(**config, *this));
+    if (device == nullptr) continue;  // "off"
+    absl::Status added =
+        AddVirtioDevice(std::move(device), (*config)->transport, (*config)->pci_slot);
+    if (!added.ok()) {
+      const std::string addr =
+          (*config)->pci_slot ? absl::StrCat(" addr=", *(*config)->pci_slot) : "";
+      return absl::Status(added.code(),
+                          absl::StrCat(spec.name(), addr, ": ", added.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status DeviceManager::AddVirtioDevice(std::shared_ptr<VirtioDevice> device,
-                                            VirtioTransport transport) {
-  return transport == VirtioTransport::kMmio ? AddMmio(std::move(device))
-                                             : AddPci(std::move(device));
+                                            VirtioTransport transport,
+                                            std::optional<int> pci_slot) {
+  if (transport == VirtioTransport::kMmio) {
+    if (pci_slot) return absl::InvalidArgumentError("addr= is for PCI devices");
+    return AddMmio(std::move(device));
+  }
+  return AddPci(std::move(device), pci_slot);
 }
 
 absl::Status DeviceManager::WireTransport(VirtioTransportState& state, Wiring* wiring) {
@@ -143,7 +190,8 @@ absl::Status DeviceManager::AddMmio(std::shared_ptr<VirtioDevice> device) {
   return absl::OkStatus();
 }
 
-absl::Status DeviceManager::AddPci(std::shared_ptr<VirtioDevice> device) {
+absl::Status DeviceManager::AddPci(std::shared_ptr<VirtioDevice> device,
+                                   std::optional<int> wanted_slot) {
   // One MSI-X vector per queue plus the configuration vector.
   uint16_t vectors = static_cast<uint16_t>(device->queue_max_sizes().size() + 1);
   ASSIGN_OR_RETURN(std::unique_ptr<KvmMsiVectors> msi,
@@ -164,7 +212,7 @@ absl::Status DeviceManager::AddPci(std::shared_ptr<VirtioDevice> device) {
     absl::MutexLock lock(&mu_);
     pci_functions_.push_back(PciFunction{transport, sink, std::move(wiring)});
   }
-  absl::StatusOr<int> slot = pci_->AddDevice(transport);
+  absl::StatusOr<int> slot = pci_->AddDevice(transport, wanted_slot);
   if (!slot.ok()) {
     absl::MutexLock lock(&mu_);
     for (int fd : pci_functions_.back().wiring->eventfds) (void)deps_.loop->Remove(fd);

@@ -21,6 +21,7 @@
 #include "base/guest_memory.h"
 #include "devices/bus.h"
 #include "devices/pci/pci_bus.h"
+#include "devices/virtio/device_spec.h"
 #include "devices/virtio/virtio_device.h"
 #include "vmm/interrupts.h"
 #include "vmm/kvm/kvm_vm.h"
@@ -54,7 +55,7 @@ struct VirtioCounters {
   uint64_t needs_reset = 0;
 };
 
-class DeviceManager {
+class DeviceManager : public VirtioDeviceHost {
  public:
   // Creates the PCI bus (host bridge, 0xCF8 and ECAM front-ends) with its
   // 64-bit BAR window above `ram_end`.
@@ -62,15 +63,25 @@ class DeviceManager {
                                                                uint64_t ram_end);
   ~DeviceManager();
 
-  // Puts `device` behind a new transport of the given kind: a PCI function
-  // (MSI-X, notify ioeventfds in its BAR) or the next free virtio-mmio slot
-  // (layout.h). Which devices a VM gets is decided in virtio_devices.cc.
-  absl::Status AddVirtioDevice(std::shared_ptr<VirtioDevice> device, VirtioTransport transport);
+  // Creates the device each config describes (through its kind's spec,
+  // devices/virtio/registry.h) and adds it. Order: devices with addr= first
+  // (so that no device takes the slot another asked for), then registry
+  // order (disks, network, console, rng, vsock), the given order within a
+  // kind. A kind that allows one device given twice, or a PCI slot asked
+  // for twice, is an InvalidArgument/AlreadyExists naming it.
+  absl::Status AddDevices(absl::Span<const DeviceConfig> configs);
 
-  // What device backends need from the VM: the event loop their host-side
-  // I/O runs on (the same thread as ProcessQueue) and the notice sink.
-  EventLoop& loop() const { return *deps_.loop; }
-  void Notice(absl::string_view line) const {
+  // Puts `device` behind a new transport of the given kind: a PCI function
+  // (MSI-X, notify ioeventfds in its BAR) in `pci_slot` or the lowest free
+  // one, or the next free virtio-mmio slot (layout.h).
+  absl::Status AddVirtioDevice(std::shared_ptr<VirtioDevice> device, VirtioTransport transport,
+                               std::optional<int> pci_slot = std::nullopt);
+
+  // VirtioDeviceHost: what device factories need from the VM: the event
+  // loop their host-side I/O runs on (the same thread as ProcessQueue) and
+  // the notice sink.
+  EventLoop& loop() const override { return *deps_.loop; }
+  void Notice(absl::string_view line) const override {
     if (deps_.notice) deps_.notice(line);
   }
 
@@ -99,7 +110,7 @@ class DeviceManager {
 
   explicit DeviceManager(DeviceManagerDeps deps) : deps_(std::move(deps)) {}
   absl::Status AddMmio(std::shared_ptr<VirtioDevice> device);
-  absl::Status AddPci(std::shared_ptr<VirtioDevice> device);
+  absl::Status AddPci(std::shared_ptr<VirtioDevice> device, std::optional<int> slot);
   // Puts the transport's queue notify eventfds in the event loop and makes
   // its activation hook wire them to KVM (filling wiring->eventfds).
   absl::Status WireTransport(VirtioTransportState& state, Wiring* wiring);

@@ -34,7 +34,6 @@
 #include "firmware/mp_table.h"
 #include "firmware/reset_vector.h"
 #include "vmm/interrupts.h"
-#include "vmm/virtio_devices.h"
 
 namespace vmm {
 namespace {
@@ -202,7 +201,7 @@ absl::Status Machine::CreateDevices(const VmConfig& config, EventLoop* loop) {
   deps.loop = loop;
   deps.notice = hooks_.notice;
   ASSIGN_OR_RETURN(device_manager_, DeviceManager::Create(std::move(deps), memory_.end().value()));
-  RETURN_IF_ERROR(AddVirtioDevices(config, *device_manager_));
+  RETURN_IF_ERROR(device_manager_->AddDevices(config.devices));
   return absl::OkStatus();
 }
 

@@ -69,6 +69,9 @@ int main(int argc, char** argv) {
     case vmm::cli::CliRequest::Action::kPrintVersion:
       std::fputs(vmm::cli::VersionText().c_str(), stdout);
       return 0;
+    case vmm::cli::CliRequest::Action::kPrintDeviceHelp:
+      std::fputs(request->device_help.c_str(), stdout);
+      return 0;
     case vmm::cli::CliRequest::Action::kRun:
       break;
   }

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/algorithm/container.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -351,7 +352,8 @@ ExitStatus VmImpl::Run() {
 
   // stdin has one owner: the virtio console with --console stdio (it reads
   // stdin itself), else COM1 with --serial stdio.
-  const bool console_owns_stdin = config_.console.mode == ConsoleConfig::Mode::kStdio;
+  const bool console_owns_stdin = absl::c_any_of(
+      config_.devices, [](const DeviceConfig& device) { return device->uses_stdin(); });
   std::optional<RawTerminal> terminal;
   if (console_owns_stdin || config_.serial.mode == SerialConfig::Mode::kStdio) {
     terminal.emplace(STDIN_FILENO);

@@ -10,6 +10,12 @@
 //   auto vm = vmm::Vm::Create(std::move(config));
 //   if (!vm.ok()) { ... }
 //   vmm::ExitStatus status = (*vm)->Run();  // blocks until the guest ends
+//
+// Devices: add a device kind's config to VmConfig::devices, e.g.
+//   #include "devices/virtio/block/block_config.h"
+//   vmm::DiskConfig disk;
+//   disk.path = "root.img";
+//   config.devices.push_back(disk);
 #ifndef VMM_VMM_VMM_H_
 #define VMM_VMM_VMM_H_
 
@@ -25,6 +31,8 @@
 #include "absl/status/statusor.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "devices/virtio/device_spec.h"
+#include "devices/virtio/registry.h"
 
 namespace vmm {
 
@@ -41,79 +49,12 @@ struct SerialConfig {
   std::function<void(std::string_view)> sink;    // for kCallback; called from vCPU threads
 };
 
-// How a virtio device is attached: a modern virtio-pci function, or a
-// virtio-mmio slot (found by the guest through ACPI, or through the kernel
-// command line with ACPI off).
-enum class VirtioTransport { kPci, kMmio };
-
 // seccomp-bpf confinement of the VM's threads (vmm/seccomp_filter.h): each may make
 // only the system calls its job needs once the guest runs.
 enum class SeccompMode {
   kOff,
   kEnforce,  // a disallowed call kills the process (SIGSYS)
   kLog,      // a disallowed call is allowed and logged by the kernel
-};
-
-// One virtio-blk disk backed by a raw image file.
-struct DiskConfig {
-  using Transport = VirtioTransport;
-  std::string path;
-  bool read_only = false;
-  std::string serial;  // VIRTIO_BLK_T_GET_ID answer, at most 20 bytes
-  Transport transport = Transport::kPci;
-  bool direct = false;  // O_DIRECT: bypass the host page cache
-  bool operator==(const DiskConfig&) const = default;
-};
-
-// One virtio-net device on a host tap interface.
-struct NetConfig {
-  // Either the name of a tap interface (opened, or created if it does not
-  // exist and the process may), or an open tap file descriptor handed over by
-  // the caller (an orchestrator's way). Exactly one of the two is set. vmm
-  // duplicates `tap_fd`; the caller keeps (and closes) its own.
-  std::string tap;
-  int tap_fd = -1;
-  // The guest's MAC address; nullopt: a locally administered address chosen
-  // by vmm.
-  std::optional<std::array<uint8_t, 6>> mac;
-  // Queue pairs (one per tap queue, IFF_MULTI_QUEUE when more than one).
-  int queue_pairs = 1;
-  VirtioTransport transport = VirtioTransport::kPci;
-  bool operator==(const NetConfig&) const = default;
-};
-
-// The virtio-console device (port 0, hvc0 in Linux).
-struct ConsoleConfig {
-  enum class Mode {
-    kOff,     // no virtio-console device
-    kStdio,   // output to stdout, input from stdin (then COM1 does not read stdin)
-    kFile,    // output appended to `path`, no input
-    kSocket,  // a Unix stream socket at `path`; one client at a time, both ways
-  };
-  Mode mode = Mode::kOff;
-  std::string path;
-  VirtioTransport transport = VirtioTransport::kPci;
-  bool operator==(const ConsoleConfig&) const = default;
-};
-
-// The virtio-rng device, filled from getrandom().
-struct RngConfig {
-  bool enabled = true;
-  // At most this many bytes per second to the guest; 0: no limit.
-  uint64_t rate_limit_bytes_per_second = 0;
-  VirtioTransport transport = VirtioTransport::kPci;
-  bool operator==(const RngConfig&) const = default;
-};
-
-// The virtio-vsock device, bridged to Unix sockets as Firecracker does: a host
-// program connects to `socket_path` and writes "CONNECT <port>\n" to reach a
-// guest listener on <port>; a guest connection to host port P goes to the
-// Unix socket "<socket_path>_P".
-struct VsockConfig {
-  uint64_t guest_cid = 3;  // 3 or more (0-2 are reserved)
-  std::string socket_path;
-  VirtioTransport transport = VirtioTransport::kPci;
-  bool operator==(const VsockConfig&) const = default;
 };
 
 struct VmConfig {
@@ -123,11 +64,13 @@ struct VmConfig {
   uint64_t memory_bytes = 512ull << 20;
   int cpus = 1;
   SerialConfig serial;
-  std::vector<DiskConfig> disks;
-  std::vector<NetConfig> nets;
-  ConsoleConfig console;
-  RngConfig rng;
-  std::optional<VsockConfig> vsock;
+  // The virtio devices, each a device kind's config (DiskConfig,
+  // NetConfig, ConsoleConfig, RngConfig, VsockConfig: their headers are in
+  // devices/virtio/<kind>/). It starts with the kinds present by default (an
+  // RngConfig): replace or remove that entry to change it. Devices are
+  // created in registry order (devices/virtio/registry.h), yours in the
+  // order given within a kind.
+  std::vector<DeviceConfig> devices = DefaultVirtioDevices();
   // Stop the guest after this long; the exit status says kTimeout.
   absl::Duration timeout = absl::InfiniteDuration();
   // Back guest RAM with a memfd so it can be shared with another process.

@@ -126,12 +126,24 @@ absl::Status PciBus::PlaceBars(PciConfigSpace& config, Allocator& mmio32, Alloca
   return absl::OkStatus();
 }
 
-absl::StatusOr<int> PciBus::AddDevice(std::shared_ptr<PciDevice> device) {
+absl::StatusOr<int> PciBus::AddDevice(std::shared_ptr<PciDevice> device,
+                                      std::optional<int> wanted) {
   if (!device) return absl::InvalidArgumentError("PCI AddDevice: null device");
   absl::MutexLock write_lock(&write_mu_);
   int slot = -1;
   {
     absl::ReaderMutexLock lock(&mu_);
+    if (wanted) {
+      if (*wanted < 1 || *wanted >= kSlotCount) {
+        return absl::InvalidArgumentError(
+            absl::StrFormat("PCI slot %d does not exist (1 to %d)", *wanted, kSlotCount - 1));
+      }
+      if (slots_[*wanted].device) {
+        return absl::AlreadyExistsError(
+            absl::StrFormat("PCI slot %d is taken by another device", *wanted));
+      }
+      slot = *wanted;
+    }
     for (int i = 1; i < kSlotCount && slot < 0; ++i) {
       if (!slots_[i].device) slot = i;
     }

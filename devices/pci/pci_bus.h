@@ -74,11 +74,13 @@ class PciBus {
   PciBus(const PciBus&) = delete;
   PciBus& operator=(const PciBus&) = delete;
 
-  // Puts `device` in the lowest free slot (1..31) and returns it: assigns its
-  // BARs from the windows, enables memory (and IO) decoding, sets the
-  // interrupt line, maps the BARs (calling the hook). Fails, changing
-  // nothing on the bus, if the slots or a window are exhausted.
-  absl::StatusOr<int> AddDevice(std::shared_ptr<PciDevice> device);
+  // Puts `device` in `slot` (1..31), or the lowest free slot when none is
+  // asked for, and returns it: assigns its BARs from the windows, enables
+  // memory (and IO) decoding, sets the interrupt line, maps the BARs (calling
+  // the hook). Fails, changing nothing on the bus, if the slot asked for is
+  // out of range or taken, or the slots or a window are exhausted.
+  absl::StatusOr<int> AddDevice(std::shared_ptr<PciDevice> device,
+                                std::optional<int> slot = std::nullopt);
 
   // A config access to (bus, device, function) at register `reg` (0..4095),
   // with the width and alignment rules of PciConfigSpace. Absent functions

@@ -1,12 +1,12 @@
 // Fuzzes the command-line front end: the input, split at NUL or newline bytes, is argv for
-// ParseCommandLine (flags, --disk specs, sizes, serial and timeout values); the first
-// argument also goes to each value parser on its own.
+// ParseCommandLine (flags, device options, sizes, serial and timeout values); the first
+// argument also goes to each value parser and each device kind's parser on its own.
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "vmm/cli.h"
-#include "vmm/device_specs.h"
+#include "devices/virtio/registry.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace vmm::cli;
@@ -32,7 +32,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   if (args.size() > 1) {
     absl::string_view first = args[1];
-    (void)ParseDiskSpec(first);
+    for (const vmm::VirtioDeviceSpec* spec : vmm::VirtioDeviceSpecs()) (void)spec->Parse(first);
     (void)ParseByteSize(first);
     (void)ParseSerialSpec(first);
     (void)ParseTimeout(first);

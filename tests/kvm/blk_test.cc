@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/algorithm/container.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
@@ -113,6 +115,34 @@ TEST(BlkTest, MmioDiskWithItsInterrupt) {
   ExpectAllDisksOk(r, 1);
   EXPECT_THAT(r.out, HasSubstr("blk mmio 0"));
   ExpectGuestWrites(img, 0);
+}
+
+TEST(BlkTest, DeviceByNameInTheSlotAskedFor) {
+  REQUIRE_KVM();
+  // --device virtio-blk is --disk; addr= puts it in PCI slot 7, and the
+  // disk without addr= takes the lowest free slot (1), in front of the rng.
+  std::string a = MakeImage("addr-a.img", 0);
+  std::string b = MakeImage("addr-b.img", 1);
+  ProcessResult r = RunBlk({"--device", "virtio-blk,path=" + b + ",addr=7,serial=seven",
+                            "--disk", "path=" + a},
+                           "disks=2");
+  ExpectAllDisksOk(r, 2);
+  EXPECT_THAT(r.out, HasSubstr("blk pci 00:01.0"));
+  EXPECT_THAT(r.out, HasSubstr("blk pci 00:07.0"));
+  EXPECT_THAT(r.out, HasSubstr("serial seven ok"));
+  ExpectGuestWrites(a, 0);
+  ExpectGuestWrites(b, 1);
+}
+
+TEST(BlkTest, TwoDevicesAskingForOneSlotIsAOneLineUsageError) {
+  REQUIRE_KVM();
+  std::string a = MakeImage("clash-a.img", 0);
+  ProcessResult r = RunBlk({"--disk", "path=" + a + ",addr=3", "--device",
+                            "virtio-rng,addr=3"},
+                           "disks=1");
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_THAT(r.err, HasSubstr("virtio-rng addr=3: PCI slot 3 is taken by another device"));
+  EXPECT_EQ(absl::c_count(absl::StripTrailingAsciiWhitespace(r.err), '\n'), 0) << r.err;
 }
 
 TEST(BlkTest, FourDisksOnBothTransportsWithMsixAndTwoVcpus) {

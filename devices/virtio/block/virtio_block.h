@@ -39,19 +39,12 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "devices/virtio/block/block_backend.h"
+#include "devices/virtio/block/block_config.h"
 #include "devices/virtio/queue_pass.h"
 #include "devices/virtio/virtio_device.h"
 
 namespace vmm {
 
-// One --disk option, as the CLI parsed it (the transport choice stays with
-// the caller).
-struct VirtioBlockOptions {
-  std::string path;         // raw image file or block device
-  bool read_only = false;
-  std::string serial;       // GET_ID answer, at most VIRTIO_BLK_ID_BYTES (20) bytes
-  bool direct = false;      // O_DIRECT; the disk then reports blk_size 4096
-};
 
 struct VirtioBlockStats {
   uint64_t requests = 0;

@@ -74,6 +74,9 @@ class VirtioNet : public VirtioDevice {
   static constexpr uint32_t kDeviceType = 1;  // VIRTIO_ID_NET
   static constexpr uint16_t kQueueSize = 256;
   static constexpr uint16_t kCtrlQueueSize = 64;
+  // Queue pairs one device offers at most (queues=): each is a tap queue and
+  // two virtqueues, with their ioeventfds and interrupt vectors.
+  static constexpr int kMaxQueuePairs = 16;
   static constexpr uint32_t kHeaderSize = sizeof(virtio_net::Header);  // 12
   // The largest frame either way, header excluded: a 64 KiB GSO frame plus
   // an Ethernet and VLAN header (the 65562-byte buffers of the spec).

@@ -5,10 +5,12 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/fakes/fake_irq_line.h"
 #include "tests/unit/devices/pci/test_pci_device.h"
@@ -123,6 +125,26 @@ TEST_F(PciBusTest, AddDeviceFillsSlotsFromOneAndSetsInterruptLine) {
   EXPECT_EQ(slots[2].slot, 3);
   EXPECT_EQ(slots[2].interrupt_pin, kPciInterruptPinA);
   EXPECT_EQ(slots[2].intx_gsi, x86_64::kPciIntxGsis[3]);
+}
+
+TEST_F(PciBusTest, AddDeviceTakesTheSlotAskedForAndRefusesATakenOne) {
+  auto five = bus_->AddDevice(MakeDevice(), 5);
+  ASSERT_TRUE(five.ok()) << five.status();
+  EXPECT_EQ(*five, 5);
+  EXPECT_EQ(Cfg(5, kPciInterruptLine, 1), x86_64::kPciIntxGsis[5 % 4]);
+  // The lowest free slot for the others, around the one asked for.
+  EXPECT_EQ(*bus_->AddDevice(MakeDevice()), 1);
+  auto clash = bus_->AddDevice(MakeDevice(), 5);
+  ASSERT_FALSE(clash.ok());
+  EXPECT_EQ(clash.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_THAT(std::string(clash.status().message()), ::testing::HasSubstr("PCI slot 5 is taken"));
+  for (int bad : {0, 32, -1}) {
+    auto out = bus_->AddDevice(MakeDevice(), bad);
+    ASSERT_FALSE(out.ok()) << bad;
+    EXPECT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+  EXPECT_EQ(bus_->Slots().size(), 2u) << "a refused device leaves nothing on the bus";
+  EXPECT_EQ(*bus_->AddDevice(MakeDevice(), 31), 31);
 }
 
 TEST_F(PciBusTest, AddDeviceConnectsIntxToItsSlotsGsi) {

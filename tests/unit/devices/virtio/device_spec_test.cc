@@ -1,15 +1,52 @@
-#include "vmm/device_specs.h"
+#include "devices/virtio/device_spec.h"
 
 #include <array>
 #include <string>
+#include <vector>
 
+#include "absl/algorithm/container.h"
+#include "absl/strings/match.h"
+
+#include "devices/virtio/block/block_config.h"
+#include "devices/virtio/console/console_config.h"
+#include "devices/virtio/net/net_config.h"
+#include "devices/virtio/registry.h"
+#include "devices/virtio/rng/rng_config.h"
+#include "devices/virtio/vsock/vsock_config.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace vmm::cli {
+namespace vmm {
 namespace {
 
 using ::testing::HasSubstr;
+
+// `options` through the named kind's spec, as --device NAME,options does.
+template <typename Config>
+absl::StatusOr<Config> ParseAs(absl::string_view name, absl::string_view options) {
+  const VirtioDeviceSpec* spec = FindVirtioDeviceSpec(name);
+  if (spec == nullptr) return absl::NotFoundError(name);
+  absl::StatusOr<DeviceConfig> config = spec->Parse(options);
+  if (!config.ok()) return config.status();
+  const Config* typed = config->As<Config>();
+  if (typed == nullptr) return absl::InternalError("another kind's config");
+  return *typed;
+}
+absl::StatusOr<DiskConfig> ParseDiskSpec(absl::string_view s) {
+  return ParseAs<DiskConfig>("virtio-blk", s);
+}
+absl::StatusOr<ConsoleConfig> ParseConsoleSpec(absl::string_view s) {
+  return ParseAs<ConsoleConfig>("virtio-console", s);
+}
+absl::StatusOr<RngConfig> ParseRngSpec(absl::string_view s) {
+  return ParseAs<RngConfig>("virtio-rng", s);
+}
+absl::StatusOr<NetConfig> ParseNetSpec(absl::string_view s) {
+  return ParseAs<NetConfig>("virtio-net", s);
+}
+absl::StatusOr<VsockConfig> ParseVsockSpec(absl::string_view s) {
+  return ParseAs<VsockConfig>("virtio-vsock", s);
+}
 
 TEST(DiskSpecTest, PathAloneGivesAWritablePciDisk) {
   absl::StatusOr<DiskConfig> disk = ParseDiskSpec("path=/img/root.raw");
@@ -56,15 +93,15 @@ TEST_P(DiskSpecBadTest, IsRejectedWithAMessageNamingTheProblem) {
 
 INSTANTIATE_TEST_SUITE_P(
     Cases, DiskSpecBadTest,
-    ::testing::Values(BadSpec{"", "key=value"}, BadSpec{"readonly=on", "path=IMAGE is required"},
+    ::testing::Values(BadSpec{"", "path=IMAGE is required"}, BadSpec{"readonly=on", "path=IMAGE is required"},
                       BadSpec{"path=", "needs an image file"},
                       BadSpec{"path=a,path=b", "given twice"},
                       BadSpec{"path=a,colour=red", "unknown key 'colour'"},
                       BadSpec{"path=a,readonly=maybe", "expected on or off"},
                       BadSpec{"path=a,transport=usb", "expected pci or mmio"},
                       BadSpec{"path=a,serial=123456789012345678901", "longer than 20"},
-                      BadSpec{"path=a,,readonly=on", "key=value"},
-                      BadSpec{"path=a,=on", "key=value"}, BadSpec{"path", "key=value"}));
+                      BadSpec{"path=a,,readonly=on", "empty option"},
+                      BadSpec{"path=a,=on", "key=value"}, BadSpec{"path", "expected path=PATH"}));
 
 // --- --console ------------------------------------------------------------
 
@@ -84,7 +121,12 @@ TEST(ConsoleSpecTest, EachModeParses) {
   EXPECT_EQ(ParseConsoleSpec("stdio,transport=mmio")->transport, VirtioTransport::kMmio);
 }
 
-TEST(ConsoleSpecTest, DefaultIsOff) { EXPECT_EQ(VmConfig().console.mode, ConsoleConfig::Mode::kOff); }
+TEST(ConsoleSpecTest, DefaultIsOff) {
+  EXPECT_EQ(ConsoleConfig().mode, ConsoleConfig::Mode::kOff);
+  for (const DeviceConfig& device : DefaultVirtioDevices()) {
+    EXPECT_EQ(device.As<ConsoleConfig>(), nullptr) << "no console unless asked for";
+  }
+}
 
 class ConsoleSpecBadTest : public ::testing::TestWithParam<BadSpec> {};
 
@@ -97,21 +139,31 @@ TEST_P(ConsoleSpecBadTest, IsRejectedWithAMessageNamingTheProblem) {
 
 INSTANTIATE_TEST_SUITE_P(
     Cases, ConsoleSpecBadTest,
-    ::testing::Values(BadSpec{"", "expected stdio, file=PATH, socket=PATH or off"},
-                      BadSpec{"tty", "'tty': expected stdio"},
+    ::testing::Values(BadSpec{"", "expected one of stdio, file=PATH, socket=PATH, off"},
+                      BadSpec{"tty", "unknown key 'tty'"},
+                      BadSpec{"stdio,file=x", "give only one of stdio, file=PATH"},
+                      BadSpec{"stdio=1", "'stdio' takes no value"},
                       BadSpec{"file=", "'file=' needs a path"},
                       BadSpec{"socket=", "'socket=' needs a path"},
                       BadSpec{"stdio,transport=usb", "expected pci or mmio"},
                       BadSpec{"stdio,path=x", "unknown key 'path'"},
                       BadSpec{"stdio,transport=pci,transport=mmio", "given twice"},
-                      BadSpec{"stdio,", "key=value"}));
+                      BadSpec{"stdio,", "empty option"}));
 
 // --- --rng ----------------------------------------------------------------
 
 TEST(RngSpecTest, OnByDefaultWithoutALimit) {
-  EXPECT_TRUE(VmConfig().rng.enabled);
-  EXPECT_EQ(VmConfig().rng.rate_limit_bytes_per_second, 0u);
+  int present = 0;
+  for (const DeviceConfig& device : DefaultVirtioDevices()) {
+    if (const RngConfig* rng = device.As<RngConfig>()) {
+      ++present;
+      EXPECT_TRUE(rng->enabled);
+      EXPECT_EQ(rng->rate_limit_bytes_per_second, 0u);
+    }
+  }
+  EXPECT_EQ(present, 1);
   EXPECT_EQ(*ParseRngSpec("on"), RngConfig());
+  EXPECT_EQ(*ParseRngSpec(""), RngConfig());
   EXPECT_FALSE(ParseRngSpec("off")->enabled);
 }
 
@@ -135,7 +187,8 @@ TEST_P(RngSpecBadTest, IsRejectedWithAMessageNamingTheProblem) {
 
 INSTANTIATE_TEST_SUITE_P(
     Cases, RngSpecBadTest,
-    ::testing::Values(BadSpec{"", "key=value"}, BadSpec{"maybe", "key=value"},
+    ::testing::Values(BadSpec{"maybe", "unknown key 'maybe'"},
+                      BadSpec{"off,rate=5", "'off' takes no rate"},
                       BadSpec{"rate=0", "'rate=0': expected bytes per second"},
                       BadSpec{"rate=-5", "expected bytes per second"},
                       BadSpec{"rate=1k", "expected bytes per second"},
@@ -144,16 +197,61 @@ INSTANTIATE_TEST_SUITE_P(
                       BadSpec{"speed=1", "unknown key 'speed'"},
                       BadSpec{"transport=isa", "expected pci or mmio"}));
 
-TEST(DeviceRegistryTest, ConsoleAndRngAreSingleFlags) {
-  ASSERT_NE(FindDeviceOption("console"), nullptr);
-  ASSERT_NE(FindDeviceOption("rng"), nullptr);
-  EXPECT_FALSE(FindDeviceOption("console")->repeatable);
-  EXPECT_FALSE(FindDeviceOption("rng")->repeatable);
-  VmConfig config;
-  ASSERT_TRUE(FindDeviceOption("rng")->apply("off", config).ok());
-  EXPECT_FALSE(config.rng.enabled);
-  ASSERT_TRUE(FindDeviceOption("console")->apply("file=/x", config).ok());
-  EXPECT_EQ(config.console.path, "/x");
+TEST(DeviceRegistryTest, EveryKindHasAUniqueNameAndFlagAndFindsByEither) {
+  std::vector<std::string> seen;
+  for (const VirtioDeviceSpec* spec : VirtioDeviceSpecs()) {
+    EXPECT_TRUE(absl::StartsWith(spec->name(), "virtio-")) << spec->name();
+    EXPECT_EQ(FindVirtioDeviceSpec(spec->name()), spec);
+    EXPECT_EQ(FindVirtioDeviceSpec(spec->flag()), spec);
+    for (absl::string_view word : {spec->name(), spec->flag()}) {
+      EXPECT_EQ(absl::c_count(seen, word), 0) << word << " used twice";
+      seen.emplace_back(word);
+    }
+    // Its default config is its own kind, and says which spec it is.
+    EXPECT_EQ(&spec->DefaultConfig()->spec(), spec);
+    // Every kind takes the common keys, listed last.
+    ASSERT_GE(spec->keys().size(), 2u);
+    EXPECT_EQ(spec->keys()[spec->keys().size() - 2].name, "transport");
+    EXPECT_EQ(spec->keys().back().name, "addr");
+  }
+  EXPECT_EQ(FindVirtioDeviceSpec("virtio-gpu"), nullptr);
+}
+
+TEST(DeviceRegistryTest, SingleAndRepeatableKinds) {
+  EXPECT_TRUE(FindVirtioDeviceSpec("virtio-blk")->repeatable());
+  EXPECT_TRUE(FindVirtioDeviceSpec("virtio-net")->repeatable());
+  EXPECT_FALSE(FindVirtioDeviceSpec("virtio-console")->repeatable());
+  EXPECT_FALSE(FindVirtioDeviceSpec("virtio-rng")->repeatable());
+  EXPECT_FALSE(FindVirtioDeviceSpec("virtio-vsock")->repeatable());
+}
+
+TEST(DeviceRegistryTest, CommonKeysAddrAndTransport) {
+  absl::StatusOr<DiskConfig> disk = ParseDiskSpec("path=a,addr=3");
+  ASSERT_TRUE(disk.ok()) << disk.status();
+  EXPECT_EQ(disk->pci_slot, 3);
+  EXPECT_EQ(ParseNetSpec("tap=t,addr=0x10")->pci_slot, 16);
+  EXPECT_EQ(ParseVsockSpec("cid=3,socket=s,addr=1f.0")->pci_slot, 31);
+  for (const char* bad : {"0", "32", "0x20", "x", "", "3.1", "-1", "1e1"}) {
+    absl::StatusOr<DiskConfig> rejected = ParseDiskSpec(std::string("path=a,addr=") + bad);
+    ASSERT_FALSE(rejected.ok()) << bad;
+    EXPECT_THAT(std::string(rejected.status().message()), HasSubstr("from 1 to 31")) << bad;
+  }
+  absl::StatusOr<RngConfig> mmio = ParseRngSpec("transport=mmio,addr=4");
+  ASSERT_FALSE(mmio.ok());
+  EXPECT_THAT(std::string(mmio.status().message()), HasSubstr("needs transport=pci"));
+}
+
+TEST(DeviceRegistryTest, HelpNamesEveryKeyWithItsDefault) {
+  const std::string help = FindVirtioDeviceSpec("virtio-net")->Help();
+  EXPECT_THAT(help, HasSubstr("virtio-net (--net OPTIONS is --device virtio-net,OPTIONS)"));
+  EXPECT_THAT(help, HasSubstr("Any number per VM."));
+  EXPECT_THAT(help, HasSubstr("queues=1..16"));
+  EXPECT_THAT(help, HasSubstr("(default: 1)"));
+  EXPECT_THAT(help, HasSubstr("transport=pci|mmio"));
+  const std::string rng = FindVirtioDeviceSpec("virtio-rng")->Help();
+  EXPECT_THAT(rng, HasSubstr("Present unless turned off."));
+  EXPECT_THAT(rng, HasSubstr("rate=BYTES_PER_SEC"));
+  EXPECT_THAT(rng, HasSubstr("1..1000000000"));
 }
 TEST(NetSpecTest, TapAloneGivesOnePciQueuePairAndAVmmChosenMac) {
   absl::StatusOr<NetConfig> net = ParseNetSpec("tap=vmmtap0");
@@ -183,16 +281,6 @@ TEST(NetSpecTest, FdHandsOverAnOpenTap) {
   EXPECT_TRUE(net->tap.empty());
 }
 
-TEST(NetSpecTest, NetFlagIsRepeatableAndAddsADevicePerOccurrence) {
-  const DeviceOption* option = FindDeviceOption("net");
-  ASSERT_NE(option, nullptr);
-  EXPECT_TRUE(option->repeatable);
-  VmConfig config;
-  ASSERT_TRUE(option->apply("tap=a", config).ok());
-  ASSERT_TRUE(option->apply("fd=3,transport=mmio", config).ok());
-  ASSERT_EQ(config.nets.size(), 2u);
-  EXPECT_EQ(config.nets[1].tap_fd, 3);
-}
 
 class NetSpecBadTest : public ::testing::TestWithParam<BadSpec> {};
 
@@ -206,8 +294,9 @@ TEST_P(NetSpecBadTest, IsRejectedWithAMessageNamingTheProblem) {
 INSTANTIATE_TEST_SUITE_P(
     Cases, NetSpecBadTest,
     ::testing::Values(
-        BadSpec{"", "key=value"}, BadSpec{"mac=52:54:00:00:00:01", "exactly one of tap"},
-        BadSpec{"tap=a,fd=3", "exactly one of tap"}, BadSpec{"tap=", "not an interface name"},
+        BadSpec{"", "expected one of tap=NAME, fd=N"},
+        BadSpec{"mac=52:54:00:00:00:01", "expected one of tap=NAME, fd=N"},
+        BadSpec{"tap=a,fd=3", "give only one of tap=NAME, fd=N"}, BadSpec{"tap=", "not an interface name"},
         BadSpec{"tap=0123456789abcdef", "not an interface name"},
         BadSpec{"tap=a/b", "not an interface name"}, BadSpec{"tap=a:1", "not an interface name"},
         BadSpec{"tap=..", "not an interface name"},
@@ -238,15 +327,6 @@ TEST(VsockSpecTest, LargestCidAndMmioAreAccepted) {
   EXPECT_EQ(v->transport, VirtioTransport::kMmio);
 }
 
-TEST(VsockSpecTest, TheFlagSetsTheConfigAndMayBeGivenOnce) {
-  const DeviceOption* option = FindDeviceOption("vsock");
-  ASSERT_NE(option, nullptr);
-  EXPECT_FALSE(option->repeatable);
-  VmConfig config;
-  ASSERT_TRUE(option->apply("cid=7,socket=/tmp/x", config).ok());
-  ASSERT_TRUE(config.vsock.has_value());
-  EXPECT_EQ(config.vsock->guest_cid, 7u);
-}
 
 class VsockSpecBadTest : public ::testing::TestWithParam<BadSpec> {};
 
@@ -267,7 +347,7 @@ TEST(VsockSpecTest, PathLengthLeavesRoomForThePortSuffix) {
 
 INSTANTIATE_TEST_SUITE_P(
     Cases, VsockSpecBadTest,
-    ::testing::Values(BadSpec{"", "key=value"}, BadSpec{"socket=/s", "cid=N is required"},
+    ::testing::Values(BadSpec{"", "cid=N is required"}, BadSpec{"socket=/s", "cid=N is required"},
                       BadSpec{"cid=3", "socket=PATH is required"},
                       BadSpec{"cid=3,socket=", "needs a path"},
                       BadSpec{"cid=2,socket=s", "from 3 to 4294967295"},
@@ -279,4 +359,4 @@ INSTANTIATE_TEST_SUITE_P(
                       BadSpec{"cid=3,socket=s,transport=usb", "expected pci or mmio"}));
 
 }  // namespace
-}  // namespace vmm::cli
+}  // namespace vmm

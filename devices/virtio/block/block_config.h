@@ -1,0 +1,31 @@
+// virtio-blk's config and spec: --disk / --device virtio-blk (block_config.cc
+// holds the keys, their parsing and the factory).
+#ifndef VMM_DEVICES_VIRTIO_BLOCK_BLOCK_CONFIG_H_
+#define VMM_DEVICES_VIRTIO_BLOCK_BLOCK_CONFIG_H_
+
+#include <string>
+
+#include "devices/virtio/device_spec.h"
+
+namespace vmm {
+
+// What virtio-blk itself needs to open a disk (VirtioBlock::Open).
+struct VirtioBlockOptions {
+  std::string path;     // raw image file or block device
+  bool read_only = false;
+  std::string serial;   // VIRTIO_BLK_T_GET_ID answer, at most VIRTIO_BLK_ID_BYTES (20)
+  bool direct = false;  // O_DIRECT: bypass the host page cache (blk_size 4096)
+  bool operator==(const VirtioBlockOptions&) const = default;
+};
+
+// One virtio-blk disk: the device's options and where it is attached.
+struct DiskConfig : VirtioDeviceConfig, VirtioBlockOptions {
+  const VirtioDeviceSpec& spec() const override;
+  bool operator==(const DiskConfig&) const = default;
+};
+
+const VirtioDeviceSpec& VirtioBlockSpec();
+
+}  // namespace vmm
+
+#endif  // VMM_DEVICES_VIRTIO_BLOCK_BLOCK_CONFIG_H_

@@ -1,0 +1,31 @@
+// virtio-console's config and spec: --console / --device virtio-console.
+#ifndef VMM_DEVICES_VIRTIO_CONSOLE_CONSOLE_CONFIG_H_
+#define VMM_DEVICES_VIRTIO_CONSOLE_CONSOLE_CONFIG_H_
+
+#include <string>
+
+#include "devices/virtio/device_spec.h"
+
+namespace vmm {
+
+// The virtio-console device (port 0, hvc0 in Linux).
+struct ConsoleConfig : VirtioDeviceConfig {
+  const VirtioDeviceSpec& spec() const override;
+  bool uses_stdin() const override { return mode == Mode::kStdio; }
+
+  enum class Mode {
+    kOff,     // no virtio-console device
+    kStdio,   // output to stdout, input from stdin (then COM1 does not read stdin)
+    kFile,    // output appended to `path`, no input
+    kSocket,  // a Unix stream socket at `path`; one client at a time, both ways
+  };
+  Mode mode = Mode::kOff;
+  std::string path;
+  bool operator==(const ConsoleConfig&) const = default;
+};
+
+const VirtioDeviceSpec& VirtioConsoleSpec();
+
+}  // namespace vmm
+
+#endif  // VMM_DEVICES_VIRTIO_CONSOLE_CONSOLE_CONFIG_H_

@@ -1,0 +1,78 @@
+#include "devices/virtio/vsock/vsock_config.h"
+
+#include <sys/un.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "devices/virtio/vsock/virtio_vsock.h"
+
+namespace vmm {
+namespace {
+
+using Spec = DeviceSpecOf<VsockConfig>;
+
+// Guest connections to host port P go to PATH_P: leave room for "_4294967295".
+constexpr size_t kMaxSocketPath = sizeof(sockaddr_un{}.sun_path) - 1 - 11;
+
+absl::StatusOr<std::shared_ptr<VirtioDevice>> CreateVsock(const VsockConfig& vsock,
+                                                          VirtioDeviceHost& host) {
+  VsockMuxerOptions options;
+  options.guest_cid = vsock.guest_cid;
+  options.socket_path = vsock.socket_path;
+  // Listens on the socket now (refusing one in use); the device removes the
+  // socket file when it goes.
+  absl::StatusOr<std::shared_ptr<VirtioVsock>> device =
+      VirtioVsock::Create(std::move(options), &host.loop());
+  if (!device.ok()) return device.status();
+  return std::shared_ptr<VirtioDevice>(std::move(*device));
+}
+
+}  // namespace
+
+const VirtioDeviceSpec& VirtioVsockSpec() {
+  static const Spec spec(Spec::Definition{
+      .name = "virtio-vsock",
+      .flag = "vsock",
+      .summary = "AF_VSOCK sockets, bridged to Unix sockets as Firecracker does",
+      .repeatable = false,
+      .keys =
+          {
+              {{"cid", "N", "required", "the guest's context id, 3..4294967295"},
+               [](absl::string_view value, VsockConfig& vsock) {
+                 uint64_t cid = 0;
+                 if (!absl::SimpleAtoi(value, &cid) || cid < 3 || cid > UINT32_MAX) {
+                   return absl::InvalidArgumentError(
+                       absl::StrCat("'cid=", value,
+                                    "': expected a number from 3 to 4294967295 (0-2 are reserved)"));
+                 }
+                 vsock.guest_cid = cid;
+                 return absl::OkStatus();
+               }},
+              {{"socket", "PATH", "required",
+                "host programs connect here (then CONNECT <port>); guest connections to "
+                "port P go to PATH_P"},
+               [](absl::string_view value, VsockConfig& vsock) {
+                 if (value.empty()) return absl::InvalidArgumentError("'socket=' needs a path");
+                 if (value.size() > kMaxSocketPath) {
+                   return absl::InvalidArgumentError(absl::StrCat(
+                       "'socket=", value, "' is longer than ", kMaxSocketPath,
+                       " bytes (a Unix socket path, with room for _<port>)"));
+                 }
+                 vsock.socket_path = std::string(value);
+                 return absl::OkStatus();
+               }},
+          },
+      .exactly_one_of = {{"cid"}, {"socket"}},
+      .create = CreateVsock,
+  });
+  return spec;
+}
+
+const VirtioDeviceSpec& VsockConfig::spec() const { return VirtioVsockSpec(); }
+
+}  // namespace vmm
