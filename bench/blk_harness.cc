@@ -127,7 +127,7 @@ struct Measure {
 // What the transport gives the device: NotifyUsed writes the irqfd.
 class IrqfdContext : public VirtioDeviceContext {
  public:
-  explicit IrqfdContext(int irqfd) : irqfd_(irqfd) {}
+  IrqfdContext(int irqfd, int kickfd) : irqfd_(irqfd), kickfd_(kickfd) {}
   void NotifyUsed(uint16_t) override {
     uint64_t one = 1;
     if (::write(irqfd_, &one, sizeof(one)) != sizeof(one)) Die("irqfd write");
@@ -136,9 +136,15 @@ class IrqfdContext : public VirtioDeviceContext {
   void DeviceNeedsReset(absl::string_view why) override {
     Die("device needs reset: " + std::string(why));
   }
+  // As the transport does: the kick eventfd brings the loop back.
+  void ProcessAgain(uint16_t) override {
+    uint64_t one = 1;
+    if (::write(kickfd_, &one, sizeof(one)) != sizeof(one)) Die("kick write");
+  }
 
  private:
   int irqfd_;
+  int kickfd_;
 };
 
 // Guest-physical layout of the harness's one queue and its buffers.
@@ -257,7 +263,7 @@ Measure RunDevice(const std::string& path, bool direct, const Pattern& p, double
   EventFd ioeventfd = Check(EventFd::Create(), "ioeventfd");
   UniqueFd irqfd(::eventfd(0, EFD_CLOEXEC));  // blocking: the driver sleeps on it
   if (!irqfd.valid()) Die("eventfd");
-  IrqfdContext context(irqfd.get());
+  IrqfdContext context(irqfd.get(), ioeventfd.fd());
 
   VirtqueueConfig qc{.size = kQueueSize, .desc = GuestAddress(kDesc), .avail = GuestAddress(kAvail),
                      .used = GuestAddress(kUsed), .event_idx = true, .indirect = true};

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/algorithm/container.h"
 #include "absl/strings/str_cat.h"
 
 namespace vmm {
@@ -12,8 +13,27 @@ void QueuePass::Begin(VirtioActiveQueues& active) {
   context_ = active.context;
 }
 
+bool QueuePass::TakeBudget(uint16_t queue) {
+  for (auto& [q, n] : popped_) {
+    if (q != queue) continue;
+    if (n >= kChainBudget) {
+      if (absl::c_find(again_, queue) == again_.end()) again_.push_back(queue);
+      return false;
+    }
+    ++n;
+    return true;
+  }
+  popped_.emplace_back(queue, 1);
+  return true;
+}
+
+bool QueuePass::budget_spent(uint16_t queue) const {
+  return absl::c_find(again_, queue) != again_.end();
+}
+
 std::optional<DescriptorChain> QueuePass::Pop(uint16_t queue) {
   if (active_ == nullptr || !active_->QueueUsable(queue)) return std::nullopt;
+  if (!TakeBudget(queue)) return std::nullopt;
   absl::StatusOr<std::optional<DescriptorChain>> popped =
       active_->queues[queue].PopOrEnableNotification(*active_->memory);
   if (!popped.ok()) {
@@ -26,6 +46,7 @@ std::optional<DescriptorChain> QueuePass::Pop(uint16_t queue) {
 
 std::optional<DescriptorChain> QueuePass::PopKicksOff(uint16_t queue, bool arm) {
   if (active_ == nullptr || !active_->QueueUsable(queue)) return std::nullopt;
+  if (!TakeBudget(queue)) return std::nullopt;
   Virtqueue& q = active_->queues[queue];
   const GuestMemory& memory = *active_->memory;
   absl::StatusOr<std::optional<DescriptorChain>> popped = q.PopChain(memory);
@@ -92,7 +113,11 @@ void QueuePass::Deliver() {
   // Settle finds nothing to notify once the pass has failed: a broken
   // driver gets the reset request only.
   for (uint16_t queue : notify_) context_->NotifyUsed(queue);
-  if (failure_) context_->DeviceNeedsReset(*failure_);
+  if (failure_) {
+    context_->DeviceNeedsReset(*failure_);
+    return;
+  }
+  for (uint16_t queue : again_) context_->ProcessAgain(queue);
 }
 
 std::optional<bool> QueuePass::KicksSet(uint16_t queue) const {

@@ -39,6 +39,15 @@ namespace vmm {
 
 class QueuePass {
  public:
+  // Chains one pass pops from one queue at most. A driver that keeps a ring
+  // full cannot hold the event loop on one device: at the budget Pop says
+  // "empty" without asking for a kick, and Deliver asks the transport to run
+  // the queue again (VirtioDeviceContext::ProcessAgain) after the loop has
+  // served whatever else is ready. A whole ring's worth (the devices' queue
+  // sizes are at most 256), so a driver that fills its ring and kicks once
+  // is served in one pass.
+  static constexpr int kChainBudget = 256;
+
   // `device` names the device in the failure message ("virtio-blk").
   explicit QueuePass(absl::string_view device) : device_(device) {}
   QueuePass(const QueuePass&) = delete;
@@ -49,8 +58,9 @@ class QueuePass {
   void Begin(VirtioActiveQueues& active);
 
   // The next chain of `queue` (Virtqueue::PopOrEnableNotification), or
-  // nullopt when it is empty (a kick is then asked for) or the driver broke
-  // it (the pass has failed).
+  // nullopt when it is empty (a kick is then asked for), the driver broke
+  // it (the pass has failed) or the pass popped kChainBudget chains from it
+  // (it is run again).
   std::optional<DescriptorChain> Pop(uint16_t queue);
   // For a device that drains a busy queue with kicks off (it calls
   // SetNotificationsEnabled(queue, false) first, so the driver need not kick
@@ -75,8 +85,11 @@ class QueuePass {
   // Under the lock, at the end: asks each queue that got used entries
   // whether the driver wants an interrupt (EVENT_IDX / NO_INTERRUPT).
   void Settle();
-  // After the lock: the interrupts, then DEVICE_NEEDS_RESET if it failed.
+  // After the lock: the interrupts, then DEVICE_NEEDS_RESET if it failed,
+  // else ProcessAgain for each queue whose budget ran out.
   void Deliver();
+  // Whether `queue` ran out of budget in this pass.
+  bool budget_spent(uint16_t queue) const;
 
  private:
   std::string device_;
@@ -87,6 +100,12 @@ class QueuePass {
   // What this pass last set each queue's kicks to (a queue not listed: as
   // the pass found it).
   absl::InlinedVector<std::pair<uint16_t, bool>, 4> kicks_;
+  // Chains popped per queue in this pass.
+  absl::InlinedVector<std::pair<uint16_t, int>, 4> popped_;
+  // Counts a pop from `queue`; false (and the queue is marked to run again)
+  // once the budget is spent.
+  bool TakeBudget(uint16_t queue);
+  absl::InlinedVector<uint16_t, 4> again_;
   // `queue` got a used entry: Settle asks it whether to interrupt.
   void MarkUsed(uint16_t queue);
   std::optional<bool> KicksSet(uint16_t queue) const;

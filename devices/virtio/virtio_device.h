@@ -51,6 +51,11 @@ class VirtioDeviceContext {
   // DEVICE_NEEDS_RESET, notifies the driver, counts it, and stops delivering
   // notifications to the device until reset. The VMM keeps running.
   virtual void DeviceNeedsReset(absl::string_view why) = 0;
+  // The device stopped a pass over `queue` with chains left (its per-pass
+  // budget, QueuePass::kChainBudget): run ProcessQueue(queue) again from the
+  // event loop, after whatever else is ready there (the transport writes
+  // the queue's notify EventFd, as a driver's kick would).
+  virtual void ProcessAgain(uint16_t queue) = 0;
 };
 
 // Everything a device gets when the driver sets DRIVER_OK.

@@ -486,6 +486,10 @@ void VirtioTransportState::HandleQueueNotifyEvent(uint16_t queue) {
   HandleQueueNotify(queue);
 }
 
+void VirtioTransportState::ProcessAgain(uint16_t queue) {
+  if (queue < notify_eventfds_.size()) (void)notify_eventfds_[queue].Write(1);
+}
+
 void VirtioTransportState::NotifyRegisterWritten(uint32_t queue) {
   {
     absl::MutexLock lock(&mu_);

@@ -198,6 +198,7 @@ class VirtioTransportState final : private VirtioDeviceContext {
   void NotifyUsed(uint16_t queue) override ABSL_LOCKS_EXCLUDED(mu_);
   void NotifyConfigChanged() override ABSL_LOCKS_EXCLUDED(mu_);
   void DeviceNeedsReset(absl::string_view why) override ABSL_LOCKS_EXCLUDED(mu_);
+  void ProcessAgain(uint16_t queue) override;
 
   void WriteStatus(uint8_t value) ABSL_LOCKS_EXCLUDED(status_mu_, device_mu_, mu_);
   void Reset() ABSL_EXCLUSIVE_LOCKS_REQUIRED(status_mu_) ABSL_LOCKS_EXCLUDED(device_mu_, mu_);

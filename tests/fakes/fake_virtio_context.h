@@ -32,6 +32,20 @@ class FakeVirtioContext : public VirtioDeviceContext {
     absl::MutexLock lock(&mu_);
     reset_reasons_.emplace_back(why);
   }
+  void ProcessAgain(uint16_t queue) override {
+    absl::MutexLock lock(&mu_);
+    process_again_.push_back(queue);
+  }
+
+  // Every ProcessAgain call, in order (a pass that ran out of budget).
+  std::vector<uint16_t> process_again() const {
+    absl::MutexLock lock(&mu_);
+    return process_again_;
+  }
+  void clear_process_again() {
+    absl::MutexLock lock(&mu_);
+    process_again_.clear();
+  }
 
   // Every NotifyUsed call, in order.
   std::vector<uint16_t> notified_queues() const {
@@ -86,6 +100,7 @@ class FakeVirtioContext : public VirtioDeviceContext {
   std::vector<uint16_t> notified_queues_ ABSL_GUARDED_BY(mu_);
   size_t config_changes_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<std::string> reset_reasons_ ABSL_GUARDED_BY(mu_);
+  std::vector<uint16_t> process_again_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace vmm::testing

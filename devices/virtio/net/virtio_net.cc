@@ -353,7 +353,7 @@ void VirtioNet::ProcessRx(int pair, QueuePass& pass) {
       Hold held = HoldBuffers(pair, 1, pass);
       if (held == Hold::kBroken) return;
       if (held == Hold::kEmpty) {
-        ++stats_.rx_stalls;
+        if (!pass.budget_spent(index)) ++stats_.rx_stalls;  // else: ProcessAgain
         watch = false;
         break;
       }
@@ -380,7 +380,7 @@ void VirtioNet::ProcessRx(int pair, QueuePass& pass) {
     if (held == Hold::kEmpty) {
       // The frame waits in the bounce buffer; the backend is not read again
       // until the driver adds buffers and kicks.
-      ++stats_.rx_stalls;
+      if (!pass.budget_spent(index)) ++stats_.rx_stalls;  // else: ProcessAgain
       watch = false;
       break;
     }

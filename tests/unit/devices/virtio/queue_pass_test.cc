@@ -143,5 +143,66 @@ TEST_F(QueuePassTest, APassNeverBegunDeliversNothing) {
   EXPECT_FALSE(context_.needs_reset());
 }
 
+// A driver that refills its ring as fast as the device drains it: the pass
+// stops at the budget, and asks for the queue to be run again rather than
+// holding the event loop.
+TEST_F(QueuePassTest, ARingKeptFullStopsAtTheBudgetAndIsRunAgain) {
+  Activate();
+  for (int i = 0; i < 8; ++i) drivers_[0].AddChainBytes({{1}}, {});
+  drivers_[1].AddChainBytes({{2}}, {});
+  auto drain = [&](QueuePass& pass, uint16_t queue) {
+    int handled = 0;
+    while (std::optional<DescriptorChain> chain = pass.Pop(queue)) {
+      EXPECT_TRUE(pass.AddUsed(queue, std::move(*chain), 0));
+      ++handled;
+      // The driver takes the used entry back and posts another chain.
+      drivers_[queue].PopAllUsed();
+      drivers_[queue].AddChainBytes({{3}}, {});
+    }
+    return handled;
+  };
+  QueuePass pass("virtio-test");
+  pass.Begin(active_);
+  EXPECT_EQ(drain(pass, 0), QueuePass::kChainBudget);
+  EXPECT_TRUE(pass.budget_spent(0));
+  // The budget is per queue: the other one is served in the same pass.
+  EXPECT_EQ(drain(pass, 1), QueuePass::kChainBudget);
+  pass.Settle();
+  pass.Deliver();
+  EXPECT_THAT(context_.process_again(), ElementsAre(0, 1));
+  EXPECT_FALSE(context_.needs_reset());
+  // The next pass (what ProcessAgain leads to) picks up where this one
+  // stopped.
+  context_.clear_process_again();
+  QueuePass next("virtio-test");
+  next.Begin(active_);
+  std::optional<DescriptorChain> chain = next.Pop(0);
+  ASSERT_TRUE(chain.has_value());
+  ASSERT_TRUE(next.AddUsed(0, std::move(*chain), 0));
+  next.Settle();
+  next.Deliver();
+  EXPECT_THAT(context_.process_again(), IsEmpty()) << "budget left: no rerun";
+}
+
+TEST_F(QueuePassTest, AnEmptyOrBrokenRingIsNeverRunAgain) {
+  Activate();
+  {
+    QueuePass pass("virtio-test");
+    pass.Begin(active_);
+    EXPECT_FALSE(pass.Pop(0).has_value());  // empty: a kick is asked for instead
+    pass.Settle();
+    pass.Deliver();
+    EXPECT_THAT(context_.process_again(), IsEmpty());
+  }
+  drivers_[0].SetAvailIdx(100);  // jumps by more than the ring holds
+  QueuePass pass("virtio-test");
+  pass.Begin(active_);
+  EXPECT_FALSE(pass.Pop(0).has_value());
+  pass.Settle();
+  pass.Deliver();
+  EXPECT_TRUE(context_.needs_reset());
+  EXPECT_THAT(context_.process_again(), IsEmpty());
+}
+
 }  // namespace
 }  // namespace vmm
