@@ -4,11 +4,14 @@
 //
 //   vmm --kernel PATH [--initrd PATH] [--cmdline STR] [--memory 512M]
 //       [--cpus N] [--serial stdio|file=PATH|off] [--timeout SECONDS] [--memfd]
-//       [--stats]
+//       [--stats] [--disk OPTIONS]... [--device NAME,OPTIONS]...
 //
-// Flags are absl flags (their help strings feed --help), but argv is walked
-// here rather than by absl::ParseCommandLine, so every usage error is one line
-// and exit code 2 instead of absl's multi-line dump and exit 1.
+// One registry of flags: a table in cli.cc (name, value form, help, default
+// read from VmConfig, parser) for the machine's flags, and the device
+// registry (devices/virtio/registry.h) for the devices. --help is generated
+// from both. Not absl flags: they are process-global state (a library parses
+// for any number of VMs), and their errors are multi-line with exit 1 where
+// vmm's usage errors are one line with exit 2.
 #ifndef VMM_VMM_CLI_H_
 #define VMM_VMM_CLI_H_
 

@@ -97,9 +97,12 @@ absl::StatusOr<std::unique_ptr<Machine>> Machine::Create(const VmConfig& config,
 
   ASSIGN_OR_RETURN(KvmSystem kvm, KvmSystem::Open());
   // The MP table is how guests learn their CPUs until ACPI describes them.
-  if (config.cpus > static_cast<int>(firmware::kMpTableMaxCpus)) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "--cpus %d is more than vmm supports (%d)", config.cpus, firmware::kMpTableMaxCpus));
+  static_assert(kMaxVcpus == static_cast<int>(firmware::kMpTableMaxCpus) &&
+                    kMaxVcpus <= static_cast<int>(firmware::acpi::kAcpiMaxCpus),
+                "vmm.h's kMaxVcpus is the MP table's limit");
+  if (config.cpus > kMaxVcpus) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("--cpus %d is more than vmm supports (%d)", config.cpus, kMaxVcpus));
   }
   if (config.cpus > kvm.MaxVcpus()) {
     return absl::InvalidArgumentError(absl::StrFormat(

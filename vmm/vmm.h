@@ -57,12 +57,17 @@ enum class SeccompMode {
   kLog,      // a disallowed call is allowed and logged by the kernel
 };
 
+// The most vCPUs a VM can have: what the MP table has room for below 640 KiB
+// (firmware/mp_table.h; vmm/machine.cc checks the two agree). A host's KVM
+// may allow fewer (Vm::Create then says so).
+inline constexpr int kMaxVcpus = 37;
+
 struct VmConfig {
   std::string kernel_path;   // bzImage, ELF vmlinux, or ELF with a PVH note
   std::string initrd_path;   // optional
   std::string cmdline;       // kernel command line
   uint64_t memory_bytes = 512ull << 20;
-  int cpus = 1;
+  int cpus = 1;  // 1..kMaxVcpus
   SerialConfig serial;
   // The virtio devices, each a device kind's config (DiskConfig,
   // NetConfig, ConsoleConfig, RngConfig, VsockConfig: their headers are in

@@ -154,7 +154,8 @@ TEST(CliTest, EmptyCmdlineAndInitrdAreAllowed) {
 
 TEST(CliTest, CpusAcceptsTheWholeRange) {
   EXPECT_EQ(ParseRun({"--cpus", "1"}).cpus, 1);
-  EXPECT_EQ(ParseRun({"--cpus", "255"}).cpus, 255);
+  EXPECT_EQ(ParseRun({"--cpus", "37"}).cpus, 37);
+  EXPECT_EQ(kMaxVcpus, 37) << "the MP table's room, what Vm::Create accepts";
 }
 
 // --- Help and version ---
@@ -459,9 +460,12 @@ TEST(CliTest, BadMemoryIsRejectedWithTheValue) {
 }
 
 TEST(CliTest, CpusOutOfRangeIsRejected) {
-  ExpectUsageError({"--kernel", "k", "--cpus", "0"}, "between 1 and 255");
-  ExpectUsageError({"--kernel", "k", "--cpus", "256"}, "between 1 and 255");
-  ExpectUsageError({"--kernel", "k", "--cpus=99999999999"}, "between 1 and 255");
+  // The CLI says the limit Vm::Create would, before anything is opened.
+  ExpectUsageError({"--kernel", "k", "--cpus", "0"}, "between 1 and 37");
+  ExpectUsageError({"--kernel", "k", "--cpus", "38"}, "between 1 and 37");
+  ExpectUsageError({"--kernel", "k", "--cpus", "255"}, "between 1 and 37");
+  ExpectUsageError({"--kernel", "k", "--cpus=99999999999"}, "between 1 and 37");
+  EXPECT_THAT(HelpText(), HasSubstr("Number of vCPUs, 1..37"));
 }
 
 TEST(CliTest, CpusMustBeAPlainNumber) {
