@@ -28,12 +28,14 @@ absl::StatusOr<std::unique_ptr<DeviceManager>> DeviceManager::Create(DeviceManag
   DeviceManager* self = manager.get();
   PciBusConfig pci;
   pci.mmio_bus = self->deps_.mmio_bus;
+  pci.mmio32_window = {x86::kPciMmio32Start, x86::kPciMmio32Size};
   pci.mmio64_window = {x86::PciMmio64Start(ram_end), x86::kPciMmio64Size};
   pci.on_bar_move = [self](PciDevice& device, int bar, std::optional<uint64_t>,
                            std::optional<uint64_t> new_base) {
     self->OnBarMove(device, bar, new_base);
   };
   KvmVm* vm = self->deps_.vm;
+  std::copy(std::begin(x86::kPciIntxGsis), std::end(x86::kPciIntxGsis), pci.intx_gsis.begin());
   pci.intx_line = [vm](uint32_t gsi) -> std::shared_ptr<IrqLine> {
     return std::make_shared<KvmIrqLine>(vm, gsi);
   };

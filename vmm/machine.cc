@@ -12,6 +12,7 @@
 #include "arch/x86_64/boot_cpu_state.h"
 #include "arch/x86_64/cpuid.h"
 #include "arch/x86_64/gdt.h"
+#include "arch/x86_64/lapic.h"
 #include "arch/x86_64/layout.h"
 #include "arch/x86_64/loader/boot_info.h"
 #include "arch/x86_64/loader/boot_params.h"
@@ -40,25 +41,11 @@ namespace {
 
 namespace x86 = ::vmm::x86_64;
 
-// LVT entries of the local APIC (offsets into kvm_lapic_state::regs).
-constexpr size_t kApicLvtLint0 = 0x350;
-constexpr size_t kApicLvtLint1 = 0x360;
-constexpr uint32_t kApicDeliveryModeMask = 0x700;
-constexpr uint32_t kApicDeliveryExtInt = 0x700;
-constexpr uint32_t kApicDeliveryNmi = 0x400;
-
 // LINT0 delivers the PIC's ExtINT and LINT1 NMIs, as a BIOS leaves them and
 // as the MP table says.
 absl::Status ConfigureLapic(KvmVcpu& vcpu) {
   ASSIGN_OR_RETURN(kvm_lapic_state lapic, vcpu.GetLapic());
-  auto set_mode = [&lapic](size_t reg, uint32_t mode) {
-    uint32_t value;
-    std::memcpy(&value, &lapic.regs[reg], sizeof(value));
-    value = (value & ~kApicDeliveryModeMask) | mode;
-    std::memcpy(&lapic.regs[reg], &value, sizeof(value));
-  };
-  set_mode(kApicLvtLint0, kApicDeliveryExtInt);
-  set_mode(kApicLvtLint1, kApicDeliveryNmi);
+  x86::SetLintDeliveryLikeFirmware(lapic);
   return vcpu.SetLapic(lapic);
 }
 

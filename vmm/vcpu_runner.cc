@@ -84,7 +84,7 @@ std::string VcpuRunner::Where() const {
   absl::StatusOr<kvm_sregs> sregs = vcpu_.GetSregs();
   if (!regs.ok() || !sregs.ok()) return "";
   return absl::StrFormat(" at RIP 0x%x (%s mode)", regs->rip,
-                         CpuModeName(CpuModeFromSregs(*sregs)));
+                         x86_64::CpuModeName(x86_64::CpuModeFromSregs(*sregs)));
 }
 
 void VcpuRunner::Loop() {
@@ -163,7 +163,7 @@ bool VcpuRunner::Handle(const VcpuExit& exit) {
       std::string refused;
       if (assists_ != nullptr && exit.suberror == KVM_INTERNAL_ERROR_EMULATION &&
           !exit.insn_bytes.empty()) {
-        AssistVcpuAdapter<KvmVcpu> vcpu(vcpu_);
+        x86_64::AssistVcpuAdapter<KvmVcpu> vcpu(vcpu_);
         absl::Status assisted = assists_->Apply(vcpu, exit.insn_bytes);
         if (assisted.ok()) return true;
         refused = absl::StrCat("; vmm cannot finish it: ", assisted.message());

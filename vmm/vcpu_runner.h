@@ -11,7 +11,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "devices/bus.h"
-#include "vmm/emulation_assist.h"
+#include "arch/x86_64/emulation_assist.h"
 #include "vmm/kvm/kvm_vcpu.h"
 #include "vmm/vmm.h"
 
@@ -44,7 +44,7 @@ class VcpuRunner {
   // Lets this runner finish instructions KVM's emulator stopped on (a PVM
   // host; see emulation_assist.h) instead of ending the VM. `assists` is
   // shared by the VM's runners and outlives them; set before Start().
-  void SetEmulationAssists(EmulationAssists* assists) { assists_ = assists; }
+  void SetEmulationAssists(x86_64::EmulationAssists* assists) { assists_ = assists; }
 
   void Start();
   // The seccomp filter the thread installs before its first KVM_RUN; set
@@ -67,7 +67,7 @@ class VcpuRunner {
   const Bus* mmio_;
   std::function<void(ExitStatus)> on_exit_;
   std::function<void()> on_first_run_;
-  EmulationAssists* assists_ = nullptr;
+  x86_64::EmulationAssists* assists_ = nullptr;
   SeccompMode seccomp_ = SeccompMode::kOff;
   std::atomic<bool> stop_{false};
   // Guards the thread handle: Stop() may race with Start() when another vCPU

@@ -93,7 +93,7 @@ class VmImpl : public Vm {
   // it under machine_mu_.
   mutable absl::Mutex machine_mu_;
   std::unique_ptr<Machine> machine_ ABSL_GUARDED_BY(machine_mu_);
-  std::unique_ptr<EmulationAssists> assists_ ABSL_GUARDED_BY(machine_mu_);
+  std::unique_ptr<x86_64::EmulationAssists> assists_ ABSL_GUARDED_BY(machine_mu_);
   std::vector<std::unique_ptr<VcpuRunner>> runners_ ABSL_GUARDED_BY(machine_mu_);
   // Exit counts and restarts of machines already torn down.
   uint64_t past_pio_exits_ ABSL_GUARDED_BY(machine_mu_) = 0;
@@ -182,7 +182,7 @@ absl::Status VmImpl::BuildMachine() {
   hooks.notice = [this](absl::string_view text) { Notice(text); };
   auto notice = hooks.notice;
   ASSIGN_OR_RETURN(machine_, Machine::Create(config_, std::move(hooks), loop_.get()));
-  assists_ = std::make_unique<EmulationAssists>(&machine_->memory(), notice);
+  assists_ = std::make_unique<x86_64::EmulationAssists>(&machine_->memory(), notice);
   std::vector<KvmVcpu> vcpus = machine_->TakeVcpus();
   for (KvmVcpu& vcpu : vcpus) {
     std::function<void()> on_first_run;
@@ -223,7 +223,7 @@ void VmImpl::TearDownMachine() {
   // Joined without the lock: a vCPU thread may be in Finish().
   for (auto& runner : runners) runner->Join();
   std::unique_ptr<Machine> machine;
-  std::unique_ptr<EmulationAssists> assists;
+  std::unique_ptr<x86_64::EmulationAssists> assists;
   {
     absl::MutexLock machine_lock(&machine_mu_);
     for (auto& runner : runners) {

@@ -153,7 +153,7 @@ struct VmStats {
   // Times the guest was booted again after a reboot (RebootAction::kRestart).
   uint64_t restarts = 0;
   // Instructions KVM's emulator stopped on that vmm finished itself (PVM
-  // hosts; see vmm/emulation_assist.h), and emulation failures in guest
+  // hosts; see arch/x86_64/emulation_assist.h), and emulation failures in guest
   // programs (outside ring 0) answered with #UD.
   uint64_t emulation_assists = 0;
   uint64_t emulation_user_ud = 0;

@@ -162,7 +162,7 @@ absl::StatusOr<int> PciBus::AddDevice(std::shared_ptr<PciDevice> device,
   io_ = io;
   config.SetCommandBits(command_bits);
   if (config.interrupt_pin() != kPciInterruptPinNone) {
-    const uint32_t gsi = x86_64::kPciIntxGsis[slot % 4];
+    const uint32_t gsi = config_.intx_gsis[slot % 4];
     config.SetInterruptLine(static_cast<uint8_t>(gsi));
     if (config_.intx_line) config.ConnectIntx(config_.intx_line(gsi));
   }
@@ -299,7 +299,7 @@ std::vector<PciSlotInfo> PciBus::Slots() const {
   for (int slot = 1; slot < kSlotCount; ++slot) {
     std::shared_ptr<PciDevice> dev = device(slot);
     if (!dev) continue;
-    out.push_back({slot, dev->config().interrupt_pin(), x86_64::kPciIntxGsis[slot % 4]});
+    out.push_back({slot, dev->config().interrupt_pin(), config_.intx_gsis[slot % 4]});
   }
   return out;
 }

@@ -23,7 +23,6 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
-#include "arch/x86_64/layout.h"
 #include "devices/bus.h"
 #include "devices/irq_line.h"
 #include "devices/pci/pci_config_space.h"
@@ -49,12 +48,16 @@ struct PciBusConfig {
   // otherwise they stay unassigned (0) with IO decoding off.
   Bus* pio_bus = nullptr;
   PciWindow io_window;
-  PciWindow mmio32_window{x86_64::kPciMmio32Start, x86_64::kPciMmio32Size};
+  PciWindow mmio32_window;  // the platform's (x86: x86_64::kPciMmio32Start/Size)
   // {PciMmio64Start(ram_end), kPciMmio64Size}. Empty: 64-bit BARs are placed
   // in the 32-bit window.
   PciWindow mmio64_window;
   PciBarMoveHook on_bar_move;  // optional
-  // Makes the IrqLine for an INTx GSI (kPciIntxGsis[slot % 4]); optional.
+  // The platform's INTx routing: the GSI a device's INTA# reaches is
+  // intx_gsis[slot % 4] (x86: x86_64::kPciIntxGsis, PIIX's links A-D). It
+  // becomes the Interrupt Line register, and PciSlotInfo::intx_gsi.
+  std::array<uint32_t, 4> intx_gsis{};
+  // Makes the IrqLine for an INTx GSI (one of intx_gsis); optional.
   std::function<std::shared_ptr<IrqLine>(uint32_t gsi)> intx_line;
 };
 

@@ -8,9 +8,11 @@
 #include <string>
 #include <vector>
 
-#include "vmm/emulation_assist.h"
+#include "arch/x86_64/emulation_assist.h"
 
 namespace vmm::testing {
+
+using ::vmm::x86_64::AssistVcpu;
 
 class FakeAssistVcpu : public AssistVcpu {
  public:

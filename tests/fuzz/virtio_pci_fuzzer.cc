@@ -130,6 +130,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   config.io_window = {0xc000, 0x1000};
   config.mmio32_window = {x86_64::kPciMmio32Start, x86_64::kPciMmio32Size};
   config.mmio64_window = {1ull << 32, 1ull << 30};
+  std::copy(std::begin(x86_64::kPciIntxGsis), std::end(x86_64::kPciIntxGsis),
+            config.intx_gsis.begin());
   config.intx_line = [](uint32_t) { return std::make_shared<FakeIrqLine>(); };
   auto pci = std::make_shared<PciBus>(config);
   FUZZ_CHECK(pci->AddDevice(std::make_shared<PciHostBridge>()).ok());

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "arch/x86_64/layout.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/fakes/fake_irq_line.h"
@@ -39,6 +40,8 @@ class PciBusTest : public ::testing::Test {
     config.io_window = {kIoStart, 0x1000};
     config.mmio32_window = {kMmio32, 0x1000'0000};
     config.mmio64_window = {kMmio64, 1ull << 30};
+    std::copy(std::begin(x86_64::kPciIntxGsis), std::end(x86_64::kPciIntxGsis),
+              config.intx_gsis.begin());
     config.on_bar_move = [this](PciDevice& d, int bar, std::optional<uint64_t> o,
                                 std::optional<uint64_t> n) {
       absl::MutexLock lock(&hook_mu_);

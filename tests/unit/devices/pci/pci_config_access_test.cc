@@ -33,6 +33,7 @@ class PciConfigAccessTest : public ::testing::Test {
   void SetUp() override {
     PciBusConfig config;
     config.mmio_bus = &mmio_;
+    config.mmio32_window = {x86_64::kPciMmio32Start, x86_64::kPciMmio32Size};
     pci_ = std::make_shared<PciBus>(config);
     ASSERT_TRUE(pio_.Insert(std::make_shared<PciConfigIo>(pci_), 0xcf8, PciConfigIo::kSize).ok());
     ASSERT_TRUE(mmio_.Insert(std::make_shared<PciEcam>(pci_), kEcamStart, kEcamSize).ok());

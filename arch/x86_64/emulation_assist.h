@@ -7,8 +7,8 @@
 //
 // No KVM ioctls here: the decoder is pure, and the applier works through
 // AssistVcpu, which KvmVcpu satisfies (AssistVcpuAdapter) and tests fake.
-#ifndef VMM_VMM_EMULATION_ASSIST_H_
-#define VMM_VMM_EMULATION_ASSIST_H_
+#ifndef VMM_ARCH_X86_64_EMULATION_ASSIST_H_
+#define VMM_ARCH_X86_64_EMULATION_ASSIST_H_
 
 #include <linux/kvm.h>
 
@@ -23,7 +23,7 @@
 #include "absl/types/span.h"
 #include "base/guest_memory.h"
 
-namespace vmm {
+namespace vmm::x86_64 {
 
 // The code size the instruction was fetched in.
 enum class CpuMode {
@@ -195,6 +195,6 @@ class EmulationAssists {
   EmulationAssistCounts counts_;
 };
 
-}  // namespace vmm
+}  // namespace vmm::x86_64
 
-#endif  // VMM_VMM_EMULATION_ASSIST_H_
+#endif  // VMM_ARCH_X86_64_EMULATION_ASSIST_H_

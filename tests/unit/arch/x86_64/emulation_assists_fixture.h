@@ -1,7 +1,7 @@
 // The fixture the EmulationAssists::Apply tests share: assists over a fake
 // vCPU and 64 KiB of guest memory, collecting notices.
-#ifndef VMM_TESTS_UNIT_VMM_EMULATION_ASSISTS_FIXTURE_H_
-#define VMM_TESTS_UNIT_VMM_EMULATION_ASSISTS_FIXTURE_H_
+#ifndef VMM_TESTS_UNIT_ARCH_X86_64_EMULATION_ASSISTS_FIXTURE_H_
+#define VMM_TESTS_UNIT_ARCH_X86_64_EMULATION_ASSISTS_FIXTURE_H_
 
 #include <cstdint>
 #include <string>
@@ -10,9 +10,12 @@
 #include "gtest/gtest.h"
 #include "tests/fakes/fake_assist_vcpu.h"
 #include "tests/fakes/test_guest_memory.h"
-#include "vmm/emulation_assist.h"
+#include "arch/x86_64/emulation_assist.h"
 
 namespace vmm::testing {
+
+using ::vmm::x86_64::AssistVcpu;
+using ::vmm::x86_64::EmulationAssists;
 
 class EmulationAssistsTest : public ::testing::Test {
  protected:
@@ -26,4 +29,4 @@ class EmulationAssistsTest : public ::testing::Test {
 
 }  // namespace vmm::testing
 
-#endif  // VMM_TESTS_UNIT_VMM_EMULATION_ASSISTS_FIXTURE_H_
+#endif  // VMM_TESTS_UNIT_ARCH_X86_64_EMULATION_ASSISTS_FIXTURE_H_

@@ -1,6 +1,6 @@
 // Decoding the instructions KVM's emulator stopped on, and their memory
 // operands' linear addresses.
-#include "vmm/emulation_assist.h"
+#include "arch/x86_64/emulation_assist.h"
 
 #include <cstdint>
 #include <string>
@@ -10,7 +10,7 @@
 #include "gtest/gtest.h"
 #include "tests/fakes/test_guest_memory.h"
 
-namespace vmm {
+namespace vmm::x86_64 {
 namespace {
 
 using ::testing::HasSubstr;
@@ -320,4 +320,4 @@ TEST(DecodeEmulationFailureTest, LslRegisterFormsAndOperandSizes) {
 }
 
 }  // namespace
-}  // namespace vmm
+}  // namespace vmm::x86_64

@@ -4,10 +4,10 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/unit/vmm/emulation_assists_fixture.h"
-#include "vmm/emulation_assist.h"
+#include "tests/unit/arch/x86_64/emulation_assists_fixture.h"
+#include "arch/x86_64/emulation_assist.h"
 
-namespace vmm {
+namespace vmm::x86_64 {
 namespace {
 
 using testing::EmulationAssistsTest;
@@ -102,4 +102,4 @@ TEST_F(LslTest, AnUnmappedGdtIsRefusedNotGuessed) {
 }
 
 }  // namespace
-}  // namespace vmm
+}  // namespace vmm::x86_64

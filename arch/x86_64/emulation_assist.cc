@@ -1,4 +1,4 @@
-#include "vmm/emulation_assist.h"
+#include "arch/x86_64/emulation_assist.h"
 
 #include <algorithm>
 #include <cstring>
@@ -7,7 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "base/status_macros.h"
 
-namespace vmm {
+namespace vmm::x86_64 {
 namespace {
 
 constexpr uint64_t kCr0Pe = 1u << 0;
@@ -570,4 +570,4 @@ absl::Status EmulationAssists::MxcsrAccess(AssistVcpu& vcpu, const Assist& assis
   return absl::OkStatus();
 }
 
-}  // namespace vmm
+}  // namespace vmm::x86_64
