@@ -397,6 +397,26 @@ TEST(CliDeviceTest, BadDeviceUsesAreOneLineErrors) {
                    "addr)");
 }
 
+// README.md's "Embedding": a library user's devices, by hand or parsed.
+TEST(LibraryConfigTest, DevicesByHandOrFromTheCliSyntaxAreTheSame) {
+  VmConfig config;
+  ASSERT_EQ(config.devices.size(), 1u) << "the default rng";
+  DiskConfig disk;
+  disk.path = "root.img";
+  disk.transport = VirtioTransport::kMmio;
+  config.devices.push_back(disk);
+  absl::StatusOr<DeviceConfig> parsed =
+      FindVirtioDeviceSpec("virtio-blk")->Parse("path=root.img,transport=mmio");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  config.devices.push_back(*parsed);
+  const std::vector<DiskConfig> disks = DevicesOf<DiskConfig>(config);
+  ASSERT_EQ(disks.size(), 2u);
+  EXPECT_EQ(disks[0], disks[1]);
+  // A copied VmConfig (a restart) has the same devices.
+  const VmConfig copy = config;
+  EXPECT_EQ(DevicesOf<DiskConfig>(copy), disks);
+}
+
 TEST(CliDeviceTest, HelpTextListsEveryDeviceFlag) {
   const std::string help = HelpText();
   for (const VirtioDeviceSpec* spec : VirtioDeviceSpecs()) {
