@@ -34,7 +34,7 @@ absl::StatusOr<std::unique_ptr<DeviceManager>> DeviceManager::Create(DeviceManag
                            std::optional<uint64_t> new_base) {
     self->OnBarMove(device, bar, new_base);
   };
-  KvmVm* vm = self->deps_.vm;
+  VmWiring* vm = self->deps_.vm;
   std::copy(std::begin(x86::kPciIntxGsis), std::end(x86::kPciIntxGsis), pci.intx_gsis.begin());
   pci.intx_line = [vm](uint32_t gsi) -> std::shared_ptr<IrqLine> {
     return std::make_shared<KvmIrqLine>(vm, gsi);

@@ -24,7 +24,7 @@
 #include "devices/virtio/device_spec.h"
 #include "devices/virtio/virtio_device.h"
 #include "vmm/interrupts.h"
-#include "vmm/kvm/kvm_vm.h"
+#include "vmm/kvm/vm_wiring.h"
 #include "vmm/vmm.h"
 
 namespace vmm {
@@ -34,7 +34,7 @@ class VirtioPciTransport;
 class VirtioTransportState;
 
 struct DeviceManagerDeps {
-  KvmVm* vm = nullptr;
+  VmWiring* vm = nullptr;  // KvmVm, or a fake in tests
   GsiRouter* gsi_router = nullptr;
   Bus* pio_bus = nullptr;
   Bus* mmio_bus = nullptr;

@@ -52,7 +52,7 @@ absl::Status GsiRouter::CommitLocked() {
   return vm_->SetGsiRouting(routes);
 }
 
-absl::StatusOr<std::unique_ptr<KvmMsiVectors>> KvmMsiVectors::Create(KvmVm* vm,
+absl::StatusOr<std::unique_ptr<KvmMsiVectors>> KvmMsiVectors::Create(VmWiring* vm,
                                                                      GsiRouter* router,
                                                                      uint16_t count) {
   std::unique_ptr<KvmMsiVectors> vectors(new KvmMsiVectors(vm, router));

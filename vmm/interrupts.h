@@ -15,7 +15,7 @@
 #include "base/eventfd.h"
 #include "devices/interrupt.h"
 #include "devices/irq_line.h"
-#include "vmm/kvm/kvm_vm.h"
+#include "vmm/kvm/vm_wiring.h"
 
 namespace vmm {
 
@@ -23,11 +23,11 @@ namespace vmm {
 // (a vCPU-thread ioctl: fine for legacy devices and INTx, not a data path).
 class KvmIrqLine : public IrqLine {
  public:
-  KvmIrqLine(KvmVm* vm, uint32_t gsi) : vm_(vm), gsi_(gsi) {}
+  KvmIrqLine(VmWiring* vm, uint32_t gsi) : vm_(vm), gsi_(gsi) {}
   void SetLevel(bool asserted) override { (void)vm_->SetIrqLine(gsi_, asserted); }
 
  private:
-  KvmVm* vm_;
+  VmWiring* vm_;
   uint32_t gsi_;
 };
 
@@ -42,7 +42,7 @@ class GsiRouter {
   // allows 4096 routes).
   static constexpr uint32_t kMaxMsiGsis = 2048;
 
-  explicit GsiRouter(KvmVm* vm) : vm_(vm) {}
+  explicit GsiRouter(VmWiring* vm) : vm_(vm) {}
   // Installs the legacy routes.
   absl::Status Init();
   // A fresh GSI for an MSI vector (no route yet: triggering it does nothing).
@@ -53,7 +53,7 @@ class GsiRouter {
  private:
   absl::Status CommitLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  KvmVm* vm_;
+  VmWiring* vm_;
   absl::Mutex mu_;
   uint32_t next_gsi_ ABSL_GUARDED_BY(mu_) = kFirstMsiGsi;
   std::map<uint32_t, MsiMessage> msi_routes_ ABSL_GUARDED_BY(mu_);
@@ -63,7 +63,7 @@ class GsiRouter {
 // is one eventfd write and the guest never exits to user space for it.
 class KvmMsiVectors : public MsiVectorSink {
  public:
-  static absl::StatusOr<std::unique_ptr<KvmMsiVectors>> Create(KvmVm* vm, GsiRouter* router,
+  static absl::StatusOr<std::unique_ptr<KvmMsiVectors>> Create(VmWiring* vm, GsiRouter* router,
                                                                uint16_t count);
   ~KvmMsiVectors() override;
 
@@ -78,9 +78,9 @@ class KvmMsiVectors : public MsiVectorSink {
     uint32_t gsi;
     EventFd eventfd;
   };
-  KvmMsiVectors(KvmVm* vm, GsiRouter* router) : vm_(vm), router_(router) {}
+  KvmMsiVectors(VmWiring* vm, GsiRouter* router) : vm_(vm), router_(router) {}
 
-  KvmVm* vm_;
+  VmWiring* vm_;
   GsiRouter* router_;
   std::vector<Vector> vectors_;
   mutable absl::Mutex mu_;

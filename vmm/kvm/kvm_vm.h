@@ -13,15 +13,13 @@
 #include "base/guest_address.h"
 #include "base/unique_fd.h"
 #include "vmm/kvm/kvm_system.h"
+#include "vmm/kvm/vm_wiring.h"
 
 namespace vmm {
 
 class KvmVcpu;
 
-// Where an ioeventfd listens.
-enum class IoSpace { kPio, kMmio };
-
-class KvmVm {
+class KvmVm final : public VmWiring {
  public:
   static absl::StatusOr<KvmVm> Create(const KvmSystem& kvm);
 
@@ -38,20 +36,15 @@ class KvmVm {
   // exits to user space (without it KVM turns one outside ring 0 into a #UD
   // for the guest). Changes nothing where KVM lacks the capability.
   absl::Status EnableExitOnEmulationFailure();
-  // Sets the level of an interrupt line (GSI) of the in-kernel irqchip.
-  absl::Status SetIrqLine(uint32_t gsi, bool level);
-
-  // Signals `eventfd` when the guest writes to [addr, addr + len); with
-  // `datamatch`, only when the written value equals it.
+  // VmWiring (vm_wiring.h says what each does).
+  absl::Status SetIrqLine(uint32_t gsi, bool level) override;
   absl::Status AddIoeventfd(int eventfd, IoSpace space, uint64_t addr, uint32_t len,
-                            std::optional<uint64_t> datamatch = std::nullopt);
+                            std::optional<uint64_t> datamatch = std::nullopt) override;
   absl::Status RemoveIoeventfd(int eventfd, IoSpace space, uint64_t addr, uint32_t len,
-                               std::optional<uint64_t> datamatch = std::nullopt);
-  // Injects `gsi` each time `eventfd` is signalled.
-  absl::Status AddIrqfd(int eventfd, uint32_t gsi);
-  absl::Status RemoveIrqfd(int eventfd, uint32_t gsi);
-  // Replaces the whole GSI routing table.
-  absl::Status SetGsiRouting(absl::Span<const kvm_irq_routing_entry> entries);
+                               std::optional<uint64_t> datamatch = std::nullopt) override;
+  absl::Status AddIrqfd(int eventfd, uint32_t gsi) override;
+  absl::Status RemoveIrqfd(int eventfd, uint32_t gsi) override;
+  absl::Status SetGsiRouting(absl::Span<const kvm_irq_routing_entry> entries) override;
 
   absl::StatusOr<KvmVcpu> CreateVcpu(const KvmSystem& kvm, uint32_t id);
 
