@@ -121,11 +121,15 @@ class VirtioDevice {
   // and the transport reports DEVICE_NEEDS_RESET.
   virtual absl::Status Activate(VirtioActivation activation) = 0;
   // The driver kicked queue `queue` (its ioeventfd fired, on the event-loop
-  // thread). Process available chains until the queue is empty.
+  // thread). Process available chains until the queue is empty (or the
+  // pass's budget is spent). The transport holds none of its locks here, so
+  // a kick may arrive just after a Reset: a device that is not active (or
+  // whose queue is not enabled) does nothing.
   virtual void ProcessQueue(uint16_t queue) = 0;
   // The driver reset the device (status 0) or the VMM is tearing down: drop
-  // queues and memory, return to the pre-activation state. Must not race with
-  // ProcessQueue: devices serialise the two with their own lock.
+  // queues and memory, return to the pre-activation state. May run at the
+  // same time as ProcessQueue or a back-end callback: devices serialise them
+  // with their own lock.
   virtual void Reset() = 0;
 };
 

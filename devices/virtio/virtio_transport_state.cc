@@ -80,7 +80,12 @@ VirtioTransportState::VirtioTransportState(std::shared_ptr<VirtioDevice> device,
 
 VirtioTransportState::~VirtioTransportState() {
   absl::MutexLock lock(&device_mu_);
-  if (activated_) device_->Reset();
+  bool activated;
+  {
+    absl::MutexLock registers(&mu_);
+    activated = activated_;
+  }
+  if (activated) device_->Reset();
 }
 
 uint32_t VirtioTransportState::Read(VirtioRegister reg) {
@@ -321,9 +326,13 @@ void VirtioTransportState::Reset() {
   bool was_activated;
   {
     absl::MutexLock device_lock(&device_mu_);
-    was_activated = activated_;
+    {
+      // Notifies stop here first: from now on HandleQueueNotify drops them.
+      absl::MutexLock lock(&mu_);
+      was_activated = activated_;
+      activated_ = false;
+    }
     device_->Reset();
-    activated_ = false;
     // Kicks that arrived for the old queues mean nothing to the new ones.
     for (const EventFd& fd : notify_eventfds_) (void)fd.Read();
     absl::MutexLock lock(&mu_);
@@ -466,7 +475,6 @@ uint8_t VirtioTransportState::ReadAndClearInterruptStatus() {
 }
 
 void VirtioTransportState::HandleQueueNotify(uint16_t queue) {
-  absl::MutexLock device_lock(&device_mu_);
   {
     absl::MutexLock lock(&mu_);
     const bool live = activated_ && queue < queues_.size() && queues_[queue].enabled &&
@@ -476,7 +484,9 @@ void VirtioTransportState::HandleQueueNotify(uint16_t queue) {
       return;
     }
   }
-  // Without mu_: the device calls NotifyUsed while it processes.
+  // Neither of our locks is held: the device's own lock is the one lock on
+  // the data path. A reset may slip in between the check and the call; the
+  // device then finds itself inactive and does nothing (VirtioDevice says so).
   device_->ProcessQueue(queue);
 }
 

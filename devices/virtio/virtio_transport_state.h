@@ -27,7 +27,9 @@
 // this order:
 //   status_mu_  serialises status writes with each other and with the
 //               activation hook (so hooks see activate/reset in order);
-//   device_mu_  serialises VirtioDevice::Activate/Reset/ProcessQueue calls;
+//   device_mu_  serialises VirtioDevice::Activate/Reset calls (ProcessQueue
+//               is not under it: the device's own lock is the only one held
+//               on the data path);
 //   mu_         the registers; interrupt delivery runs under it.
 // The device's context calls (NotifyUsed, ...) take only mu_, so a device may
 // call them from Activate or ProcessQueue. The hook runs holding status_mu_
@@ -230,11 +232,11 @@ class VirtioTransportState final : private VirtioDeviceContext {
   ActivationHook hook_ ABSL_GUARDED_BY(status_mu_);
 
   absl::Mutex device_mu_ ABSL_ACQUIRED_BEFORE(mu_);
-  // The device holds our context and queues: set after a successful
-  // Activate, cleared by Reset.
-  bool activated_ ABSL_GUARDED_BY(device_mu_) = false;
 
   mutable absl::Mutex mu_;
+  // The device holds our context and queues: set after a successful
+  // Activate, cleared at the start of Reset (both under device_mu_ too).
+  bool activated_ ABSL_GUARDED_BY(mu_) = false;
   uint8_t status_ ABSL_GUARDED_BY(mu_) = 0;
   uint32_t device_feature_select_ ABSL_GUARDED_BY(mu_) = 0;
   uint32_t driver_feature_select_ ABSL_GUARDED_BY(mu_) = 0;

@@ -163,7 +163,7 @@ class FakeVirtioDevice : public VirtioDevice {
     return processed_;
   }
   // ProcessQueue calls that arrived while the device was not active (a
-  // transport must never make them).
+  // notify racing a reset; the device ignores them).
   int processed_while_inactive() const {
     absl::MutexLock lock(&mu_);
     return processed_while_inactive_;
