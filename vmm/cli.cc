@@ -253,9 +253,12 @@ absl::StatusOr<DeviceFlag> ParseDeviceFlag(absl::string_view value) {
                                                    absl::StrJoin(names, ", "),
                                                    "; --device help lists them)"));
   }
-  return ParseDeviceOptions(*spec, comma == absl::string_view::npos
-                                       ? absl::string_view()
-                                       : value.substr(comma + 1));
+  if (comma == absl::string_view::npos) return ParseDeviceOptions(*spec, "");
+  if (comma + 1 == value.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("nothing after '", name, ",' (options, or help)"));
+  }
+  return ParseDeviceOptions(*spec, value.substr(comma + 1));
 }
 
 // One line whatever the message holds.

@@ -390,6 +390,8 @@ TEST(CliDeviceTest, BadDeviceUsesAreOneLineErrors) {
   ExpectUsageError({"--kernel", "k", "--device", "virtio-gpu,help"}, "unknown device 'virtio-gpu'");
   ExpectUsageError({"--kernel", "k", "--device", "disk,path=a"}, "unknown device 'disk'");
   ExpectUsageError({"--kernel", "k", "--device"}, "--device needs a value");
+  ExpectUsageError({"--kernel", "k", "--device", "virtio-rng,"}, "nothing after 'virtio-rng,'");
+  ExpectUsageError({"--kernel", "k", "--rng", "rate=5,"}, "empty option");
   ExpectUsageError({"--kernel", "k", "--device", "virtio-blk,readonly=on"},
                    "path=IMAGE is required");
   ExpectUsageError({"--kernel", "k", "--device", "virtio-blk,path=a,colour=red"},
