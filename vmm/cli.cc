@@ -54,12 +54,6 @@ absl::StatusOr<bool> ParseBool(absl::string_view text) {
   return absl::InvalidArgumentError("expected true or false");
 }
 
-absl::StatusOr<bool> ParseOnOffFlag(absl::string_view text) {
-  if (text == "on") return true;
-  if (text == "off") return false;
-  return absl::InvalidArgumentError("expected on or off");
-}
-
 // The largest binary suffix that divides exactly: "512M".
 std::string ByteSizeText(uint64_t bytes) {
   static constexpr struct {
@@ -154,7 +148,8 @@ const std::vector<FlagSpec>& Flags() {
        "announced on the kernel command line.",
        [](const VmConfig& d) { return std::string(d.acpi ? "on" : "off"); },
        [](absl::string_view v, CliRequest& r) {
-         ASSIGN_OR_RETURN(r.config.acpi, ParseOnOffFlag(v));
+         ASSIGN_OR_RETURN(size_t i, OneOf(v, {"on", "off"}));
+         r.config.acpi = i == 0;
          return absl::OkStatus();
        }},
       {"on-reboot", "exit|restart",
