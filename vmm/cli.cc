@@ -120,7 +120,9 @@ const std::vector<FlagSpec>& Flags() {
          r.config.cpus = cpus;
          return absl::OkStatus();
        }},
-      {"serial", "MODE", "Guest console (COM1): stdio, file=PATH (append), or off.",
+      {"serial", "MODE",
+       "Guest console (COM1): stdio, file=PATH (append), socket=PATH (a Unix socket vmm "
+       "listens on, both ways), pty (a new /dev/pts/N, named on stderr), or off.",
        [](const VmConfig& d) {
          return d.serial.mode == SerialConfig::Mode::kStdio ? std::string("stdio")
                                                              : std::string();
@@ -307,14 +309,22 @@ absl::StatusOr<SerialConfig> ParseSerialSpec(absl::string_view text) {
     config.mode = SerialConfig::Mode::kStdio;
   } else if (text == "off") {
     config.mode = SerialConfig::Mode::kOff;
-  } else if (absl::ConsumePrefix(&text, "file=")) {
-    if (text.empty()) return absl::InvalidArgumentError("file= needs a path, e.g. file=console.log");
+  } else if (text == "pty") {
+    config.mode = SerialConfig::Mode::kPty;
+  } else if (absl::ConsumePrefix(&text, "file=") || text == "file") {
+    if (text.empty() || text == "file") {
+      return absl::InvalidArgumentError("file= needs a path, e.g. file=console.log");
+    }
     config.mode = SerialConfig::Mode::kFile;
     config.path = std::string(text);
-  } else if (text == "file") {
-    return absl::InvalidArgumentError("file needs a path, e.g. file=console.log");
+  } else if (absl::ConsumePrefix(&text, "socket=") || text == "socket") {
+    if (text.empty() || text == "socket") {
+      return absl::InvalidArgumentError("socket= needs a path, e.g. socket=/tmp/com1.sock");
+    }
+    config.mode = SerialConfig::Mode::kSocket;
+    config.path = std::string(text);
   } else {
-    return absl::InvalidArgumentError("expected stdio, file=PATH or off");
+    return absl::InvalidArgumentError("expected stdio, file=PATH, socket=PATH, pty or off");
   }
   return config;
 }

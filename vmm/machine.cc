@@ -140,7 +140,7 @@ absl::Status Machine::RegisterMemory() {
 
 absl::Status Machine::CreateDevices(const VmConfig& config, EventLoop* loop) {
   auto serial_irq = std::make_shared<KvmIrqLine>(&vm_, x86::kSerialIrq);
-  serial_ = std::make_shared<Serial>(serial_irq, hooks_.serial_output, hooks_.on_serial_rx_space);
+  serial_ = std::make_shared<Serial>(serial_irq, hooks_.serial);
   RETURN_IF_ERROR(pio_bus_.Insert(serial_, x86::kSerialPort, Serial::kRegisterCount));
 
   auto i8042 = std::make_shared<I8042>([this] {
@@ -325,10 +325,6 @@ absl::Status Machine::CreateVcpus(const VmConfig& config,
     vcpus_.push_back(std::move(vcpu));
   }
   return absl::OkStatus();
-}
-
-size_t Machine::SerialInput(absl::Span<const uint8_t> bytes) {
-  return serial_->EnqueueInput(bytes);
 }
 
 }  // namespace vmm

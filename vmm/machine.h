@@ -23,16 +23,16 @@
 
 namespace vmm {
 
+class Chardev;
 class Serial;
 
 // How the machine reaches the rest of the VMM. Called from vCPU threads.
 struct MachineHooks {
-  // Bytes the guest wrote to the serial console.
-  std::function<void(absl::Span<const uint8_t>)> serial_output;
+  // COM1's host side (may be null: output dropped, no input). It outlives
+  // the machine: one chardev serves the machines of a restarting VM.
+  Chardev* serial = nullptr;
   // The guest ended (debug-exit, i8042 reset, ...).
   std::function<void(ExitStatus)> on_exit;
-  // The UART's receive FIFO has room again after being full.
-  std::function<void()> on_serial_rx_space;
   // A one-line notice for the user (what the VMM did on their behalf).
   std::function<void(absl::string_view)> notice;
 };
@@ -55,10 +55,6 @@ class Machine {
 
   // Hands the configured vCPUs (BSP first) to their runners; once only.
   std::vector<KvmVcpu> TakeVcpus() { return std::move(vcpus_); }
-
-  // Host input for the serial console: returns how many bytes the UART took;
-  // offer the rest again after MachineHooks::on_serial_rx_space.
-  size_t SerialInput(absl::Span<const uint8_t> bytes);
 
  private:
   Machine(KvmSystem kvm, KvmVm vm, GuestMemory memory, MachineHooks hooks);

@@ -42,6 +42,14 @@ constexpr int kCommonSyscalls[] = {
     SCMP_SYS(sched_getparam), SCMP_SYS(sched_getscheduler),
 };
 
+// vCPU threads: COM1's chardev is written from the vCPU thread that wrote
+// THR (poll: is stdout / the pty ready; sendto: a socket client).
+constexpr int kVcpuSyscalls[] = {
+    SCMP_SYS(poll),
+    SCMP_SYS(ppoll),
+    SCMP_SYS(sendto),
+};
+
 // The event-loop thread's device backends: block I/O, sockets (console,
 // vsock), io_uring, waiting for events and for stop signals.
 constexpr int kLoopSyscalls[] = {
@@ -141,7 +149,8 @@ absl::Status InstallSeccompFilter(SeccompThread thread, SeccompMode mode) {
 
   absl::Status status =
       thread == SeccompThread::kVcpu
-          ? AllowAll(ctx, {kCommonSyscalls}, {std::size(kCommonSyscalls)})
+          ? AllowAll(ctx, {kCommonSyscalls, kVcpuSyscalls},
+                     {std::size(kCommonSyscalls), std::size(kVcpuSyscalls)})
           : AllowAll(ctx, {kCommonSyscalls, kLoopSyscalls},
                      {std::size(kCommonSyscalls), std::size(kLoopSyscalls)});
   if (!status.ok()) return status;

@@ -19,7 +19,7 @@
 #include "base/guest_memory.h"
 #include "base/status_macros.h"
 #include "devices/bus.h"
-#include "devices/legacy/serial.h"
+#include "devices/chardev/chardev.h"
 #include "vmm/kvm/kvm_system.h"
 #include "vmm/kvm/kvm_vm.h"
 #include "vmm/machine.h"
@@ -58,8 +58,8 @@ SeccompMode EffectiveSeccompMode(SeccompMode mode) {
 
 class VmImpl : public Vm {
  public:
-  VmImpl(VmConfig config, std::unique_ptr<EventLoop> loop, EventFd stdin_wakeup)
-      : config_(std::move(config)), loop_(std::move(loop)), stdin_wakeup_(std::move(stdin_wakeup)) {}
+  VmImpl(VmConfig config, std::unique_ptr<EventLoop> loop)
+      : config_(std::move(config)), loop_(std::move(loop)) {}
   ~VmImpl() override { TearDownMachine(); }
 
   absl::Status Build();
@@ -81,13 +81,15 @@ class VmImpl : public Vm {
   void Notice(absl::string_view text) const;
   // Records how the VM ended (the first report wins) and wakes Run().
   void Finish(ExitStatus status);
-  absl::Status OpenSerialOutput();
-  void WriteSerialOutput(absl::Span<const uint8_t> bytes);
-  void PumpStdin();
-  void WatchStdin(bool watch);
+  // COM1's chardev from config_.serial (none for kOff).
+  absl::Status OpenSerial();
+  // Whether the virtio console reads stdin (--console stdio): then COM1 does not.
+  bool ConsoleOwnsStdin() const;
 
   VmConfig config_;
   std::unique_ptr<EventLoop> loop_;
+  // COM1's host side; outlives the machines (declared before them).
+  std::unique_ptr<Chardev> serial_chardev_;
   // The current machine. Replaced only by the thread in Run() (or Build()),
   // under machine_mu_, while no vCPU runs; other threads (Finish, stats) read
   // it under machine_mu_.
@@ -103,17 +105,8 @@ class VmImpl : public Vm {
   uint64_t restarts_ ABSL_GUARDED_BY(machine_mu_) = 0;
   uint64_t past_assists_ ABSL_GUARDED_BY(machine_mu_) = 0;
   uint64_t past_user_ud_ ABSL_GUARDED_BY(machine_mu_) = 0;
-  UniqueFd serial_file_;
   bool ran_ = false;
   bool confine_run_thread_ = false;
-  // Loop-thread state of stdin forwarding: stdin is unwatched while the
-  // UART's receive FIFO is full, so a fast producer waits instead of being
-  // dropped or spinning.
-  bool stdin_usable_ = false;
-  bool stdin_watched_ = false;
-  EventFd stdin_wakeup_;
-  std::vector<uint8_t> stdin_pending_;  // read from stdin, not yet taken by the UART
-  int stdin_flags_ = -1;                // restored when Run() returns
 
   mutable absl::Mutex mu_;
   std::optional<ExitStatus> exit_ ABSL_GUARDED_BY(mu_);
@@ -122,63 +115,56 @@ class VmImpl : public Vm {
   uint64_t rss_at_first_run_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-absl::Status VmImpl::OpenSerialOutput() {
-  if (config_.serial.mode == SerialConfig::Mode::kFile) {
-    if (config_.serial.path.empty()) {
-      return absl::InvalidArgumentError("serial output file path is empty");
-    }
-    int fd = ::open(config_.serial.path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd < 0) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "cannot open serial output file %s: %s", config_.serial.path, strerror(errno)));
-    }
-    serial_file_.Reset(fd);
+bool VmImpl::ConsoleOwnsStdin() const {
+  return absl::c_any_of(config_.devices,
+                        [](const DeviceConfig& device) { return device->uses_stdin(); });
+}
+
+absl::Status VmImpl::OpenSerial() {
+  const SerialConfig& serial = config_.serial;
+  absl::StatusOr<std::unique_ptr<Chardev>> made;
+  switch (serial.mode) {
+    case SerialConfig::Mode::kOff:
+      return absl::OkStatus();
+    case SerialConfig::Mode::kStdio:
+      made = MakeStdioChardev(*loop_, /*with_input=*/!ConsoleOwnsStdin());
+      break;
+    case SerialConfig::Mode::kFile:
+    case SerialConfig::Mode::kSocket:
+      if (serial.path.empty()) return absl::InvalidArgumentError("serial: the path is empty");
+      made = serial.mode == SerialConfig::Mode::kFile ? MakeFileChardev(serial.path, *loop_)
+                                                      : MakeSocketChardev(serial.path, *loop_);
+      break;
+    case SerialConfig::Mode::kPty:
+      made = MakePtyChardev(*loop_);
+      break;
+    case SerialConfig::Mode::kCallback:
+      if (!serial.sink) {
+        return absl::InvalidArgumentError("serial mode is callback but no sink was given");
+      }
+      made = MakeCallbackChardev(serial.sink);
+      break;
   }
-  if (config_.serial.mode == SerialConfig::Mode::kCallback && !config_.serial.sink) {
-    return absl::InvalidArgumentError("serial mode is callback but no sink was given");
+  if (!made.ok()) {
+    return absl::Status(made.status().code(), absl::StrCat("serial: ", made.status().message()));
+  }
+  serial_chardev_ = std::move(*made);
+  if (serial.mode == SerialConfig::Mode::kPty) {
+    Notice(absl::StrCat("COM1 (ttyS0) is on ", serial_chardev_->path()));
   }
   return absl::OkStatus();
 }
 
-void VmImpl::WriteSerialOutput(absl::Span<const uint8_t> bytes) {
-  int fd = -1;
-  switch (config_.serial.mode) {
-    case SerialConfig::Mode::kStdio:
-      fd = STDOUT_FILENO;
-      break;
-    case SerialConfig::Mode::kFile:
-      fd = serial_file_.get();
-      break;
-    case SerialConfig::Mode::kOff:
-      return;
-    case SerialConfig::Mode::kCallback:
-      config_.serial.sink(std::string_view(reinterpret_cast<const char*>(bytes.data()),
-                                           bytes.size()));
-      return;
-  }
-  // Written straight through (no user-space buffer) so the log survives the
-  // VMM being killed.
-  while (!bytes.empty()) {
-    ssize_t n = ::write(fd, bytes.data(), bytes.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;  // output gone (closed pipe, full disk): drop, keep running
-    bytes.remove_prefix(static_cast<size_t>(n));
-  }
-}
-
 absl::Status VmImpl::Build() {
-  RETURN_IF_ERROR(OpenSerialOutput());
+  RETURN_IF_ERROR(OpenSerial());
   return BuildMachine();
 }
 
 absl::Status VmImpl::BuildMachine() {
   absl::MutexLock machine_lock(&machine_mu_);
   MachineHooks hooks;
-  hooks.serial_output = [this](absl::Span<const uint8_t> bytes) { WriteSerialOutput(bytes); };
+  hooks.serial = serial_chardev_.get();
   hooks.on_exit = [this](ExitStatus status) { Finish(std::move(status)); };
-  // The guest drained the UART's receive FIFO (vCPU thread): let the loop
-  // thread resume reading stdin.
-  hooks.on_serial_rx_space = [this] { (void)stdin_wakeup_.Write(1); };
   hooks.notice = [this](absl::string_view text) { Notice(text); };
   auto notice = hooks.notice;
   ASSIGN_OR_RETURN(machine_, Machine::Create(config_, std::move(hooks), loop_.get()));
@@ -306,42 +292,6 @@ void VmImpl::RequestStop() {
   Finish(std::move(status));
 }
 
-void VmImpl::WatchStdin(bool watch) {
-  if (watch == stdin_watched_) return;
-  if (watch) {
-    stdin_watched_ = loop_->Add(STDIN_FILENO, EPOLLIN, [this](uint32_t events) {
-      if (events & EPOLLIN) {
-        PumpStdin();  // reads what is left, then sees end of input
-      } else if (events & (EPOLLHUP | EPOLLERR)) {
-        stdin_usable_ = false;
-        WatchStdin(false);
-      }
-    }).ok();
-  } else {
-    (void)loop_->Remove(STDIN_FILENO);
-    stdin_watched_ = false;
-  }
-}
-
-void VmImpl::PumpStdin() {
-  // Offer what is left from the last read first; read more only once the UART
-  // took all of it, and stop watching stdin while the UART is full.
-  if (stdin_pending_.empty()) {
-    uint8_t buf[Serial::kRxFifoCapacity];
-    ssize_t n = ::read(STDIN_FILENO, buf, sizeof(buf));
-    if (n == 0) {  // end of input
-      stdin_usable_ = false;
-      WatchStdin(false);
-      return;
-    }
-    if (n < 0) return;  // EAGAIN / EINTR: wait for the next readiness
-    stdin_pending_.assign(buf, buf + n);
-  }
-  size_t taken = machine_->SerialInput(stdin_pending_);
-  stdin_pending_.erase(stdin_pending_.begin(), stdin_pending_.begin() + taken);
-  WatchStdin(stdin_pending_.empty());
-}
-
 ExitStatus VmImpl::Run() {
   if (ran_) {
     ExitStatus error;
@@ -350,27 +300,10 @@ ExitStatus VmImpl::Run() {
   }
   ran_ = true;
 
-  // stdin has one owner: the virtio console with --console stdio (it reads
-  // stdin itself), else COM1 with --serial stdio.
-  const bool console_owns_stdin = absl::c_any_of(
-      config_.devices, [](const DeviceConfig& device) { return device->uses_stdin(); });
+  // A terminal on stdin is put in raw mode when the guest reads it.
   std::optional<RawTerminal> terminal;
-  if (console_owns_stdin || config_.serial.mode == SerialConfig::Mode::kStdio) {
+  if (ConsoleOwnsStdin() || config_.serial.mode == SerialConfig::Mode::kStdio) {
     terminal.emplace(STDIN_FILENO);
-  }
-  if (!console_owns_stdin && config_.serial.mode == SerialConfig::Mode::kStdio) {
-    int flags = ::fcntl(STDIN_FILENO, F_GETFL);
-    if (flags >= 0 && ::fcntl(STDIN_FILENO, F_SETFL, flags | O_NONBLOCK) == 0) {
-      stdin_flags_ = flags;
-      // Regular files and /dev/null cannot be watched by epoll: the guest
-      // then simply gets no input.
-      WatchStdin(true);
-      stdin_usable_ = stdin_watched_;
-      (void)loop_->Add(stdin_wakeup_.fd(), EPOLLIN, [this](uint32_t) {
-        (void)stdin_wakeup_.Read();
-        if (stdin_usable_) PumpStdin();
-      });
-    }
   }
 
   UniqueFd timer;
@@ -420,9 +353,6 @@ ExitStatus VmImpl::Run() {
     }
     status = RunMachine();
   }
-  WatchStdin(false);
-  // O_NONBLOCK is shared with whoever else has this stdin (the shell).
-  if (stdin_flags_ >= 0) ::fcntl(STDIN_FILENO, F_SETFL, stdin_flags_);
   return status;
 }
 
@@ -486,8 +416,7 @@ ExitStatus VmImpl::RunMachine() {
 
 absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(VmConfig config) {
   ASSIGN_OR_RETURN(std::unique_ptr<EventLoop> loop, EventLoop::Create());
-  ASSIGN_OR_RETURN(EventFd stdin_wakeup, EventFd::Create());
-  auto vm = std::make_unique<VmImpl>(std::move(config), std::move(loop), std::move(stdin_wakeup));
+  auto vm = std::make_unique<VmImpl>(std::move(config), std::move(loop));
   RETURN_IF_ERROR(vm->Build());
   return std::unique_ptr<Vm>(std::move(vm));
 }

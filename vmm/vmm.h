@@ -36,16 +36,18 @@
 
 namespace vmm {
 
-// Where the guest's serial console (COM1) goes.
+// Where the guest's serial console (COM1) goes (devices/chardev/).
 struct SerialConfig {
   enum class Mode {
     kStdio,     // output to stdout, input from stdin (raw mode on a TTY)
     kFile,      // output appended to `path`, no input
     kOff,       // UART present, output discarded
     kCallback,  // output handed to `sink`, no input
+    kSocket,    // a Unix socket at `path` vmm listens on, one client at a time, both ways
+    kPty,       // a new pseudo-terminal, both ways; its /dev/pts/N is given as a notice
   };
   Mode mode = Mode::kStdio;
-  std::string path;                              // for kFile
+  std::string path;                              // for kFile and kSocket
   std::function<void(std::string_view)> sink;    // for kCallback; called from vCPU threads
 };
 

@@ -1,5 +1,7 @@
 #include "devices/legacy/serial.h"
 
+#include <algorithm>
+#include <cstring>
 #include <utility>
 
 namespace vmm {
@@ -31,6 +33,7 @@ constexpr uint8_t kIirFifosEnabled = 0xc0;
 
 constexpr uint8_t kFcrEnable = 0x01;
 constexpr uint8_t kFcrClearRx = 0x02;
+constexpr uint8_t kFcrClearTx = 0x04;
 
 constexpr uint8_t kLcrDlab = 0x80;
 
@@ -64,44 +67,57 @@ bool InRegisterFile(uint64_t offset, size_t i) {
 
 }  // namespace
 
-Serial::Serial(std::shared_ptr<IrqLine> irq, OutputSink output, RxSpaceCallback on_rx_space)
-    : irq_(std::move(irq)), output_(std::move(output)), on_rx_space_(std::move(on_rx_space)) {}
+Serial::Serial(std::shared_ptr<IrqLine> irq, Chardev* host) : irq_(std::move(irq)), host_(host) {
+  if (host_ == nullptr) return;
+  host_->Start(Chardev::Callbacks{
+      .readable = [this] { OnHostReadable(); },
+      .writable = [this] { OnHostWritable(); },
+  });
+  absl::MutexLock lock(&mu_);
+  UpdateInputWatch();
+}
+
+Serial::~Serial() {
+  if (host_ != nullptr) host_->Stop();
+}
 
 void Serial::Read(uint64_t offset, absl::Span<uint8_t> data) {
-  bool notify;
-  {
-    absl::MutexLock lock(&mu_);
-    for (size_t i = 0; i < data.size(); ++i) {
-      data[i] = InRegisterFile(offset, i) ? ReadRegister(offset + i) : 0xff;
-    }
-    notify = TakeRxSpaceNotification();
+  absl::MutexLock lock(&mu_);
+  for (size_t i = 0; i < data.size(); ++i) {
+    data[i] = InRegisterFile(offset, i) ? ReadRegister(offset + i) : 0xff;
   }
-  if (notify && on_rx_space_) on_rx_space_();
+  UpdateInputWatch();
 }
 
 void Serial::Write(uint64_t offset, absl::Span<const uint8_t> data) {
-  bool notify;
-  {
-    absl::MutexLock lock(&mu_);
-    for (size_t i = 0; i < data.size(); ++i) {
-      if (InRegisterFile(offset, i)) WriteRegister(offset + i, data[i]);
-    }
-    notify = TakeRxSpaceNotification();
+  absl::MutexLock lock(&mu_);
+  for (size_t i = 0; i < data.size(); ++i) {
+    if (InRegisterFile(offset, i)) WriteRegister(offset + i, data[i]);
   }
-  if (notify && on_rx_space_) on_rx_space_();
+  UpdateInputWatch();
 }
 
-size_t Serial::EnqueueInput(absl::Span<const uint8_t> bytes) {
+uint64_t Serial::tx_dropped() const {
   absl::MutexLock lock(&mu_);
-  size_t accepted = 0;
-  // In loopback the receiver is disconnected from the line: hold input back
-  // rather than lose it.
-  if (!(mcr_ & kMcrLoop)) {
-    while (accepted < bytes.size() && rx_count_ < RxCapacity()) Receive(bytes[accepted++]);
+  return tx_dropped_;
+}
+
+void Serial::OnHostReadable() {
+  absl::MutexLock lock(&mu_);
+  // In loopback the receiver is disconnected from the line: input waits.
+  if (!(mcr_ & kMcrLoop) && rx_count_ < RxCapacity()) {
+    uint8_t buf[kRxFifoCapacity];
+    const size_t n = host_->Read(absl::MakeSpan(buf, RxCapacity() - rx_count_));
+    for (size_t i = 0; i < n; ++i) Receive(buf[i]);
+    UpdateIrq();
   }
-  if (accepted < bytes.size()) host_waiting_ = true;
+  UpdateInputWatch();
+}
+
+void Serial::OnHostWritable() {
+  absl::MutexLock lock(&mu_);
+  FlushTx();
   UpdateIrq();
-  return accepted;
 }
 
 uint8_t Serial::ReadRegister(uint64_t reg) {
@@ -179,14 +195,42 @@ void Serial::WriteRegister(uint64_t reg, uint8_t value) {
 }
 
 void Serial::Transmit(uint8_t byte) {
+  thre_pending_ = false;  // writing THR acknowledges THR-empty, as reading IIR does
   if (mcr_ & kMcrLoop) {
-    Receive(byte);
-  } else if (output_) {
-    output_(absl::MakeConstSpan(&byte, 1));
+    Receive(byte);  // the transmitter's output is wired to the receiver
+    thre_pending_ = true;
+  } else if (host_ == nullptr) {
+    thre_pending_ = true;  // nowhere to go: gone at once
+  } else if (tx_count_ == TxCapacity()) {
+    ++tx_dropped_;  // the guest did not wait for THRE
+  } else {
+    tx_[tx_count_++] = byte;
+    FlushTx();
   }
-  // The byte left at once: THR is empty again.
-  thre_pending_ = true;
   UpdateIrq();
+}
+
+size_t Serial::TxCapacity() const { return fifo_enabled_ ? kTxFifoCapacity : 1; }
+
+void Serial::FlushTx() {
+  if (tx_count_ > 0) {
+    const size_t n = std::min(host_->Write(absl::MakeConstSpan(tx_.data(), tx_count_)), tx_count_);
+    std::memmove(tx_.data(), tx_.data() + n, tx_count_ - n);
+    tx_count_ -= n;
+    if (tx_count_ == 0) thre_pending_ = true;
+  }
+  const bool want = tx_count_ > 0;
+  if (want != output_watched_) {
+    host_->WatchOutput(want);
+    output_watched_ = want;
+  }
+}
+
+void Serial::UpdateInputWatch() {
+  const bool want = host_ != nullptr && !(mcr_ & kMcrLoop) && rx_count_ < RxCapacity();
+  if (want == input_watched_) return;
+  host_->WatchInput(want);
+  input_watched_ = want;
 }
 
 void Serial::Receive(uint8_t byte) {
@@ -218,14 +262,21 @@ size_t Serial::RxCapacity() const { return fifo_enabled_ ? kRxFifoCapacity : 1; 
 void Serial::WriteFcr(uint8_t value) {
   bool enable = value & kFcrEnable;
   // Switching FIFO mode clears the FIFOs; other bits only take with bit 0 set.
+  bool clear_tx = false;
   if (enable != fifo_enabled_) {
     fifo_enabled_ = enable;
     ClearRxFifo();
+    clear_tx = true;
   }
   if (enable) {
     if (value & kFcrClearRx) ClearRxFifo();
-    // Bit 2 clears the TX FIFO, which is always empty here.
+    if (value & kFcrClearTx) clear_tx = true;
     rx_trigger_ = kRxTriggers[value >> 6];
+  }
+  if (clear_tx && tx_count_ > 0) {  // bytes the host had not taken yet are gone
+    tx_count_ = 0;
+    thre_pending_ = true;
+    if (host_ != nullptr) FlushTx();  // stops the output watch
   }
   UpdateIrq();
 }
@@ -233,9 +284,9 @@ void Serial::WriteFcr(uint8_t value) {
 void Serial::WriteIer(uint8_t value) {
   uint8_t old = ier_;
   ier_ = value & kIerMask;
-  // Enabling ETBEI while THR is empty (always, here) raises THRE at once;
-  // Linux's 8250 driver relies on it to start transmitting.
-  if ((ier_ & kIerThrEmpty) && !(old & kIerThrEmpty)) thre_pending_ = true;
+  // Enabling ETBEI while THR is empty raises THRE at once; Linux's 8250
+  // driver relies on it to start transmitting.
+  if ((ier_ & kIerThrEmpty) && !(old & kIerThrEmpty) && tx_count_ == 0) thre_pending_ = true;
   UpdateIrq();
 }
 
@@ -262,7 +313,7 @@ uint8_t Serial::ModemInputs() const {
 }
 
 uint8_t Serial::Lsr() const {
-  uint8_t lsr = kLsrThrEmpty | kLsrTxEmpty;
+  uint8_t lsr = tx_count_ == 0 ? kLsrThrEmpty | kLsrTxEmpty : 0;
   if (rx_count_ > 0) lsr |= kLsrDataReady;
   if (overrun_) lsr |= kLsrOverrun;
   return lsr;
@@ -286,12 +337,6 @@ void Serial::UpdateIrq() {
   irq_asserted_ = level;
   // Under the lock, so concurrent updates reach the line in state order.
   if (irq_) irq_->SetLevel(level);
-}
-
-bool Serial::TakeRxSpaceNotification() {
-  if (!host_waiting_ || (mcr_ & kMcrLoop) || rx_count_ >= RxCapacity()) return false;
-  host_waiting_ = false;
-  return true;
 }
 
 }  // namespace vmm

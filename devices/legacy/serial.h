@@ -1,7 +1,15 @@
-// A 16550A UART (the PC's COM port) as 8 I/O ports. Transmission is
-// instantaneous: every byte written to THR goes straight to the output sink,
-// so THR and the transmitter are always empty. Host input arrives through
-// EnqueueInput into a bounded RX FIFO.
+// A 16550A UART (the PC's COM port) as 8 I/O ports, over a host chardev
+// (devices/chardev/): stdio, a file, a Unix socket, a pty.
+//
+// Transmit: a byte written to THR goes into a 16-byte transmit FIFO, which is
+// handed to the chardev at once; THRE (and TEMT) read set once the chardev
+// took everything. When the chardev would block (a socket client or pty
+// reader that does not read), the bytes wait in the FIFO, THRE stays clear
+// and the guest's driver waits as it would for a slow line; the chardev's
+// writable callback sends the rest and raises the THR-empty interrupt. A
+// byte written while the FIFO is full is lost, as on the chip (counted).
+// Receive: the chardev is read only while the RX FIFO has room, so host
+// input waits in the kernel, not here.
 //
 // Interrupts follow the chip: one pending source is reported in IIR by
 // priority (line status > RX data > THR empty > modem status), and the line
@@ -21,30 +29,27 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
 #include "devices/bus.h"
+#include "devices/chardev/chardev.h"
 #include "devices/irq_line.h"
 
 namespace vmm {
 
 class Serial : public BusDevice {
  public:
-  // Receives the bytes the guest transmits (one byte per call). Called with
-  // the device lock held, so output stays in order across vCPUs; it must not
-  // call back into this Serial.
-  using OutputSink = std::function<void(absl::Span<const uint8_t>)>;
-  // Tells the host side that the RX FIFO has room again after EnqueueInput
-  // accepted fewer bytes than offered. Called without the device lock held
-  // (it may call EnqueueInput), on the vCPU thread that drained the FIFO.
-  using RxSpaceCallback = std::function<void()>;
-
   // Register file size: the device occupies 8 consecutive ports.
   static constexpr uint64_t kRegisterCount = 8;
   // RX FIFO depth while FIFOs are enabled (FCR bit 0); one byte otherwise,
   // as in 16450 mode. Deeper than the real chip's 16 to save host wake-ups.
   static constexpr size_t kRxFifoCapacity = 64;
+  // TX FIFO depth while FIFOs are enabled; one byte otherwise. The chip's 16:
+  // what Linux's driver loads per THR-empty interrupt.
+  static constexpr size_t kTxFifoCapacity = 16;
 
-  // `irq` may be null (no interrupt wired); `output` may be empty (output
-  // discarded); `on_rx_space` may be empty.
-  Serial(std::shared_ptr<IrqLine> irq, OutputSink output, RxSpaceCallback on_rx_space = {});
+  // `irq` may be null (no interrupt wired). `host` may be null (output
+  // dropped, no input); otherwise it must outlive the Serial, which starts
+  // it and stops it again when it goes.
+  Serial(std::shared_ptr<IrqLine> irq, Chardev* host);
+  ~Serial() override;
 
   // Byte-wide registers: a wider access is split into byte accesses to
   // consecutive ports, as the ISA bus does. Ports past the register file read
@@ -52,10 +57,8 @@ class Serial : public BusDevice {
   void Read(uint64_t offset, absl::Span<uint8_t> data) override;
   void Write(uint64_t offset, absl::Span<const uint8_t> data) override;
 
-  // Host input (thread-safe). Accepts as many bytes as fit in the RX FIFO and
-  // returns how many; the rest must be offered again after on_rx_space fires.
-  // Raises the RX data interrupt if enabled.
-  size_t EnqueueInput(absl::Span<const uint8_t> bytes);
+  // Bytes the guest wrote to THR while the TX FIFO was full.
+  uint64_t tx_dropped() const;
 
  private:
   uint8_t ReadRegister(uint64_t reg) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -77,14 +80,19 @@ class Serial : public BusDevice {
   uint8_t PendingInterrupt() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Drives the IRQ line to match the state; called after every change.
   void UpdateIrq() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // True once if the host was refused input and the FIFO now has room.
-  bool TakeRxSpaceNotification() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  size_t TxCapacity() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Hands the TX FIFO to the host; THR-empty once all of it went.
+  void FlushTx() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Watches host input exactly while the receiver can take it.
+  void UpdateInputWatch() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The chardev's callbacks (loop thread).
+  void OnHostReadable();
+  void OnHostWritable();
 
   const std::shared_ptr<IrqLine> irq_;
-  const OutputSink output_;
-  const RxSpaceCallback on_rx_space_;
+  Chardev* const host_;
 
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   uint8_t ier_ ABSL_GUARDED_BY(mu_) = 0;
   uint8_t lcr_ ABSL_GUARDED_BY(mu_) = 0;
   uint8_t mcr_ ABSL_GUARDED_BY(mu_) = 0;
@@ -97,7 +105,11 @@ class Serial : public BusDevice {
   bool thre_pending_ ABSL_GUARDED_BY(mu_) = false;  // THR-empty interrupt
   uint8_t msr_deltas_ ABSL_GUARDED_BY(mu_) = 0;     // MSR bits 3:0 until MSR is read
   bool irq_asserted_ ABSL_GUARDED_BY(mu_) = false;
-  bool host_waiting_ ABSL_GUARDED_BY(mu_) = false;  // EnqueueInput was refused bytes
+  bool input_watched_ ABSL_GUARDED_BY(mu_) = false;
+  bool output_watched_ ABSL_GUARDED_BY(mu_) = false;
+  std::array<uint8_t, kTxFifoCapacity> tx_ ABSL_GUARDED_BY(mu_) = {};
+  size_t tx_count_ ABSL_GUARDED_BY(mu_) = 0;  // tx_[0..tx_count_) waits for the host
+  uint64_t tx_dropped_ ABSL_GUARDED_BY(mu_) = 0;
   std::array<uint8_t, kRxFifoCapacity> rx_ ABSL_GUARDED_BY(mu_) = {};
   size_t rx_head_ ABSL_GUARDED_BY(mu_) = 0;
   size_t rx_count_ ABSL_GUARDED_BY(mu_) = 0;

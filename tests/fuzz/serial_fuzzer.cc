@@ -1,6 +1,6 @@
 // Fuzzes the 16550A UART register file: guest reads and writes of any register and width
 // (DLAB, FIFO control, IER/IIR, loopback via MCR, LSR/MSR read side effects), interleaved
-// with host input arriving into the receive FIFO.
+// with a host that sends input, stalls output (a reader that does not read) and catches up.
 #include <fuzzer/FuzzedDataProvider.h>
 
 #include <cstdint>
@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "devices/legacy/serial.h"
+#include "tests/fakes/fake_chardev.h"
 #include "tests/fakes/fake_irq_line.h"
 #include "tests/fuzz/fuzz_util.h"
 
@@ -16,19 +17,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace vmm::fuzz;
   FuzzedDataProvider in(data, size);
   auto irq = std::make_shared<FakeIrqLine>();
-  size_t output_bytes = 0;
-  size_t rx_space_calls = 0;
-  Serial serial(
-      irq, [&](absl::Span<const uint8_t> bytes) { output_bytes += bytes.size(); },
-      [&] { ++rx_space_calls; });
+  testing::FakeChardev::State host;
+  testing::FakeChardev chardev(&host);
+  Serial serial(irq, &chardev);
+  size_t written = 0;  // bytes the guest wrote to any register
   while (in.remaining_bytes() > 0) {
-    switch (in.ConsumeIntegralInRange<int>(0, 4)) {
+    switch (in.ConsumeIntegralInRange<int>(0, 5)) {
       case 0:
       case 1: {
         const uint64_t reg = in.ConsumeIntegralInRange<uint64_t>(0, 8);
         std::vector<uint8_t> buf = in.ConsumeBytes<uint8_t>(
             in.ConsumeIntegralInRange<int>(0, 3) == 0 ? ConsumeWidth(in) : 1);
         if (!buf.empty()) serial.Write(reg, buf);
+        written += buf.size();
+        FUZZ_CHECK(host.output.size() <= written);
         break;
       }
       case 2:
@@ -37,11 +39,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         serial.Read(in.ConsumeIntegralInRange<uint64_t>(0, 8), absl::MakeSpan(buf));
         break;
       }
-      default: {
+      case 4: {  // input arrives; the loop calls back only while it is watched
         std::vector<uint8_t> bytes =
             in.ConsumeBytes<uint8_t>(in.ConsumeIntegralInRange<size_t>(0, 80));
-        const size_t taken = serial.EnqueueInput(bytes);
-        FUZZ_CHECK(taken <= bytes.size());
+        host.input.insert(host.input.end(), bytes.begin(), bytes.end());
+        if (host.watching_input) host.callbacks.readable();
+        break;
+      }
+      default: {  // the host takes this many more bytes, then would block
+        host.write_budget = in.ConsumeIntegralInRange<size_t>(0, 40);
+        if (host.watching_output) host.callbacks.writable();
         break;
       }
     }

@@ -13,7 +13,7 @@
 #include <utility>
 #include <vector>
 
-#include "devices/virtio/console/console_backend.h"
+#include "devices/chardev/chardev.h"
 #include "devices/virtio/console/virtio_console.h"
 #include "tests/fuzz/device_driver.h"
 #include "tests/fuzz/fuzz_util.h"
@@ -21,11 +21,12 @@
 namespace vmm::fuzz {
 namespace {
 
-class FuzzConsoleBackend : public ConsoleBackend {
+class FuzzChardev : public Chardev {
  public:
-  FuzzConsoleBackend(const GuestMemory& mem, std::optional<std::pair<uint16_t, uint16_t>> size)
+  FuzzChardev(const GuestMemory& mem, std::optional<std::pair<uint16_t, uint16_t>> size)
       : mem_(mem), size_(size) {}
 
+  void Stop() override { callbacks_ = {}; }
   void Start(Callbacks callbacks) override {
     FUZZ_CHECK(!started_);
     started_ = true;
@@ -114,8 +115,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const GuestMemory& mem = ZeroedSmallMemory();
   FuzzedDataProvider in(data, size);
 
-  auto owned = std::make_unique<FuzzConsoleBackend>(mem, ConsumeSize(in));
-  FuzzConsoleBackend* backend = owned.get();
+  auto owned = std::make_unique<FuzzChardev>(mem, ConsumeSize(in));
+  FuzzChardev* backend = owned.get();
   std::shared_ptr<VirtioConsole> console = VirtioConsole::Create(std::move(owned));
   DeviceDriver driver(mem, *console);
   driver.Activate(in);

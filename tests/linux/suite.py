@@ -19,6 +19,7 @@ import hashlib
 import math
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -73,7 +74,9 @@ class Tap:
 class Boot:
     """One vmm run of the L2 kernel; the console goes to NAME.console."""
 
-    def __init__(self, suite, name, check, vmm_args=(), cmdline="", timeout=150):
+    def __init__(self, suite, name, check, vmm_args=(), cmdline="", timeout=150, serial="file"):
+        """serial="pty": COM1 on a pty (--serial pty) that a thread copies
+        into NAME.console; write_serial() types into it."""
         self.suite = suite
         self.name = name
         self.console_path = os.path.join(suite.work, f"{name}.console")
@@ -81,7 +84,8 @@ class Boot:
             os.remove(self.console_path)
         self.stderr_path = os.path.join(suite.work, f"{name}.stderr")
         self.cmd = [suite.vmm, "--kernel", suite.kernel, "--initrd", suite.initrd,
-                    "--serial", f"file={self.console_path}", "--timeout", str(timeout),
+                    "--serial", "pty" if serial == "pty" else f"file={self.console_path}",
+                    "--timeout", str(timeout),
                     # dis_ucode_ldr: the nested lane's L1 twice stopped for good
                     # with its L2 in the AMD microcode loader's MSR access as a
                     # CPU came up (QEMU's SVM emulation; tests/nested/README.md,
@@ -95,6 +99,49 @@ class Boot:
             self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL,
                                          stdout=subprocess.DEVNULL, stderr=err)
         self.status = None
+        self.pty = None
+        self.pty_error = None
+        self.reader_paused_until = 0.0
+        if serial == "pty":
+            self.pty_ready = threading.Event()
+            self.reader = threading.Thread(target=self._copy_pty, daemon=True)
+            self.reader.start()
+            self.pty_ready.wait(timeout=60)
+
+    def _copy_pty(self):
+        """Opens the pty vmm names on stderr and copies what the guest
+        writes into the console file until vmm exits."""
+        try:
+            deadline = time.monotonic() + 60
+            m = None
+            while m is None and time.monotonic() < deadline and self.proc.poll() is None:
+                m = re.search(r"COM1 \(ttyS0\) is on (/dev/pts/\d+)", self.stderr())
+                time.sleep(0.05)
+            if m is None:
+                raise RuntimeError("vmm named no pty on stderr")
+            self.pty = os.open(m.group(1), os.O_RDWR | os.O_NOCTTY)
+        except Exception as e:  # reported by the check that needs the pty
+            self.pty_error = f"{type(e).__name__}: {e}"
+            return
+        finally:
+            self.pty_ready.set()
+        with open(self.console_path, "ab") as out:
+            while self.proc.poll() is None:
+                if time.monotonic() < self.reader_paused_until:
+                    time.sleep(0.05)
+                    continue
+                ready, _, _ = select.select([self.pty], [], [], 0.2)
+                if not ready:
+                    continue
+                try:
+                    chunk = os.read(self.pty, 4096)
+                except OSError:
+                    break
+                out.write(chunk)
+                out.flush()
+
+    def write_serial(self, data):
+        os.write(self.pty, data)
 
     def console(self):
         try:
@@ -571,6 +618,35 @@ def check_devices(s):
     shutil.rmtree(sockdir, ignore_errors=True)
 
 
+def check_serial(s):
+    """COM1 both ways through --serial pty: the kernel's log, a shell on
+    ttyS0 running what the suite types, and 14 KiB of output arriving whole
+    and in order while the suite stops reading for a while (the UART holds
+    the guest back instead of dropping)."""
+    b = Boot(s, "serial", "serial", serial="pty")
+    try:
+        s.expect(b, "vmm named its pty and the suite opened it", b.pty is not None, b.pty_error)
+        shell = b.pty is not None and b.wait_for(r"l2: fact ttyS0-shell=ready")
+        s.expect(b, "the guest's console output came through the pty",
+                 "l2: running check serial" in b.console())
+        if shell:
+            # Stop reading as the numbers start, so the pty fills up.
+            b.write_serial(b"echo serial-begin; seq 1 3000; echo serial-$((6*7)); "
+                           b"touch /tmp/serial-done\n")
+            b.wait_for(r"serial-begin\r?\n", timeout=60)
+            b.reader_paused_until = time.monotonic() + 5
+        got = b.wait_for(r"serial-42", timeout=120)
+        s.expect(b, "ttyS0: a shell on the guest's COM1 ran our command (serial-42 came back)",
+                 got is not None)
+        text = b.console().replace("\r\n", "\n")
+        numbers = "".join(f"{i}\n" for i in range(1, 3001))
+        s.expect(b, "ttyS0: 3000 lines of seq output arrived whole and in order",
+                 f"serial-begin\n{numbers}serial-42" in text)
+    finally:
+        s.expect_exit(b, 0, "powered off")
+    s.expect_fact(b, "ttyS0-done", "yes")
+
+
 def check_exits(s):
     """reboot with --on-reboot exit (0) and restart (boots again), panic
     through pvpanic (4), --timeout (124), --acpi off (MP table, a PCI disk,
@@ -667,6 +743,7 @@ CHECKS = {
     "flush": check_flush,
     "net": check_net,
     "devices": check_devices,
+    "serial": check_serial,
     "exits": check_exits,
     "distro": check_distro,
 }

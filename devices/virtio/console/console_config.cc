@@ -5,7 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "devices/virtio/console/console_backend.h"
+#include "devices/chardev/chardev.h"
 #include "devices/virtio/console/virtio_console.h"
 
 namespace vmm {
@@ -26,21 +26,28 @@ absl::Status SetMode(ConsoleConfig& console, Mode mode, absl::string_view key,
 
 absl::StatusOr<std::shared_ptr<VirtioDevice>> CreateConsole(const ConsoleConfig& console,
                                                             VirtioDeviceHost& host) {
-  absl::StatusOr<std::unique_ptr<ConsoleBackend>> backend;
+  absl::StatusOr<std::unique_ptr<Chardev>> backend;
   switch (console.mode) {
     case Mode::kOff:
       return nullptr;
     case Mode::kStdio:
-      backend = MakeStdioConsoleBackend(host.loop());
+      backend = MakeStdioChardev(host.loop());
       break;
     case Mode::kFile:
-      backend = MakeFileConsoleBackend(console.path, host.loop());
+      backend = MakeFileChardev(console.path, host.loop());
       break;
     case Mode::kSocket:
-      backend = MakeSocketConsoleBackend(console.path, host.loop());
+      backend = MakeSocketChardev(console.path, host.loop());
+      break;
+    case Mode::kPty:
+      backend = MakePtyChardev(host.loop());
       break;
   }
-  if (!backend.ok()) return backend.status();
+  if (!backend.ok()) {
+    return absl::Status(backend.status().code(),
+                        absl::StrCat("console: ", backend.status().message()));
+  }
+  if (console.mode == Mode::kPty) host.Notice(absl::StrCat("hvc0 is on ", (*backend)->path()));
   return std::shared_ptr<VirtioDevice>(VirtioConsole::Create(std::move(*backend)));
 }
 
@@ -50,7 +57,7 @@ const VirtioDeviceSpec& VirtioConsoleSpec() {
   static const Spec spec(Spec::Definition{
       .name = "virtio-console",
       .flag = "console",
-      .summary = "the guest's hvc0, to vmm's stdio, a file or a Unix socket",
+      .summary = "the guest's hvc0, to vmm's stdio, a file, a Unix socket or a pty",
       .repeatable = false,
       .keys =
           {
@@ -67,12 +74,16 @@ const VirtioDeviceSpec& VirtioConsoleSpec() {
                [](absl::string_view value, ConsoleConfig& c) {
                  return SetMode(c, Mode::kSocket, "socket", value);
                }},
+              {{"pty", "", "", "a new pseudo-terminal (its /dev/pts/N is named on stderr)"},
+               [](absl::string_view, ConsoleConfig& c) {
+                 return SetMode(c, Mode::kPty, "pty", "");
+               }},
               {{"off", "", "", "no device (the default)"},
                [](absl::string_view, ConsoleConfig& c) {
                  return SetMode(c, Mode::kOff, "off", "");
                }},
           },
-      .exactly_one_of = {{"stdio", "file", "socket", "off"}},
+      .exactly_one_of = {{"stdio", "file", "socket", "pty", "off"}},
       .create = CreateConsole,
   });
   return spec;

@@ -18,6 +18,7 @@ struct ConsoleConfig : VirtioDeviceConfig {
     kStdio,   // output to stdout, input from stdin (then COM1 does not read stdin)
     kFile,    // output appended to `path`, no input
     kSocket,  // a Unix stream socket at `path`; one client at a time, both ways
+    kPty,     // a new pseudo-terminal, both ways; its /dev/pts/N is given as a notice
   };
   Mode mode = Mode::kOff;
   std::string path;

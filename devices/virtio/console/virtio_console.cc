@@ -9,10 +9,10 @@
 
 namespace vmm {
 
-std::shared_ptr<VirtioConsole> VirtioConsole::Create(std::unique_ptr<ConsoleBackend> backend) {
+std::shared_ptr<VirtioConsole> VirtioConsole::Create(std::unique_ptr<Chardev> backend) {
   auto console = std::make_shared<VirtioConsole>(std::move(backend));
   std::weak_ptr<VirtioConsole> weak = console;
-  console->backend_->Start(ConsoleBackend::Callbacks{
+  console->backend_->Start(Chardev::Callbacks{
       .readable = [weak] { if (auto self = weak.lock()) self->OnInputReady(); },
       .writable = [weak] { if (auto self = weak.lock()) self->OnOutputReady(); },
       .resized = [weak] { if (auto self = weak.lock()) self->OnResize(); },
@@ -20,7 +20,7 @@ std::shared_ptr<VirtioConsole> VirtioConsole::Create(std::unique_ptr<ConsoleBack
   return console;
 }
 
-VirtioConsole::VirtioConsole(std::unique_ptr<ConsoleBackend> backend)
+VirtioConsole::VirtioConsole(std::unique_ptr<Chardev> backend)
     : backend_(std::move(backend)), features_(kVirtioFVersion1 | kVirtioFEventIdx |
                                               kVirtioFIndirectDesc) {
   // struct virtio_console_config: cols, rows, max_nr_ports, emerg_wr.

@@ -1,6 +1,6 @@
 // virtio-console (virtio 1.x, 5.3): port 0 only (hvc0 in Linux; no
 // MULTIPORT), receiveq 0 (host -> guest) and transmitq 1 (guest -> host),
-// over an injected ConsoleBackend. VIRTIO_CONSOLE_F_SIZE is offered when the
+// over an injected Chardev. VIRTIO_CONSOLE_F_SIZE is offered when the
 // backend's output is a terminal (cols/rows from it, updated on resize with
 // a configuration-change notification).
 //
@@ -30,7 +30,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
-#include "devices/virtio/console/console_backend.h"
+#include "devices/chardev/chardev.h"
 #include "devices/virtio/queue_pass.h"
 #include "devices/virtio/virtio_device.h"
 
@@ -54,8 +54,8 @@ class VirtioConsole : public VirtioDevice {
   static constexpr uint32_t kMaxChunk = 4096;
 
   // Starts `backend` with callbacks into the device (hence shared_ptr).
-  static std::shared_ptr<VirtioConsole> Create(std::unique_ptr<ConsoleBackend> backend);
-  explicit VirtioConsole(std::unique_ptr<ConsoleBackend> backend);
+  static std::shared_ptr<VirtioConsole> Create(std::unique_ptr<Chardev> backend);
+  explicit VirtioConsole(std::unique_ptr<Chardev> backend);
 
   uint32_t device_type() const override { return kDeviceType; }
   uint64_t device_features() const override { return features_; }
@@ -88,7 +88,7 @@ class VirtioConsole : public VirtioDevice {
   void PumpReceive(QueuePass& pass) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool QueueUsable(uint16_t queue) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  const std::unique_ptr<ConsoleBackend> backend_;
+  const std::unique_ptr<Chardev> backend_;
   uint64_t features_;
 
   mutable absl::Mutex mu_;

@@ -317,7 +317,9 @@ TEST(CliTest, CpusMustBeAPlainNumber) {
 }
 
 TEST(CliTest, BadSerialModeIsRejected) {
-  ExpectUsageError({"--kernel", "k", "--serial", "pty"}, "expected stdio, file=PATH or off");
+  ExpectUsageError({"--kernel", "k", "--serial", "tty"},
+                   "expected stdio, file=PATH, socket=PATH, pty or off");
+  ExpectUsageError({"--kernel", "k", "--serial", "socket="}, "socket= needs a path");
   ExpectUsageError({"--kernel", "k", "--serial", "file="}, "file= needs a path");
   ExpectUsageError({"--kernel", "k", "--serial", "file"}, "needs a path");
   ExpectUsageError({"--kernel", "k", "--serial="}, "--serial");
@@ -383,10 +385,16 @@ TEST(ParseSerialSpecTest, AcceptsEachMode) {
   ASSERT_TRUE(file.ok());
   EXPECT_EQ(file->mode, SerialConfig::Mode::kFile);
   EXPECT_EQ(file->path, "/tmp/a=b.log");
+  absl::StatusOr<SerialConfig> socket = ParseSerialSpec("socket=/run/com1.sock");
+  ASSERT_TRUE(socket.ok());
+  EXPECT_EQ(socket->mode, SerialConfig::Mode::kSocket);
+  EXPECT_EQ(socket->path, "/run/com1.sock");
+  EXPECT_EQ(ParseSerialSpec("pty")->mode, SerialConfig::Mode::kPty);
 }
 
 TEST(ParseSerialSpecTest, RejectsUnknownModesAndEmptyPath) {
-  for (const char* bad : {"", "STDIO", "file", "file=", "callback", "stdio ", "tty"}) {
+  for (const char* bad : {"", "STDIO", "file", "file=", "socket", "socket=", "callback", "stdio ",
+                          "tty", "pty=x"}) {
     EXPECT_FALSE(ParseSerialSpec(bad).ok()) << "accepted '" << bad << "'";
   }
 }

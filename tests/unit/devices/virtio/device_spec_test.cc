@@ -119,6 +119,7 @@ TEST(ConsoleSpecTest, EachModeParses) {
   EXPECT_EQ(sock->path, "/run/c.sock");
   EXPECT_EQ(sock->transport, VirtioTransport::kMmio);
   EXPECT_EQ(ParseConsoleSpec("stdio,transport=mmio")->transport, VirtioTransport::kMmio);
+  EXPECT_EQ(ParseConsoleSpec("pty")->mode, ConsoleConfig::Mode::kPty);
 }
 
 TEST(ConsoleSpecTest, DefaultIsOff) {
@@ -139,7 +140,7 @@ TEST_P(ConsoleSpecBadTest, IsRejectedWithAMessageNamingTheProblem) {
 
 INSTANTIATE_TEST_SUITE_P(
     Cases, ConsoleSpecBadTest,
-    ::testing::Values(BadSpec{"", "expected one of stdio, file=PATH, socket=PATH, off"},
+    ::testing::Values(BadSpec{"", "expected one of stdio, file=PATH, socket=PATH, pty, off"},
                       BadSpec{"tty", "unknown key 'tty'"},
                       BadSpec{"stdio,file=x", "give only one of stdio, file=PATH"},
                       BadSpec{"stdio=1", "'stdio' takes no value"},

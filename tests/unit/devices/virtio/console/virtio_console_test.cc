@@ -4,7 +4,6 @@
 #include "devices/virtio/console/virtio_console.h"
 
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -12,6 +11,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/fakes/fake_chardev.h"
 #include "tests/fakes/fake_virtio_context.h"
 #include "tests/fakes/fake_virtqueue_driver.h"
 #include "tests/fakes/test_guest_memory.h"
@@ -24,56 +24,13 @@ using ::testing::ElementsAre;
 std::vector<uint8_t> Bytes(const std::string& s) { return {s.begin(), s.end()}; }
 std::string Str(const std::vector<uint8_t>& v) { return {v.begin(), v.end()}; }
 
-// Records output, serves queued input, and accepts at most `write_budget`
-// bytes before it "would block".
-class FakeConsoleBackend : public ConsoleBackend {
- public:
-  struct State {
-    Callbacks callbacks;
-    std::string output;
-    std::deque<uint8_t> input;
-    size_t write_budget = SIZE_MAX;
-    bool watching_input = false;
-    bool watching_output = false;
-    int input_watch_changes = 0;
-    size_t reads = 0;
-    std::optional<std::pair<uint16_t, uint16_t>> size;
-  };
-  explicit FakeConsoleBackend(State* state) : s_(state) {}
-  void Start(Callbacks callbacks) override { s_->callbacks = std::move(callbacks); }
-  size_t Read(absl::Span<uint8_t> out) override {
-    ++s_->reads;
-    size_t n = 0;
-    while (n < out.size() && !s_->input.empty()) {
-      out[n++] = s_->input.front();
-      s_->input.pop_front();
-    }
-    return n;
-  }
-  size_t Write(absl::Span<const uint8_t> bytes) override {
-    const size_t n = std::min(bytes.size(), s_->write_budget);
-    s_->write_budget -= n;
-    s_->output.append(bytes.begin(), bytes.begin() + n);
-    return n;
-  }
-  void WatchInput(bool watch) override {
-    s_->input_watch_changes += watch != s_->watching_input;
-    s_->watching_input = watch;
-  }
-  void WatchOutput(bool watch) override { s_->watching_output = watch; }
-  std::optional<std::pair<uint16_t, uint16_t>> TerminalSize() const override { return s_->size; }
-
- private:
-  State* s_;
-};
-
 constexpr uint16_t kRx = VirtioConsole::kReceiveQueue;
 constexpr uint16_t kTx = VirtioConsole::kTransmitQueue;
 
 class VirtioConsoleTest : public ::testing::Test {
  protected:
   void Start(uint64_t features = kVirtioFVersion1) {
-    dev_ = VirtioConsole::Create(std::make_unique<FakeConsoleBackend>(&backend_));
+    dev_ = VirtioConsole::Create(std::make_unique<FakeChardev>(&backend_));
     rx_.emplace(memory_, FakeVirtqueueDriverOptions{.size = 16,
                                                     .ring_base = GuestAddress(0x10000),
                                                     .data_base = GuestAddress(0x100000)});
@@ -97,7 +54,7 @@ class VirtioConsoleTest : public ::testing::Test {
   }
 
   GuestMemory memory_ = TestGuestMemory(4 << 20);
-  FakeConsoleBackend::State backend_;
+  FakeChardev::State backend_;
   FakeVirtioContext context_;
   std::optional<FakeVirtqueueDriver> rx_, tx_;
   std::shared_ptr<VirtioConsole> dev_;
@@ -293,7 +250,7 @@ TEST_F(VirtioConsoleTest, LongOutputGoesOutInBoundedChunks) {
 }
 
 TEST_F(VirtioConsoleTest, QueueKicksBeforeActivationAreIgnored) {
-  dev_ = VirtioConsole::Create(std::make_unique<FakeConsoleBackend>(&backend_));
+  dev_ = VirtioConsole::Create(std::make_unique<FakeChardev>(&backend_));
   dev_->ProcessQueue(kRx);
   dev_->ProcessQueue(kTx);
   dev_->ProcessQueue(7);
