@@ -4,9 +4,13 @@
 // well-formed chains (direct or through an indirect table) made of segments the target
 // chooses, and applies raw ring operations (ring_ops.h) to any queue.
 //
+// Chains are built by the tests' own driver (tests/fakes/virtqueue_driver.h), one per
+// queue, in its reuse_descriptors mode: descriptors are handed out in table order whether
+// or not the device still holds them, and misuse is ignored (the fuzzer means it).
+//
 // Layout: queue q's descriptor table at q * 0x1000, avail ring at +0x400, used ring at
 // +0x800 (queue sizes are at most 64); buffers and indirect tables in the data area after
-// the last queue, handed out by a wrapping bump allocator.
+// the last queue, a share of it per queue, each handed out by a wrapping bump allocator.
 #ifndef VMM_TESTS_FUZZ_DEVICE_DRIVER_H_
 #define VMM_TESTS_FUZZ_DEVICE_DRIVER_H_
 
@@ -20,6 +24,7 @@
 #include "devices/virtio/virtio_device.h"
 #include "devices/virtio/virtqueue.h"
 #include "tests/fakes/fake_virtio_context.h"
+#include "tests/fakes/virtqueue_driver.h"
 #include "tests/fuzz/fuzz_util.h"
 #include "tests/fuzz/ring_ops.h"
 
@@ -59,8 +64,8 @@ class DeviceDriver {
     const std::vector<uint16_t> max = device_.queue_max_sizes();
     layouts_.clear();
     drivers_.clear();
-    avail_idx_.assign(queue_count_, 0);
-    next_desc_.assign(queue_count_, 0);
+    chains_.clear();
+    const uint64_t share = ((kMemorySize - data_) / queue_count_) & ~uint64_t{15};
     VirtioActivation activation;
     activation.memory = &mem_;
     activation.features = features_;
@@ -80,13 +85,17 @@ class DeviceDriver {
       // Fresh rings: a re-activation starts from zeroed ring memory, as a driver would.
       const std::vector<uint8_t> zeros(kQueueStride, 0);
       FUZZ_CHECK(mem_.WriteBytes(GuestAddress(l.desc), zeros).ok());
-      VirtqueueConfig config{.size = l.size,
-                             .desc = GuestAddress(l.desc),
-                             .avail = GuestAddress(l.avail),
-                             .used = GuestAddress(l.used),
-                             .event_idx = (features_ & kVirtioFEventIdx) != 0,
-                             .indirect = (features_ & kVirtioFIndirectDesc) != 0};
-      auto queue = Virtqueue::Create(config, mem_);
+      chains_.emplace_back(mem_, testing::VirtqueueDriverOptions{
+                                     .size = l.size,
+                                     .desc = GuestAddress(l.desc),
+                                     .avail = GuestAddress(l.avail),
+                                     .used = GuestAddress(l.used),
+                                     .data_base = GuestAddress(data_ + share * q),
+                                     .data_size = share,
+                                     .event_idx = (features_ & kVirtioFEventIdx) != 0,
+                                     .indirect = (features_ & kVirtioFIndirectDesc) != 0,
+                                     .reuse_descriptors = true});
+      auto queue = Virtqueue::Create(chains_.back().config(), mem_);
       FUZZ_CHECK(queue.ok());
       activation.queues.push_back(std::move(*queue));
       activation.queue_enabled.push_back(in.ConsumeIntegralInRange<int>(0, 15) != 0);
@@ -107,46 +116,23 @@ class DeviceDriver {
   // Publishes a chain of `segments` on queue `q` (direct descriptors, or an indirect
   // table when the input asks and INDIRECT_DESC was negotiated).
   void AddChain(uint16_t q, const std::vector<Segment>& segments, FuzzedDataProvider& in) {
-    if (q >= layouts_.size() || segments.empty()) return;
-    const RingLayout& l = layouts_[q];
-    std::vector<VirtqDesc> descs;
+    if (q >= chains_.size() || segments.empty()) return;
+    testing::VirtqueueDriver& driver = chains_[q];
+    std::vector<testing::VirtqueueDriver::ChainPart> parts;
     for (const Segment& s : segments) {
       const uint32_t len = std::max<uint32_t>(s.len, static_cast<uint32_t>(s.bytes.size()));
-      const uint64_t at = Allocate(len);
-      if (!s.bytes.empty()) (void)mem_.WriteBytes(GuestAddress(at), s.bytes);
-      descs.push_back(VirtqDesc{at, len, static_cast<uint16_t>(s.writable ? kVirtqDescFWrite : 0),
-                                0});
+      // Too big for the data area: the descriptor then runs past it, or past RAM.
+      const GuestAddress at = driver.Alloc(len);
+      if (!s.bytes.empty()) driver.WriteGuest(at, s.bytes);
+      parts.push_back({VirtioBuffer{at, len}, s.writable});
     }
     const bool indirect =
         (features_ & kVirtioFIndirectDesc) != 0 && in.ConsumeIntegralInRange<int>(0, 3) == 0;
-    uint16_t head;
     if (indirect) {
-      const uint64_t table = Allocate(static_cast<uint32_t>(16 * descs.size()));
-      for (size_t i = 0; i < descs.size(); ++i) {
-        descs[i].next = static_cast<uint16_t>(i + 1);
-        if (i + 1 < descs.size()) descs[i].flags |= kVirtqDescFNext;
-        (void)mem_.Write(GuestAddress(table + 16 * i), descs[i]);
-      }
-      head = NextDesc(q);
-      (void)mem_.Write(GuestAddress(l.desc + 16ull * head),
-                       VirtqDesc{table, static_cast<uint32_t>(16 * descs.size()),
-                                 kVirtqDescFIndirect, 0});
+      driver.AddIndirectChainOf(parts);
     } else {
-      if (descs.size() > l.size) return;  // a well-formed chain fits the ring
-      std::vector<uint16_t> slots;
-      for (size_t i = 0; i < descs.size(); ++i) slots.push_back(NextDesc(q));
-      for (size_t i = 0; i < descs.size(); ++i) {
-        if (i + 1 < descs.size()) {
-          descs[i].flags |= kVirtqDescFNext;
-          descs[i].next = slots[i + 1];
-        }
-        (void)mem_.Write(GuestAddress(l.desc + 16ull * slots[i]), descs[i]);
-      }
-      head = slots[0];
+      driver.AddChainOf(parts);  // refused when it does not fit the ring
     }
-    (void)mem_.Write<uint16_t>(GuestAddress(l.avail + 4 + 2ull * (avail_idx_[q] % l.size)), head);
-    ++avail_idx_[q];
-    (void)mem_.Write<uint16_t>(GuestAddress(l.avail + 2), avail_idx_[q]);
   }
 
   // A raw driver operation (ring_ops.h) on an input-chosen queue.
@@ -156,33 +142,15 @@ class DeviceDriver {
   }
 
  private:
-  uint16_t NextDesc(uint16_t q) {
-    const uint16_t d = static_cast<uint16_t>(next_desc_[q] % layouts_[q].size);
-    next_desc_[q] = static_cast<uint16_t>(d + 1);
-    return d;
-  }
-  // `len` bytes of the data area (16-byte aligned; wraps to its start when full).
-  uint64_t Allocate(uint32_t len) {
-    const uint64_t room = kMemorySize - data_;
-    const uint64_t need = (uint64_t{len} + 15) & ~uint64_t{15};
-    if (need > room) return data_;  // the caller's descriptor then runs past RAM: hostile
-    if (cursor_ + need > room) cursor_ = 0;
-    const uint64_t at = data_ + cursor_;
-    cursor_ += need;
-    return at;
-  }
-
   const GuestMemory& mem_;
   VirtioDevice& device_;
   const size_t queue_count_;
   uint64_t data_ = 0;
-  uint64_t cursor_ = 0;
   uint64_t features_ = 0;
   bool active_ = false;
   std::vector<RingLayout> layouts_;
-  std::vector<RingDriver> drivers_;
-  std::vector<uint16_t> avail_idx_;
-  std::vector<uint16_t> next_desc_;
+  std::vector<RingDriver> drivers_;          // raw ring operations
+  std::vector<testing::VirtqueueDriver> chains_;  // well-formed chains
   testing::FakeVirtioContext context_;
 };
 
