@@ -143,10 +143,7 @@ class VirtqueueDriver {
   // head, or kNoHead (and reports it) when descriptors run out.
   uint16_t AddChain(absl::Span<const VirtioBuffer> readable,
                     absl::Span<const VirtioBuffer> writable, bool publish = true) {
-    std::vector<ChainPart> parts;
-    for (const VirtioBuffer& b : readable) parts.push_back({b, false});
-    for (const VirtioBuffer& b : writable) parts.push_back({b, true});
-    return AddChainOf(parts, publish);
+    return AddChainOf(Parts(readable, writable), publish);
   }
 
   // One buffer of a chain, device-writable or not, in the order given.
@@ -154,6 +151,14 @@ class VirtqueueDriver {
     VirtioBuffer buffer;
     bool writable = false;
   };
+  // `readable` then `writable`, as Linux orders a chain.
+  static std::vector<ChainPart> Parts(absl::Span<const VirtioBuffer> readable,
+                                      absl::Span<const VirtioBuffer> writable) {
+    std::vector<ChainPart> parts;
+    for (const VirtioBuffer& b : readable) parts.push_back({b, false});
+    for (const VirtioBuffer& b : writable) parts.push_back({b, true});
+    return parts;
+  }
   uint16_t AddChainOf(absl::Span<const ChainPart> parts, bool publish = true) {
     const size_t count = parts.size();
     const size_t available = options_.reuse_descriptors ? options_.size : free_.size();
@@ -192,10 +197,7 @@ class VirtqueueDriver {
   // (allocated in the data area) of NEXT-linked descriptors, readable first.
   uint16_t AddIndirectChain(absl::Span<const VirtioBuffer> readable,
                             absl::Span<const VirtioBuffer> writable, bool publish = true) {
-    std::vector<ChainPart> parts;
-    for (const VirtioBuffer& b : readable) parts.push_back({b, false});
-    for (const VirtioBuffer& b : writable) parts.push_back({b, true});
-    return AddIndirectChainOf(parts, publish);
+    return AddIndirectChainOf(Parts(readable, writable), publish);
   }
   uint16_t AddIndirectChainOf(absl::Span<const ChainPart> parts, bool publish = true) {
     const size_t count = parts.size();
