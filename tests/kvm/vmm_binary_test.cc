@@ -219,6 +219,29 @@ TEST(VmmBinaryTest, SerialFileKeepsTheConsoleLog) {
   EXPECT_THAT(contents.str(), HasSubstr("Hello from the vmm test guest"));
 }
 
+// Nobody has COM1's pty open: its output is dropped and the guest runs to
+// its end instead of waiting for a reader; the pty is named for the user.
+TEST(VmmBinaryTest, SerialPtyIsNamedAndAGuestNobodyReadsStillFinishes) {
+  REQUIRE_KVM();
+  ProcessResult r = RunProcess({VmmBinary(), "--kernel", GuestPath("hello.elf"), "--serial",
+                                "pty", "--cmdline", "exit=5"},
+                               kGuestLimit);
+  EXPECT_EQ(r.exit_code, 11) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("vmm: COM1 (ttyS0) is on /dev/pts/"));
+  EXPECT_THAT(r.out, Not(HasSubstr("Hello")));
+}
+
+TEST(VmmBinaryTest, SerialSocketWithoutAClientDropsOutputAndIsRemovedAtExit) {
+  REQUIRE_KVM();
+  const std::string path = ::testing::TempDir() + "/com1.sock";
+  ProcessResult r = RunProcess({VmmBinary(), "--kernel", GuestPath("hello.elf"), "--serial",
+                                "socket=" + path, "--cmdline", "exit=5"},
+                               kGuestLimit);
+  EXPECT_EQ(r.exit_code, 11) << r.err;
+  EXPECT_THAT(r.out, Not(HasSubstr("Hello")));
+  EXPECT_NE(::access(path.c_str(), F_OK), 0) << "the socket file is left behind";
+}
+
 // --- Bad input: one line on stderr, exit 2, no crash. The command line's
 // own checks need no KVM; the rest are found while the machine is built,
 // after /dev/kvm is opened (without it, vmm's one-line error is that). ---
@@ -285,7 +308,13 @@ INSTANTIATE_TEST_SUITE_P(
                  "initrd"},
         BadInput{"MissingInitrd",
                  {"--kernel", "@hello", "--initrd", "/nonexistent/initrd"},
-                 "/nonexistent/initrd"}),
+                 "/nonexistent/initrd"},
+        BadInput{"UnwritableSerialFile",
+                 {"--kernel", "@hello", "--serial", "file=/nonexistent/com1.log"},
+                 "serial: cannot open output file /nonexistent/com1.log", false},
+        BadInput{"SerialSocketInAMissingDirectory",
+                 {"--kernel", "@hello", "--serial", "socket=/nonexistent/com1.sock"},
+                 "serial: cannot listen on socket /nonexistent/com1.sock", false}),
     [](const ::testing::TestParamInfo<BadInput>& info) { return info.param.name; });
 
 }  // namespace
