@@ -73,8 +73,17 @@ Serial::Serial(std::shared_ptr<IrqLine> irq, Chardev* host) : irq_(std::move(irq
       .readable = [this] { OnHostReadable(); },
       .writable = [this] { OnHostWritable(); },
   });
-  absl::MutexLock lock(&mu_);
-  UpdateInputWatch();
+  WatchInputFirstTime();
+}
+
+// Without mu_: the machine is built under the VMM's machine lock, and a
+// guest's output reaches the VMM (a library sink stopping the VM) under mu_,
+// so taking mu_ here would order the two both ways. Nothing can race: no
+// callback runs before this first watch exists, and the loop's own lock
+// orders this write before any callback that reads it.
+void Serial::WatchInputFirstTime() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  input_watched_ = true;
+  host_->WatchInput(true);
 }
 
 Serial::~Serial() {

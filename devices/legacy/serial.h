@@ -85,6 +85,7 @@ class Serial : public BusDevice {
   void FlushTx() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Watches host input exactly while the receiver can take it.
   void UpdateInputWatch() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void WatchInputFirstTime();
   // The chardev's callbacks (loop thread).
   void OnHostReadable();
   void OnHostWritable();

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -463,6 +464,23 @@ TEST_F(SerialTest, WorksWithoutIrqLineOrOutput) {
   bare.Write(kThr, absl::MakeConstSpan(&v, 1));
   bare.Read(kLsr, absl::MakeSpan(&v, 1));
   EXPECT_EQ(v, kLsrThreTemt);
+}
+
+// The machine is built under the VMM's machine lock, and a library sink may
+// stop the VM (taking that lock) from inside the UART's output path: so
+// building a UART must not take its device lock (absl's deadlock detection
+// aborted the KVM suite on that order in the nested lane).
+TEST(SerialLockOrderTest, BuildingTheUartDoesNotTakeItsDeviceLock) {
+  absl::Mutex machine;
+  auto sink = MakeCallbackChardev([&](std::string_view) { absl::MutexLock lock(&machine); });
+  std::optional<Serial> serial;
+  {
+    absl::MutexLock lock(&machine);
+    serial.emplace(nullptr, sink.get());
+  }
+  uint8_t byte = 'x';
+  serial->Write(kThr, absl::MakeConstSpan(&byte, 1));
+  EXPECT_EQ(serial->tx_dropped(), 0u);
 }
 
 // COM1 over a real socket chardev on a real loop thread, driven by a
