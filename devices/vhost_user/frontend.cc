@@ -5,6 +5,25 @@
 
 namespace vmm::vhost_user {
 
+absl::StatusOr<MemoryTable> MemoryTableFor(const GuestMemory& memory) {
+  MemoryTable table;
+  for (const GuestMemory::Region& r : memory.regions()) {
+    if (r.fd < 0) {
+      return absl::FailedPreconditionError(
+          "vhost-user needs guest RAM in shared memory (a memfd); this RAM is private");
+    }
+    table.regions.push_back(MemoryRegion{r.start.value(), r.size,
+                                         reinterpret_cast<uint64_t>(r.host), r.fd_offset});
+    table.fds.push_back(r.fd);
+  }
+  if (table.regions.empty() || table.regions.size() > kMaxMemoryRegions) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "vhost-user: guest RAM has ", table.regions.size(), " regions (1 to ",
+        kMaxMemoryRegions, " fit one SET_MEM_TABLE)"));
+  }
+  return table;
+}
+
 absl::Status Frontend::Set(Request request, absl::Span<const uint8_t> payload,
                            absl::Span<const int> fds) {
   const bool ack = HasProtocolFeature(kProtocolReplyAck);

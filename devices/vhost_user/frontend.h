@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "base/guest_memory.h"
 #include "devices/vhost_user/channel.h"
 #include "devices/vhost_user/message.h"
 
@@ -20,6 +21,16 @@ namespace vmm::vhost_user {
 // The protocol features vmm asks for (when the back-end has them).
 inline constexpr uint64_t kWantedProtocolFeatures =
     (1ull << kProtocolMq) | (1ull << kProtocolReplyAck) | (1ull << kProtocolConfig);
+
+// Guest RAM as SET_MEM_TABLE describes it: one region per mapping, its fd
+// (the memfd) and where the region starts in it. FailedPrecondition when RAM
+// is not shared memory (vmm backs it with a memfd whenever a vhost-user
+// device exists), or has more regions than one message carries.
+struct MemoryTable {
+  std::vector<MemoryRegion> regions;
+  std::vector<int> fds;  // owned by the GuestMemory
+};
+absl::StatusOr<MemoryTable> MemoryTableFor(const GuestMemory& memory);
 
 class Frontend {
  public:
@@ -41,6 +52,9 @@ class Frontend {
   absl::Status SetFeatures(uint64_t features);
   // Guest RAM, one fd per region (mmap'able at the region's mmap_offset).
   absl::Status SetMemTable(absl::Span<const MemoryRegion> regions, absl::Span<const int> fds);
+  absl::Status SetMemTable(const MemoryTable& table) {
+    return SetMemTable(table.regions, table.fds);
+  }
   absl::Status SetVringNum(uint32_t index, uint32_t size);
   absl::Status SetVringAddr(const VringAddr& addr);
   absl::Status SetVringBase(uint32_t index, uint32_t base);

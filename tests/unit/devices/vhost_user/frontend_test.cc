@@ -310,6 +310,26 @@ TEST_F(FrontendTest, SendingToAClosedBackEndIsAnErrorNotASignal) {
   EXPECT_FALSE(frontend_->Handshake().ok());
 }
 
+TEST(MemoryTableTest, DescribesMemfdRamOneRegionPerMappingWithItsOffset) {
+  const RamRange ranges[2] = {{GuestAddress(0), 2 << 20},
+                              {GuestAddress(4ull << 30), 4 << 20}};
+  absl::StatusOr<GuestMemory> ram = GuestMemory::Create(ranges, {.memfd = true});
+  ASSERT_TRUE(ram.ok()) << ram.status();
+  absl::StatusOr<MemoryTable> table = MemoryTableFor(*ram);
+  ASSERT_TRUE(table.ok()) << table.status();
+  ASSERT_EQ(table->regions.size(), 2u);
+  EXPECT_EQ(table->regions[1].guest_phys_addr, 4ull << 30);
+  EXPECT_EQ(table->regions[1].memory_size, 4u << 20);
+  EXPECT_EQ(table->regions[1].mmap_offset, ram->regions()[1].fd_offset);
+  EXPECT_EQ(table->regions[1].userspace_addr,
+            reinterpret_cast<uint64_t>(ram->regions()[1].host));
+  EXPECT_EQ(table->fds[1], ram->regions()[1].fd);
+
+  absl::StatusOr<GuestMemory> private_ram = GuestMemory::Create(ranges);
+  ASSERT_TRUE(private_ram.ok());
+  EXPECT_EQ(MemoryTableFor(*private_ram).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
 TEST(ChannelTest, ConnectingToNothingIsAOneLineError) {
   absl::StatusOr<Channel> c = Channel::Connect("/nonexistent/vhost.sock");
   ASSERT_FALSE(c.ok());
