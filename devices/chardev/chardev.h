@@ -75,9 +75,10 @@ absl::StatusOr<std::unique_ptr<Chardev>> MakeStdioChardev(EventLoop& loop, bool 
 // sees each byte as the guest sends it); no input.
 absl::StatusOr<std::unique_ptr<Chardev>> MakeFileChardev(const std::string& path,
                                                          EventLoop& loop);
-// Listens on a Unix stream socket at `path` (an existing socket file there is
-// replaced). One client at a time: a second one waits in the backlog until
-// the first disconnects; a disconnect is not an error.
+// Listens on a Unix stream socket at `path` (a stale socket there is
+// replaced; a live one, another VM's, is refused). One client at a time: a
+// second one waits in the backlog until the first disconnects; a disconnect
+// is not an error.
 absl::StatusOr<std::unique_ptr<Chardev>> MakeSocketChardev(const std::string& path,
                                                            EventLoop& loop);
 // A new pseudo-terminal in raw mode; path() names its /dev/pts/N for the user

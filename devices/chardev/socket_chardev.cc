@@ -1,12 +1,9 @@
 // A Unix stream socket the VMM listens on, one client at a time.
 #include <fcntl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
@@ -15,6 +12,7 @@
 #include "base/eventfd.h"
 #include "base/status_macros.h"
 #include "base/unique_fd.h"
+#include "base/unix_socket.h"
 #include "devices/chardev/chardev.h"
 #include "devices/chardev/watch.h"
 
@@ -155,22 +153,8 @@ class SocketChardev : public Chardev {
 
 absl::StatusOr<std::unique_ptr<Chardev>> MakeSocketChardev(const std::string& path,
                                                            EventLoop& loop) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.empty() || path.size() >= sizeof(addr.sun_path)) {
-    return absl::InvalidArgumentError(absl::StrCat("socket path '", path, "' must be 1 to ",
-                                                   sizeof(addr.sun_path) - 1, " bytes"));
-  }
-  std::memcpy(addr.sun_path, path.data(), path.size());
-  UniqueFd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  if (!listener.valid()) return ErrnoStatus("socket");
-  // A stale socket from an earlier run is replaced; any other file is not.
-  struct stat st;
-  if (::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(path.c_str());
-  if (::bind(listener.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      ::listen(listener.get(), 4) != 0) {
-    return ErrnoStatus(absl::StrCat("cannot listen on socket ", path));
-  }
+  // A live socket there (another VM's console) is refused, a stale one replaced.
+  ASSIGN_OR_RETURN(UniqueFd listener, ListenUnix(path, 4, "socket"));
   ASSIGN_OR_RETURN(EventFd wake, EventFd::Create());
   return std::make_unique<SocketChardev>(loop, path, std::move(listener), std::move(wake));
 }

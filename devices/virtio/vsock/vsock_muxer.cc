@@ -17,34 +17,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "base/status_macros.h"
+#include "base/unix_socket.h"
 
 namespace vmm {
 namespace {
 
-// sockaddr_un for `path`; false when it does not fit sun_path.
-bool MakeAddress(const std::string& path, sockaddr_un* addr) {
-  std::memset(addr, 0, sizeof(*addr));
-  addr->sun_family = AF_UNIX;
-  if (path.empty() || path.size() >= sizeof(addr->sun_path)) return false;
-  std::memcpy(addr->sun_path, path.data(), path.size());
-  return true;
-}
-
-// A non-blocking stream socket connected to `path`; invalid on failure
-// (errno set).
-UniqueFd ConnectUnix(const std::string& path) {
-  sockaddr_un addr;
-  if (!MakeAddress(path, &addr)) {
-    errno = ENAMETOOLONG;
-    return UniqueFd();
-  }
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!fd.valid()) return fd;
-  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
-    return UniqueFd();
-  }
-  return fd;
-}
 
 int64_t MonotonicNs() {
   timespec ts;
@@ -57,33 +34,7 @@ int64_t MonotonicNs() {
 absl::StatusOr<std::unique_ptr<VsockMuxer>> VsockMuxer::Create(VsockMuxerOptions options,
                                                                VsockStats* stats) {
   const std::string& path = options.socket_path;
-  sockaddr_un addr;
-  if (!MakeAddress(path, &addr)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("vsock socket ", path, ": not a valid Unix socket path (too long or empty)"));
-  }
-  struct stat st;
-  if (::lstat(path.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode)) {
-      return absl::AlreadyExistsError(
-          absl::StrCat("vsock socket ", path, ": exists and is not a socket"));
-    }
-    if (ConnectUnix(path).valid()) {
-      return absl::AlreadyExistsError(
-          absl::StrCat("vsock socket ", path, ": in use by another process"));
-    }
-    ::unlink(path.c_str());  // stale: left by a VMM that did not clean up
-  }
-  UniqueFd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!listener.valid()) return ErrnoStatus("vsock: socket");
-  if (::bind(listener.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
-    return ErrnoStatus(absl::StrCat("vsock socket ", path, ": bind"));
-  }
-  if (::listen(listener.get(), 16) != 0) {
-    absl::Status s = ErrnoStatus(absl::StrCat("vsock socket ", path, ": listen"));
-    ::unlink(path.c_str());
-    return s;
-  }
+  ASSIGN_OR_RETURN(UniqueFd listener, ListenUnix(path, 16, "vsock socket"));
   UniqueFd epoll(::epoll_create1(EPOLL_CLOEXEC));
   UniqueFd timer(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
   epoll_event ev{};

@@ -20,6 +20,7 @@
 
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/fakes/loop_thread.h"
 
@@ -179,6 +180,21 @@ TEST(SocketChardevTest, ClientStaysAcrossStopAndAStartByANewUser) {
   ASSERT_EQ(::recv(a, got, 2, MSG_WAITALL), 2);
   EXPECT_EQ(std::string(got, 2), "12");
   ::close(a);
+}
+
+// Issue 17's item 2: a second VM pointed at a live console socket used to
+// unlink it and take the path over; the first VM lost its console.
+TEST(SocketChardevTest, ALiveSocketOfAnotherVmIsNotStolen) {
+  const std::string path = TempPath("taken");
+  LoopThread loop;
+  auto first = MakeSocketChardev(path, loop.loop());
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto second = MakeSocketChardev(path, loop.loop());
+  ASSERT_FALSE(second.ok());
+  EXPECT_THAT(std::string(second.status().message()), ::testing::HasSubstr("in use"));
+  int client = ConnectUnix(path);
+  EXPECT_GE(client, 0) << "the first VM's socket is still there";
+  if (client >= 0) ::close(client);
 }
 
 TEST(CallbackChardevTest, HandsOutputToTheSinkAndHasNoInput) {
