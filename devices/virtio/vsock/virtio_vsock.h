@@ -44,6 +44,10 @@ class VirtioVsock : public VirtioDevice {
   static constexpr uint16_t kRxQueue = 0;
   static constexpr uint16_t kTxQueue = 1;
   static constexpr uint16_t kEventQueue = 2;
+  // Guest CIDs a user may give: 0-2 (hypervisor, local, host) and
+  // 0xffffffff (VMADDR_CID_ANY) are reserved (virtio 1.2, 5.10.4).
+  static constexpr uint64_t kMinGuestCid = 3;
+  static constexpr uint64_t kMaxGuestCid = 0xfffffffe;
 
   // Listens on options.socket_path (see VsockMuxer::Create). With a `loop`,
   // host socket events are handled on it; without one (unit tests) the

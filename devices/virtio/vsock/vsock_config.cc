@@ -42,13 +42,17 @@ const VirtioDeviceSpec& VirtioVsockSpec() {
       .repeatable = false,
       .keys =
           {
-              {{"cid", "N", "required", "the guest's context id, 3..4294967295"},
+              {{"cid", "N", "required",
+                absl::StrCat("the guest's context id, ", VirtioVsock::kMinGuestCid, "..",
+                             VirtioVsock::kMaxGuestCid)},
                [](absl::string_view value, VsockConfig& vsock) {
                  uint64_t cid = 0;
-                 if (!absl::SimpleAtoi(value, &cid) || cid < 3 || cid > UINT32_MAX) {
-                   return absl::InvalidArgumentError(
-                       absl::StrCat("'cid=", value,
-                                    "': expected a number from 3 to 4294967295 (0-2 are reserved)"));
+                 if (!absl::SimpleAtoi(value, &cid) || cid < VirtioVsock::kMinGuestCid ||
+                     cid > VirtioVsock::kMaxGuestCid) {
+                   return absl::InvalidArgumentError(absl::StrCat(
+                       "'cid=", value, "': expected a number from ", VirtioVsock::kMinGuestCid,
+                       " to ", VirtioVsock::kMaxGuestCid,
+                       " (0-2 and 4294967295, VMADDR_CID_ANY, are reserved)"));
                  }
                  vsock.guest_cid = cid;
                  return absl::OkStatus();

@@ -322,9 +322,9 @@ TEST(VsockSpecTest, CidAndSocketGiveAPciDevice) {
 }
 
 TEST(VsockSpecTest, LargestCidAndMmioAreAccepted) {
-  absl::StatusOr<VsockConfig> v = ParseVsockSpec("transport=mmio,socket=s,cid=4294967295");
+  absl::StatusOr<VsockConfig> v = ParseVsockSpec("transport=mmio,socket=s,cid=4294967294");
   ASSERT_TRUE(v.ok()) << v.status();
-  EXPECT_EQ(v->guest_cid, 4294967295u);
+  EXPECT_EQ(v->guest_cid, 4294967294u);
   EXPECT_EQ(v->transport, VirtioTransport::kMmio);
 }
 
@@ -351,7 +351,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(BadSpec{"", "cid=N is required"}, BadSpec{"socket=/s", "cid=N is required"},
                       BadSpec{"cid=3", "socket=PATH is required"},
                       BadSpec{"cid=3,socket=", "needs a path"},
-                      BadSpec{"cid=2,socket=s", "from 3 to 4294967295"},
+                      BadSpec{"cid=2,socket=s", "from 3 to 4294967294"},
+                      BadSpec{"cid=4294967295,socket=s", "VMADDR_CID_ANY, are reserved"},
                       BadSpec{"cid=0,socket=s", "reserved"},
                       BadSpec{"cid=4294967296,socket=s", "from 3"},
                       BadSpec{"cid=-1,socket=s", "from 3"}, BadSpec{"cid=x,socket=s", "from 3"},
