@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/algorithm/container.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -373,6 +374,7 @@ absl::StatusOr<CliRequest> ParseCommandLine(int argc, char** argv) {
   // registry), parsed as they are met so that the first bad argument is the
   // one reported.
   std::vector<DeviceConfig> devices;
+  absl::flat_hash_set<const FlagSpec*> given;  // plain flags met so far
   std::string device_help;  // --device help, --device NAME,help
   bool flags_ended = false;
   for (int i = 1; i < argc; ++i) {
@@ -449,6 +451,15 @@ absl::StatusOr<CliRequest> ParseCommandLine(int argc, char** argv) {
     }
     if (spec == nullptr) {
       fail(absl::InvalidArgumentError(absl::StrCat("unknown flag '", arg, "'")));
+      continue;
+    }
+    // A second --kernel (or --memory, --nomemfd after --memfd...) would
+    // silently win: say so instead, as for devices given twice.
+    if (!given.insert(spec).second) {
+      fail(absl::InvalidArgumentError(
+          absl::StrCat("--", spec->name, " is given twice (each flag may be given once)")));
+      if (spec->value_name.empty() || has_value) continue;
+      ++i;  // skip its value too
       continue;
     }
     if (spec->value_name.empty()) {  // boolean: never consumes the next argument

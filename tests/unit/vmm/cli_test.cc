@@ -78,14 +78,20 @@ TEST(CliTest, SingleDashFlagsWorkLikeDoubleDash) {
 
 TEST(CliTest, BooleanMemfdCanBeTurnedOffAndDoesNotEatTheNextArgument) {
   EXPECT_FALSE(ParseRun({"--memfd=false"}).memfd_backed);
-  EXPECT_FALSE(ParseRun({"--memfd", "--nomemfd"}).memfd_backed);
+  EXPECT_FALSE(ParseRun({"--nomemfd"}).memfd_backed);
   VmConfig config = ParseRun({"--memfd", "--cpus", "2"});
   EXPECT_TRUE(config.memfd_backed);
   EXPECT_EQ(config.cpus, 2);
 }
 
-TEST(CliTest, LaterFlagOverridesEarlier) {
-  EXPECT_EQ(ParseRun({"--cpus", "2", "--cpus", "5"}).cpus, 5);
+// Issue 17, item 6: the second of two --kernel (or --memory, --cpus) flags
+// used to win silently; every flag is now given at most once, as devices are.
+TEST(CliTest, AFlagGivenTwiceIsAnError) {
+  ExpectUsageError({"--kernel", "a", "--kernel", "b"}, "--kernel is given twice");
+  ExpectUsageError({"--kernel", "k", "--cpus", "2", "--cpus=5"}, "--cpus is given twice");
+  ExpectUsageError({"--kernel", "k", "--memfd", "--nomemfd"}, "--memfd is given twice");
+  ExpectUsageError({"--kernel", "k", "--memory", "1G", "--memory", "2G", "--cpus", "x"},
+                   "--memory is given twice");  // the first error is the one reported
 }
 
 TEST(CliTest, EachParseStartsFromDefaults) {
@@ -190,7 +196,7 @@ TEST(CliTest, DecompressChoosesWhoUnpacksTheKernel) {
 TEST(CliTest, StatsIsOffByDefaultAndOnWithTheFlag) {
   EXPECT_FALSE(Parse({"--kernel", "k"})->print_stats);
   EXPECT_TRUE(Parse({"--kernel", "k", "--stats"})->print_stats);
-  EXPECT_FALSE(Parse({"--kernel", "k", "--stats", "--nostats"})->print_stats);
+  EXPECT_FALSE(Parse({"--kernel", "k", "--nostats"})->print_stats);
 }
 
 TEST(CliTest, StatsLineReportsLatencyRssAndExits) {
