@@ -72,17 +72,20 @@ std::vector<Elf64_Phdr> ReadProgramHeaders(absl::Span<const uint8_t> image,
   return phdrs;
 }
 
-// Scans one PT_NOTE segment's notes for the PVH entry. Names and values are
-// padded to 4 bytes (what Linux and most toolchains emit) or to 8 when the
-// segment says so.
+// Scans one PT_NOTE segment's notes for the PVH entry. The segment's
+// alignment (4, what Linux emits, or 8, as CET-enabled toolchains emit with a
+// GNU property note first) places each part as the gABI and glibc do: the
+// value at AlignUp(header + name, align) from the note's start, the next note
+// at AlignUp(the value's end, align).
 absl::StatusOr<std::optional<GuestAddress>> ScanNotes(absl::Span<const uint8_t> notes,
                                                       uint64_t align) {
   uint64_t pos = 0;
   while (notes.size() - pos >= sizeof(Elf64_Nhdr)) {
     const Elf64_Nhdr nhdr = ReadAt<Elf64_Nhdr>(notes, pos);
     const uint64_t name_pos = pos + sizeof(Elf64_Nhdr);
-    const uint64_t desc_pos = name_pos + AlignUp(nhdr.n_namesz, align);
-    const uint64_t next = desc_pos + AlignUp(nhdr.n_descsz, align);  // 32-bit sizes: no wrap
+    const uint64_t desc_pos = pos + AlignUp(sizeof(Elf64_Nhdr) + nhdr.n_namesz, align);
+    // 32-bit sizes in 64-bit arithmetic: no wrap.
+    const uint64_t next = pos + AlignUp(desc_pos - pos + nhdr.n_descsz, align);
     if (next > notes.size()) return Corrupt("an ELF note runs past the end of its segment");
     static constexpr char kXen[] = "Xen";  // with its NUL, namesz 4
     if (nhdr.n_type == kXenElfNotePhys32Entry && nhdr.n_namesz == sizeof(kXen) &&

@@ -77,6 +77,21 @@ TEST(ElfTest, PvhNoteWithEightByteValueAsLinuxEmitsIt) {
   EXPECT_EQ(*entry, GuestAddress(2 * kMiB + 0x80));
 }
 
+// Issue 17, item 3: an 8-aligned note segment (a GNU property note first, as
+// CET-enabled toolchains emit) was rejected as "an ELF note runs past the
+// end of its segment": the value's offset was padded from the name, not from
+// the note's start.
+TEST(ElfTest, EightByteAlignedNotesAreReadAsTheGabiLaysThemOut) {
+  GuestMemory mem = MakeGuestMemory(64 * kMiB);
+  ElfSpec spec = SimpleElfSpec();
+  spec.pvh_entry = 0x1000123;
+  spec.pvh_note_size = 8;
+  spec.note_align = 8;
+  auto kernel = LoadElf(mem, MakeElf(spec));
+  ASSERT_TRUE(kernel.ok()) << kernel.status();
+  EXPECT_EQ(kernel->pvh_entry, GuestAddress(0x1000123));
+}
+
 TEST(ElfTest, FindPvhEntryWithoutNoteIsNullopt) {
   auto entry = FindPvhEntry(MakeElf(SimpleElfSpec()));
   ASSERT_TRUE(entry.ok()) << entry.status();

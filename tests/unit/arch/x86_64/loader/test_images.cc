@@ -48,20 +48,29 @@ std::vector<uint8_t> MakeElf(const ElfSpec& spec, ElfLayout* layout_out) {
   const size_t phnum = spec.segments.size() + (spec.pvh_entry ? 1 : 0);
   uint64_t offset = layout.phoff + phnum * sizeof(Elf64_Phdr);
 
-  // Notes: an unrelated GNU note first, then Xen's PVH entry.
+  // Notes: an unrelated GNU note first, then Xen's PVH entry, laid out as the
+  // gABI says for the segment's alignment: the value starts at
+  // AlignUp(header + name, align) from the note's start, the next note at
+  // AlignUp(value's end, align).
   std::vector<uint8_t> notes;
   if (spec.pvh_entry) {
-    auto add_note = [&notes](const char* name, uint32_t type, const std::vector<uint8_t>& desc) {
+    const size_t align = spec.note_align;
+    auto pad = [&notes, align](size_t to) { notes.resize((to + align - 1) / align * align, 0); };
+    auto add_note = [&](const char* name, uint32_t type, const std::vector<uint8_t>& desc) {
       Elf64_Nhdr n{static_cast<Elf64_Word>(std::strlen(name) + 1),
                    static_cast<Elf64_Word>(desc.size()), type};
       const uint8_t* p = reinterpret_cast<const uint8_t*>(&n);
       notes.insert(notes.end(), p, p + sizeof(n));
       notes.insert(notes.end(), name, name + n.n_namesz);
-      notes.resize((notes.size() + 3) & ~size_t{3}, 0);
+      pad(notes.size());  // notes start aligned: relative and absolute padding agree
       notes.insert(notes.end(), desc.begin(), desc.end());
-      notes.resize((notes.size() + 3) & ~size_t{3}, 0);
+      pad(notes.size());
     };
-    add_note("GNU", 3, std::vector<uint8_t>(20, 0xab));  // NT_GNU_BUILD_ID
+    if (spec.note_align == 8) {
+      add_note("GNU", 5, std::vector<uint8_t>(16, 0xcd));  // NT_GNU_PROPERTY_TYPE_0 (CET)
+    } else {
+      add_note("GNU", 3, std::vector<uint8_t>(20, 0xab));  // NT_GNU_BUILD_ID
+    }
     std::vector<uint8_t> desc(spec.pvh_note_size, 0);
     std::memcpy(desc.data(), &*spec.pvh_entry, std::min<size_t>(desc.size(), 8));
     add_note("Xen", 18, desc);
@@ -108,7 +117,7 @@ std::vector<uint8_t> MakeElf(const ElfSpec& spec, ElfLayout* layout_out) {
     p.p_type = PT_NOTE;
     p.p_offset = layout.note_offset;
     p.p_filesz = notes.size();
-    p.p_align = 4;
+    p.p_align = spec.note_align;
     std::copy(notes.begin(), notes.end(), image.begin() + layout.note_offset);
   }
   if (layout_out) *layout_out = layout;

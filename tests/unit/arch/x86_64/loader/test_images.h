@@ -73,6 +73,9 @@ struct ElfSpec {
   // bytes long, after an unrelated note.
   std::optional<uint64_t> pvh_entry;
   uint32_t pvh_note_size = 4;
+  // The note segment's alignment (p_align): 4, or 8 as CET-enabled
+  // toolchains emit it (a GNU property note first).
+  uint32_t note_align = 4;
 };
 
 // The offsets of the pieces of a built ELF, for tests that corrupt them.
