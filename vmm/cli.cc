@@ -584,6 +584,7 @@ int ExitCodeForError(const absl::Status& status) {
     case absl::StatusCode::kFailedPrecondition:
     case absl::StatusCode::kOutOfRange:
     case absl::StatusCode::kAlreadyExists:
+    case absl::StatusCode::kPermissionDenied:
       return kExitUsage;
     default:
       return kExitVmmFailure;

@@ -72,8 +72,9 @@ absl::StatusOr<absl::Duration> ParseTimeout(absl::string_view text);
 
 // The exit code for a failed Vm::Create: kExitUsage (2) when the status says
 // the user's input is wrong (kInvalidArgument, kNotFound, kFailedPrecondition,
-// kOutOfRange, kAlreadyExists), kExitVmmFailure (1) for everything else
-// (kUnavailable, kPermissionDenied, kInternal, ...). Never 0.
+// kOutOfRange, kAlreadyExists, kPermissionDenied: a file the user named that
+// vmm may not open), kExitVmmFailure (1) for everything else (kUnavailable:
+// the host, /dev/kvm included; kInternal, ...). Never 0.
 int ExitCodeForError(const absl::Status& status);
 
 // "vmm: stats: ..." — start-up latency, RSS at the first KVM_RUN and the

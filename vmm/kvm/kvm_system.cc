@@ -27,7 +27,8 @@ absl::StatusOr<KvmSystem> KvmSystem::Open(absl::string_view path) {
           "%s does not exist: this host has no KVM (is the kvm module loaded?)", p));
     }
     if (err == EACCES || err == EPERM) {
-      return absl::PermissionDeniedError(absl::StrFormat(
+      // The host's set-up, not the user's input: Unavailable (exit 1).
+      return absl::UnavailableError(absl::StrFormat(
           "no permission to open %s: add your user to the 'kvm' group or run as root", p));
     }
     return absl::UnavailableError(absl::StrFormat("cannot open %s: %s", p, std::strerror(err)));

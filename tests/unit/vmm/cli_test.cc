@@ -429,14 +429,17 @@ TEST(ExitCodeTest, UserInputErrorsExitWithUsageCode) {
                               absl::NotFoundError("kernel: no such file"),
                               absl::FailedPreconditionError("memory too small"),
                               absl::OutOfRangeError("too many cpus"),
-                              absl::AlreadyExistsError("x")}) {
+                              absl::AlreadyExistsError("x"),
+                              // Issue 17, item 5: a disk image vmm may not open for writing.
+                              absl::PermissionDeniedError("disk image a.img: cannot open it")}) {
     EXPECT_EQ(ExitCodeForError(status), 2) << status;
   }
 }
 
 TEST(ExitCodeTest, RuntimeFailuresExitWithOne) {
   for (absl::Status status :
-       {absl::UnavailableError("/dev/kvm: no such file"), absl::PermissionDeniedError("/dev/kvm"),
+       {absl::UnavailableError("/dev/kvm: no such file"),
+        absl::UnavailableError("no permission to open /dev/kvm"),
         absl::InternalError("KVM_RUN"), absl::UnknownError("?"), absl::ResourceExhaustedError("m"),
         absl::CancelledError(""), absl::DeadlineExceededError(""), absl::AbortedError(""),
         absl::UnimplementedError(""), absl::DataLossError(""), absl::UnauthenticatedError("")}) {
