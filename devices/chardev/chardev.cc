@@ -154,8 +154,14 @@ absl::StatusOr<std::unique_ptr<Chardev>> MakeStdioChardev(EventLoop& loop, bool 
 
 absl::StatusOr<std::unique_ptr<Chardev>> MakeFileChardev(const std::string& path,
                                                          EventLoop& loop) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) return ErrnoStatus(absl::StrCat("cannot open output file ", path));
+  // O_NONBLOCK: a FIFO with no reader fails at once (ENXIO) instead of
+  // hanging start-up; one with a reader is written without blocking, as the
+  // chardev contract wants (regular files ignore the flag).
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK, 0644);
+  if (fd < 0) {
+    return ErrnoStatus(absl::StrCat("cannot open output file ", path,
+                                    errno == ENXIO ? " (a FIFO nobody reads)" : ""));
+  }
   return std::make_unique<FdChardev>(loop, -1, fd, UniqueFd(fd), true);
 }
 

@@ -25,7 +25,10 @@ absl::Status FileError(int err, absl::string_view what, const std::string& path,
 
 absl::StatusOr<OpenedFile> OpenRegularFile(absl::string_view what, const std::string& path) {
   if (path.empty()) return absl::InvalidArgumentError(absl::StrCat("no ", what, " file given"));
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO (or a tty) must not wait for a writer; it is
+  // refused below, as anything that is not a regular file is. Reads of a
+  // regular file ignore the flag.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return FileError(errno, what, path, "cannot open");
   OpenedFile file{UniqueFd(fd), 0};
   struct stat st;

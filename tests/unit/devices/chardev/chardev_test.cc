@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
@@ -55,6 +56,29 @@ TEST(FileChardevTest, UnopenablePathIsAOneLineError) {
   ASSERT_FALSE(backend.ok());
   EXPECT_NE(std::string(backend.status().message()).find("/nonexistent-dir/x.log"),
             std::string::npos);
+}
+
+// Issue 17, item 1: --serial file=FIFO (and --console file=) blocked in
+// open() until a reader came, before --timeout and with signals blocked.
+TEST(FileChardevTest, AFifoNobodyReadsIsAnErrorNotAHang) {
+  const std::string path = TempPath("fifo");
+  ::unlink(path.c_str());
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
+  LoopThread loop;
+  auto chardev = MakeFileChardev(path, loop.loop());
+  ASSERT_FALSE(chardev.ok());
+  EXPECT_THAT(std::string(chardev.status().message()), ::testing::HasSubstr("a FIFO nobody reads"));
+  // With a reader, the FIFO is written.
+  int reader = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  ASSERT_GE(reader, 0);
+  chardev = MakeFileChardev(path, loop.loop());
+  ASSERT_TRUE(chardev.ok()) << chardev.status();
+  (*chardev)->Start({});
+  EXPECT_EQ((*chardev)->Write(B("hi")), 2u);
+  char got[2];
+  EXPECT_EQ(::read(reader, got, 2), 2);
+  ::close(reader);
+  ::unlink(path.c_str());
 }
 
 TEST(SocketChardevTest, BadPathIsRejected) {

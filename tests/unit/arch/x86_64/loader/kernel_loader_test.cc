@@ -1,6 +1,8 @@
 #include "arch/x86_64/loader/kernel_loader.h"
 
 #include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <string>
@@ -56,6 +58,21 @@ TEST(KernelLoaderTest, EmptyPathIsInvalidArgument) {
 TEST(KernelLoaderTest, UnreadableKernelIsInvalidArgument) {
   GuestMemory mem = MakeGuestMemory(16 * kMiB);
   auto kernel = LoadKernel(mem, ::testing::TempDir());
+  ASSERT_FALSE(kernel.ok());
+  EXPECT_EQ(kernel.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(kernel.status().message(), HasSubstr("not a regular file"));
+}
+
+// Issue 17, item 1: --kernel FIFO blocked in open() waiting for a writer,
+// before --timeout started and with SIGINT blocked: nothing but SIGKILL
+// stopped it. (If this regresses the test hangs until meson's timeout.)
+TEST(KernelLoaderTest, AFifoIsRefusedWithoutWaitingForAWriter) {
+  const std::string path = ::testing::TempDir() + "/kernel-fifo-" + std::to_string(getpid());
+  ::unlink(path.c_str());
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
+  GuestMemory mem = MakeGuestMemory(16 * kMiB);
+  auto kernel = LoadKernel(mem, path);
+  ::unlink(path.c_str());
   ASSERT_FALSE(kernel.ok());
   EXPECT_EQ(kernel.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(kernel.status().message(), HasSubstr("not a regular file"));
