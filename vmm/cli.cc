@@ -569,7 +569,7 @@ std::string HelpText() {
                   "  2N+1  the guest wrote N to the debug-exit port (modulo 256)\n"
                   "  4     the guest kernel panicked (pvpanic)\n"
                   "  124   --timeout elapsed\n"
-                  "  130   stopped by SIGINT (Ctrl-C) or SIGTERM\n"
+                  "  130   stopped by a signal (INT, TERM, HUP, QUIT, USR1, USR2, ALRM)\n"
                   "  1     the VMM failed\n"
                   "  2     bad usage or configuration (flags, kernel file, memory size)\n");
   return text;

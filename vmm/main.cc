@@ -16,10 +16,11 @@
 
 namespace {
 
-// Turns SIGINT/SIGTERM into Vm::RequestStop. The signals are blocked in every
-// thread (the mask is set before the VM creates its threads, which inherit
-// it) and taken synchronously by one thread in sigwait, so RequestStop runs in
-// an ordinary thread context, not in a signal handler.
+// Turns the terminating signals (see main) into Vm::RequestStop. They are
+// blocked in every thread (the mask is set before the VM creates its
+// threads, which inherit it) and taken synchronously by one thread in
+// sigwait, so RequestStop runs in an ordinary thread context, not in a
+// signal handler.
 class SignalStopper {
  public:
   SignalStopper(vmm::Vm& vm, const sigset_t& signals)
@@ -82,10 +83,15 @@ int main(int argc, char** argv) {
 
   // Block before Vm::Create starts any thread; a Ctrl-C during creation stays
   // pending and stops the guest as soon as the stopper is waiting.
+  // Every catchable signal whose default would kill vmm takes this one clean
+  // path (the terminal restored, socket files removed, exit 130), not just
+  // Ctrl-C and SIGTERM: a closed terminal (HUP), Ctrl-\ (QUIT), a stray
+  // kill -USR1 or alarm.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
+  for (int signal_number : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM}) {
+    sigaddset(&stop_signals, signal_number);
+  }
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   absl::StatusOr<std::unique_ptr<vmm::Vm>> vm = vmm::Vm::Create(std::move(request->config));

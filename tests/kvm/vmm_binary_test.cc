@@ -1,5 +1,7 @@
 // The real `vmm` binary on the test guests: serial output and exit status as
 // a CI user sees them.
+#include <sys/wait.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/kvm/subprocess.h"
@@ -241,6 +244,45 @@ TEST(VmmBinaryTest, SerialSocketWithoutAClientDropsOutputAndIsRemovedAtExit) {
   EXPECT_THAT(r.out, Not(HasSubstr("Hello")));
   EXPECT_NE(::access(path.c_str(), F_OK), 0) << "the socket file is left behind";
 }
+
+// Issue 17, item 8: HUP, QUIT, USR1, ALRM used to kill vmm by their default
+// action (the terminal left raw, socket files left behind). Each terminating
+// signal now takes the SIGTERM path: exit 130, the console's socket file
+// removed.
+class StopSignalTest : public ::testing::TestWithParam<int> {};
+
+TEST_P(StopSignalTest, EndsTheVmCleanlyWithExit130) {
+  REQUIRE_KVM();
+  const std::string sock =
+      ::testing::TempDir() + "/sig-" + std::to_string(GetParam()) + "-" + std::to_string(getpid());
+  ::unlink(sock.c_str());
+  pid_t pid = fork();
+  if (pid == 0) {
+    execl(VmmBinary().c_str(), VmmBinary().c_str(), "--kernel", GuestPath("halt.elf").c_str(),
+          "--serial", "off", "--console", ("socket=" + sock).c_str(), "--timeout", "60",
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  ASSERT_GT(pid, 0);
+  // The socket exists once the VM is built; the guest then halts forever.
+  for (int i = 0; i < 300 && ::access(sock.c_str(), F_OK) != 0; ++i) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_EQ(::access(sock.c_str(), F_OK), 0) << "vmm never created its console socket";
+  ASSERT_EQ(::kill(pid, GetParam()), 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 130);
+  EXPECT_NE(::access(sock.c_str(), F_OK), 0) << "the console socket file was left behind";
+}
+
+INSTANTIATE_TEST_SUITE_P(Signals, StopSignalTest,
+                         ::testing::Values(SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2,
+                                           SIGALRM),
+                         [](const ::testing::TestParamInfo<int>& info) {
+                           return std::string(sigabbrev_np(info.param));
+                         });
 
 // --- Bad input: one line on stderr, exit 2, no crash. The command line's
 // own checks need no KVM; the rest are found while the machine is built,
