@@ -11,7 +11,9 @@
 #include <thread>
 #include <utility>
 
+#include "absl/synchronization/notification.h"
 #include "vmm/cli.h"
+#include "vmm/seccomp_filter.h"
 #include "vmm/vmm.h"
 
 namespace {
@@ -23,8 +25,12 @@ namespace {
 // signal handler.
 class SignalStopper {
  public:
-  SignalStopper(vmm::Vm& vm, const sigset_t& signals)
-      : vm_(vm), signals_(signals), thread_([this] { Loop(); }) {}
+  // The thread confines itself (seccomp `mode`) before it waits; `status()`
+  // says whether that worked.
+  SignalStopper(vmm::Vm& vm, const sigset_t& signals, vmm::SeccompMode mode)
+      : vm_(vm), signals_(signals), mode_(mode), thread_([this] { Loop(); }) {
+    confined_.WaitForNotification();
+  }
   SignalStopper(const SignalStopper&) = delete;
   SignalStopper& operator=(const SignalStopper&) = delete;
 
@@ -35,8 +41,15 @@ class SignalStopper {
     thread_.join();
   }
 
+  const absl::Status& status() const { return status_; }
+
  private:
   void Loop() {
+    // Every thread of a running VM is under a filter, this one too: it only
+    // waits for signals and asks the VM to stop.
+    status_ = vmm::InstallSeccompFilter(vmm::SeccompThread::kSignal, mode_);
+    confined_.Notify();
+    if (!status_.ok()) return;
     while (true) {
       int signal_number = 0;
       if (sigwait(&signals_, &signal_number) != 0) continue;
@@ -47,7 +60,10 @@ class SignalStopper {
 
   vmm::Vm& vm_;
   const sigset_t signals_;
+  const vmm::SeccompMode mode_;
   std::atomic<bool> done_{false};
+  absl::Notification confined_;
+  absl::Status status_;  // written before confined_ is notified
   std::thread thread_;  // last: starts after the members it reads exist
 };
 
@@ -94,6 +110,7 @@ int main(int argc, char** argv) {
   }
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
+  const vmm::SeccompMode seccomp = vmm::EffectiveSeccompMode(request->config.seccomp);
   absl::StatusOr<std::unique_ptr<vmm::Vm>> vm = vmm::Vm::Create(std::move(request->config));
   if (!vm.ok()) {
     PrintLine(stderr, vmm::cli::ErrorLine(vm.status()));
@@ -106,7 +123,11 @@ int main(int argc, char** argv) {
 
   vmm::ExitStatus status;
   {
-    SignalStopper stopper(**vm, stop_signals);
+    SignalStopper stopper(**vm, stop_signals, seccomp);
+    if (!stopper.status().ok()) {
+      PrintLine(stderr, vmm::cli::ErrorLine(stopper.status()));
+      return vmm::cli::kExitVmmFailure;
+    }
     status = (*vm)->Run();
   }
   if (request->print_stats) PrintLine(stderr, vmm::cli::StatsLine((*vm)->stats()));

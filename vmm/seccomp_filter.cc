@@ -50,6 +50,11 @@ constexpr int kVcpuSyscalls[] = {
     SCMP_SYS(sendto),
 };
 
+// The signal thread: sigwait (rt_sigtimedwait); the rest is common.
+constexpr int kSignalSyscalls[] = {
+    SCMP_SYS(rt_sigtimedwait),
+};
+
 // The event-loop thread's device backends: block I/O, sockets (console,
 // vsock), io_uring, waiting for events and for stop signals.
 constexpr int kLoopSyscalls[] = {
@@ -135,6 +140,18 @@ absl::Status AllowIoctls(scmp_filter_ctx ctx, const unsigned long (&requests)[N]
 
 }  // namespace
 
+SeccompMode EffectiveSeccompMode(SeccompMode mode) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  if (mode == SeccompMode::kEnforce) return SeccompMode::kLog;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
+    __has_feature(undefined_behavior_sanitizer)
+  if (mode == SeccompMode::kEnforce) return SeccompMode::kLog;
+#endif
+#endif
+  return mode;
+}
+
 absl::Status InstallSeccompFilter(SeccompThread thread, SeccompMode mode) {
   if (mode == SeccompMode::kOff) return absl::OkStatus();
   // Abseil reads /sys the first time a Mutex is contended (how many CPUs
@@ -147,15 +164,23 @@ absl::Status InstallSeccompFilter(SeccompThread thread, SeccompMode mode) {
   if (ctx == nullptr) return absl::InternalError("seccomp: seccomp_init failed");
   absl::Cleanup release = [ctx] { seccomp_release(ctx); };
 
-  absl::Status status =
-      thread == SeccompThread::kVcpu
-          ? AllowAll(ctx, {kCommonSyscalls, kVcpuSyscalls},
-                     {std::size(kCommonSyscalls), std::size(kVcpuSyscalls)})
-          : AllowAll(ctx, {kCommonSyscalls, kLoopSyscalls},
-                     {std::size(kCommonSyscalls), std::size(kLoopSyscalls)});
-  if (!status.ok()) return status;
-  status = thread == SeccompThread::kVcpu ? AllowIoctls(ctx, kVcpuIoctls)
-                                          : AllowIoctls(ctx, kLoopIoctls);
+  absl::Status status;
+  switch (thread) {
+    case SeccompThread::kVcpu:
+      status = AllowAll(ctx, {kCommonSyscalls, kVcpuSyscalls},
+                        {std::size(kCommonSyscalls), std::size(kVcpuSyscalls)});
+      if (status.ok()) status = AllowIoctls(ctx, kVcpuIoctls);
+      break;
+    case SeccompThread::kLoop:
+      status = AllowAll(ctx, {kCommonSyscalls, kLoopSyscalls},
+                        {std::size(kCommonSyscalls), std::size(kLoopSyscalls)});
+      if (status.ok()) status = AllowIoctls(ctx, kLoopIoctls);
+      break;
+    case SeccompThread::kSignal:
+      status = AllowAll(ctx, {kCommonSyscalls, kSignalSyscalls},
+                        {std::size(kCommonSyscalls), std::size(kSignalSyscalls)});
+      break;
+  }
   if (!status.ok()) return status;
   if (thread == SeccompThread::kLoop) {
     // vsock: a guest connection to host port P connects a new Unix socket to

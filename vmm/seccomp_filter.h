@@ -10,6 +10,8 @@
 //   kLoop  the thread in Vm::Run(): the event loop with every device's
 //          backend I/O (disk reads and writes, fdatasync, tap, sockets,
 //          getrandom, timers), stdin, and the VM's teardown after Run.
+//   kSignal  the vmm binary's signal thread: it waits in sigwait and asks
+//          the VM to stop (a mutex, an eventfd write), nothing else.
 //
 // A filter is per thread and inherited by threads the filtered thread starts
 // later. Disallowed calls kill the whole process (SIGSYS) in kEnforce, or are
@@ -22,7 +24,12 @@
 
 namespace vmm {
 
-enum class SeccompThread { kVcpu, kLoop };
+enum class SeccompThread { kVcpu, kLoop, kSignal };
+
+// `mode` as this build can honour it: sanitizer runtimes make system calls of
+// their own (LeakSanitizer's thread at exit, shadow memory), so their builds
+// log instead of killing.
+SeccompMode EffectiveSeccompMode(SeccompMode mode);
 
 // Installs the allow-list of `thread` on the calling thread (no-op for
 // SeccompMode::kOff). Irreversible. Fails if the kernel or libseccomp

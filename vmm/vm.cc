@@ -41,21 +41,6 @@ uint64_t ResidentSetBytes() {
   return n == 2 ? resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE)) : 0;
 }
 
-// VmConfig::seccomp as this build can honour it: sanitizer runtimes make
-// system calls of their own (LeakSanitizer's thread at exit, shadow memory),
-// so their builds log instead of killing.
-SeccompMode EffectiveSeccompMode(SeccompMode mode) {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-  if (mode == SeccompMode::kEnforce) return SeccompMode::kLog;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
-    __has_feature(undefined_behavior_sanitizer)
-  if (mode == SeccompMode::kEnforce) return SeccompMode::kLog;
-#endif
-#endif
-  return mode;
-}
-
 class VmImpl : public Vm {
  public:
   VmImpl(VmConfig config, std::unique_ptr<EventLoop> loop)
