@@ -11,18 +11,17 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
+#include "base/unix_socket.h"
 
 namespace vmm::vhost_user {
 
 absl::StatusOr<Channel> Channel::Connect(const std::string& path, absl::Duration timeout) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.empty() || path.size() >= sizeof(addr.sun_path)) {
+  sockaddr_un addr;
+  if (!MakeUnixAddress(path, &addr)) {
     return absl::InvalidArgumentError(absl::StrCat("vhost-user socket path '", path,
                                                    "' must be 1 to ",
                                                    sizeof(addr.sun_path) - 1, " bytes"));
   }
-  std::memcpy(addr.sun_path, path.data(), path.size());
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return ErrnoStatus("vhost-user socket");
   if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {

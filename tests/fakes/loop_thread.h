@@ -8,7 +8,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -17,6 +16,7 @@
 
 #include "absl/time/clock.h"
 #include "base/event_loop.h"
+#include "base/unix_socket.h"
 
 namespace vmm::testing {
 
@@ -43,12 +43,11 @@ inline std::string TempPath(const std::string& name) {
          "-" + name;
 }
 
-// A connected client of the Unix stream socket at `path`, or -1.
+// A connected, blocking client of the Unix stream socket at `path`, or -1.
 inline int ConnectUnix(const std::string& path) {
+  sockaddr_un addr;
+  if (!MakeUnixAddress(path, &addr)) return -1;
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path.c_str());
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
     ::close(fd);
     return -1;

@@ -14,7 +14,6 @@
 #include <linux/if.h>
 #include <linux/if_tun.h>
 #include <sched.h>
-#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -32,9 +31,8 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "devices/vhost/vhost_kernel.h"
-#include "tests/fakes/fake_virtqueue_driver.h"
-#include "tests/fakes/test_guest_memory.h"
 #include "tests/kvm/subprocess.h"
+#include "tests/kvm/vhost_rings.h"
 
 namespace vmm::testing {
 namespace {
@@ -304,32 +302,14 @@ TEST(VhostNetTest, AnArpRequestGoesOutAndTheHostsReplyComesBackThroughTheKernel)
   int header_size = 12;  // virtio 1.x's virtio_net_hdr
   ASSERT_EQ(::ioctl(tap.get(), TUNSETVNETHDRSZ, &header_size), 0);
 
-  GuestMemory memory = TestGuestMemory(4 << 20);
-  FakeVirtqueueDriver rx(memory, {.size = 16,
-                                  .ring_base = GuestAddress(0x10000),
-                                  .data_base = GuestAddress(0x100000)});
-  FakeVirtqueueDriver tx(memory, {.size = 16,
-                                  .ring_base = GuestAddress(0x20000),
-                                  .data_base = GuestAddress(0x200000)});
+  VhostRings rings;
   absl::StatusOr<VhostKernel> vhost = VhostKernel::Open(VhostKernel::Kind::kNet);
   ASSERT_TRUE(vhost.ok()) << vhost.status();
-  constexpr uint64_t kVersion1 = 1ull << 32;
-  ASSERT_NE(vhost->GetFeatures().value_or(0) & kVersion1, 0u);
-  ASSERT_TRUE(vhost->SetFeatures(kVersion1).ok());
-  ASSERT_TRUE(vhost->SetMemTable(memory).ok());
-  UniqueFd kick[2], call[2];
-  FakeVirtqueueDriver* drivers[2] = {&rx, &tx};
-  for (uint32_t q = 0; q < 2; ++q) {
-    kick[q].Reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    call[q].Reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    ASSERT_TRUE(vhost->SetVring(q, drivers[q]->config(), memory, 0).ok());
-    ASSERT_TRUE(vhost->SetVringKick(q, kick[q].get()).ok());
-    ASSERT_TRUE(vhost->SetVringCall(q, call[q].get()).ok());
-    ASSERT_TRUE(vhost->NetSetBackend(q, tap.get()).ok());
-  }
-  for (int i = 0; i < 8; ++i) rx.AddChainBytes({}, {2048});
-  const uint64_t one = 1;
-  ASSERT_EQ(::write(kick[0].get(), &one, 8), 8);
+  rings.Attach(*vhost);
+  ASSERT_FALSE(::testing::Test::HasFatalFailure());
+  for (uint32_t q = 0; q < 2; ++q) ASSERT_TRUE(vhost->NetSetBackend(q, tap.get()).ok());
+  for (int i = 0; i < 8; ++i) rings.rx.AddChainBytes({}, {2048});
+  rings.Kick(0);
 
   const uint8_t mac[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
   std::vector<uint8_t> frame(12, 0);  // the virtio-net header: no offloads
@@ -341,32 +321,32 @@ TEST(VhostNetTest, AnArpRequestGoesOutAndTheHostsReplyComesBackThroughTheKernel)
   put({0x08, 0x06, 0x00, 0x01, 0x08, 0x00, 6, 4, 0x00, 0x01});  // ARP, Ethernet/IPv4, request
   frame.insert(frame.end(), mac, mac + 6);
   put({10, 0, 0, 2, 0, 0, 0, 0, 0, 0, 10, 0, 0, 1});  // from 10.0.0.2, who has 10.0.0.1
-  tx.AddChainBytes({frame}, {});
-  ASSERT_EQ(::write(kick[1].get(), &one, 8), 8);
+  rings.tx.AddChainBytes({frame}, {});
+  rings.Kick(1);
 
   // The host may send other frames first (IPv6 neighbour discovery): read
   // until the ARP reply, refilling buffers.
   bool replied = false;
   const absl::Time deadline = absl::Now() + absl::Seconds(10);
   while (!replied && absl::Now() < deadline) {
-    pollfd p{call[0].get(), POLLIN, 0};
+    pollfd p{rings.call[0].get(), POLLIN, 0};
     if (::poll(&p, 1, 100) == 1) {
       uint64_t n;
-      (void)::read(call[0].get(), &n, 8);
+      (void)::read(rings.call[0].get(), &n, 8);
     }
-    while (auto used = rx.PopUsed()) {
+    while (auto used = rings.rx.PopUsed()) {
       const std::vector<uint8_t>& w = used->written;
       if (w.size() >= 12 + 42 && w[12 + 12] == 0x08 && w[12 + 13] == 0x06 &&
           w[12 + 21] == 0x02 && std::equal(mac, mac + 6, w.begin() + 12) &&
           w[12 + 28] == 10 && w[12 + 31] == 1) {
         replied = true;
       }
-      rx.AddChainBytes({}, {2048});
-      ASSERT_EQ(::write(kick[0].get(), &one, 8), 8);
+      rings.rx.AddChainBytes({}, {2048});
+      rings.Kick(0);
     }
   }
   EXPECT_TRUE(replied) << "no ARP reply from 10.0.0.1 came back through vhost-net";
-  EXPECT_EQ(tx.PopAllUsed().size(), 1u) << "the kernel returned the TX chain";
+  EXPECT_EQ(rings.tx.PopAllUsed().size(), 1u) << "the kernel returned the TX chain";
 }
 
 }  // namespace

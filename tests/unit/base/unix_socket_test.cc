@@ -11,17 +11,13 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/fakes/loop_thread.h"
 
 namespace vmm {
 namespace {
 
 using ::testing::HasSubstr;
-
-std::string TempPath(const std::string& name) {
-  const char* dir = std::getenv("TEST_TMPDIR");
-  return std::string(dir != nullptr ? dir : "/tmp") + "/vmm-unix-" + std::to_string(getpid()) +
-         "-" + name;
-}
+using testing::TempPath;
 
 TEST(ListenUnixTest, AStaleSocketIsReplaced) {
   const std::string path = TempPath("stale");
