@@ -25,6 +25,12 @@ class MsiVectorSink {
   virtual void Configure(uint16_t index, const MsiMessage& message, bool masked) = 0;
   // Delivers vector `index` (must be configured and unmasked).
   virtual void Trigger(uint16_t index) = 0;
+  // An eventfd whose every write raises vector `index` without passing
+  // through the VMM (a KVM irqfd), for a device back-end outside the VMM
+  // (vhost, vhost-user) to signal. While the vector is masked its writes
+  // wait in the eventfd and fire when it is unmasked; none is lost. -1: this
+  // sink has none, and the back-end's signal goes through the VMM.
+  virtual int DirectTriggerFd(uint16_t /*index*/) const { return -1; }
 };
 
 }  // namespace vmm

@@ -71,10 +71,10 @@ DeviceManager::~DeviceManager() {
     Rewire(*function.wiring);
   }
   for (MmioSlot& slot : mmio_slots_) {
-    for (int fd : slot.wiring->eventfds) (void)deps_.loop->Remove(fd);
+    for (int fd : slot.wiring->watched) (void)deps_.loop->Remove(fd);
   }
   for (PciFunction& function : pci_functions_) {
-    for (int fd : function.wiring->eventfds) (void)deps_.loop->Remove(fd);
+    for (int fd : function.wiring->watched) (void)deps_.loop->Remove(fd);
   }
 }
 
@@ -131,9 +131,19 @@ absl::Status DeviceManager::WireTransport(VirtioTransportState& state, Wiring* w
   for (uint16_t q = 0; q < state.num_queues(); ++q) {
     int fd = state.queue_notify_eventfds()[q].fd();
     wiring->eventfds.push_back(fd);
+    if (const EventFd* call = state.queue_call_eventfd(q); call != nullptr) {
+      // The back-end takes the kicks; its signals come back through here
+      // unless MSI-X lets them go straight to KVM.
+      RETURN_IF_ERROR(deps_.loop->Add(call->fd(), EPOLLIN, [&state, q](uint32_t) {
+        state.HandleQueueCallEvent(q);
+      }));
+      wiring->watched.push_back(call->fd());
+      continue;
+    }
     RETURN_IF_ERROR(deps_.loop->Add(fd, EPOLLIN, [&state, q](uint32_t) {
       state.HandleQueueNotifyEvent(q);
     }));
+    wiring->watched.push_back(fd);
   }
   state.SetActivationHook([this, wiring](bool active) {
     absl::MutexLock lock(&mu_);
@@ -217,7 +227,7 @@ absl::Status DeviceManager::AddPci(std::shared_ptr<VirtioDevice> device,
   absl::StatusOr<int> slot = pci_->AddDevice(transport, wanted_slot);
   if (!slot.ok()) {
     absl::MutexLock lock(&mu_);
-    for (int fd : pci_functions_.back().wiring->eventfds) (void)deps_.loop->Remove(fd);
+    for (int fd : pci_functions_.back().wiring->watched) (void)deps_.loop->Remove(fd);
     pci_functions_.pop_back();
     return slot.status();
   }

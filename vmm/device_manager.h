@@ -98,7 +98,8 @@ class DeviceManager : public VirtioDeviceHost {
  private:
   // One virtio transport's notify eventfds and where KVM listens for them.
   struct Wiring {
-    std::vector<int> eventfds;
+    std::vector<int> eventfds;            // every queue's notify eventfd (KVM ioeventfds)
+    std::vector<int> watched;             // fds in the event loop
     IoSpace space = IoSpace::kMmio;
     uint32_t width = 0;
     bool datamatch = false;               // datamatch = queue index
@@ -111,8 +112,10 @@ class DeviceManager : public VirtioDeviceHost {
   explicit DeviceManager(DeviceManagerDeps deps) : deps_(std::move(deps)) {}
   absl::Status AddMmio(std::shared_ptr<VirtioDevice> device);
   absl::Status AddPci(std::shared_ptr<VirtioDevice> device, std::optional<int> slot);
-  // Puts the transport's queue notify eventfds in the event loop and makes
-  // its activation hook wire them to KVM (filling wiring->eventfds).
+  // Puts the transport's queue notify eventfds in the event loop (for a
+  // queue in a back-end, its call eventfd instead: the back-end reads the
+  // notify eventfd itself) and makes its activation hook wire them to KVM
+  // (filling wiring->eventfds and wiring->watched).
   absl::Status WireTransport(VirtioTransportState& state, Wiring* wiring);
   // Registers (or removes) the ioeventfds so they match the wiring's state.
   void Rewire(Wiring& wiring) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

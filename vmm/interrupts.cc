@@ -59,15 +59,16 @@ absl::StatusOr<std::unique_ptr<KvmMsiVectors>> KvmMsiVectors::Create(VmWiring* v
   for (uint16_t i = 0; i < count; ++i) {
     ASSIGN_OR_RETURN(uint32_t gsi, router->AllocateMsiGsi());
     ASSIGN_OR_RETURN(EventFd eventfd, EventFd::Create());
-    RETURN_IF_ERROR(vm->AddIrqfd(eventfd.fd(), gsi));
+    // Vectors start masked: the irqfd is bound when the guest unmasks one.
     vectors->vectors_.push_back(Vector{gsi, std::move(eventfd)});
   }
   return vectors;
 }
 
 KvmMsiVectors::~KvmMsiVectors() {
+  absl::MutexLock lock(&mu_);
   for (const Vector& v : vectors_) {
-    (void)vm_->RemoveIrqfd(v.eventfd.fd(), v.gsi);
+    if (v.bound) (void)vm_->RemoveIrqfd(v.eventfd.fd(), v.gsi);
     (void)router_->SetMsiRoute(v.gsi, std::nullopt);
   }
 }
@@ -75,18 +76,28 @@ KvmMsiVectors::~KvmMsiVectors() {
 void KvmMsiVectors::Configure(uint16_t index, const MsiMessage& message, bool masked) {
   if (index >= vectors_.size()) return;
   bool valid = (message.address & kMsiAddressMask) == kMsiAddressBase;
-  if (!valid && !masked) {
-    absl::MutexLock lock(&mu_);
-    ++rejected_;
+  absl::MutexLock lock(&mu_);
+  if (!valid && !masked) ++rejected_;
+  Vector& v = vectors_[index];
+  if (masked || !valid) {
+    // A masked vector, or one aimed anywhere but the LAPICs: detached, so
+    // triggers wait in the eventfd (the MSI-X logic keeps its own pending
+    // bits for the VMM's triggers).
+    if (v.bound && vm_->RemoveIrqfd(v.eventfd.fd(), v.gsi).ok()) v.bound = false;
+    (void)router_->SetMsiRoute(v.gsi, std::nullopt);
+    return;
   }
-  // A masked vector or one aimed anywhere but the LAPICs gets no route: a
-  // trigger then goes nowhere (the MSI-X logic keeps masked ones pending).
-  (void)router_->SetMsiRoute(vectors_[index].gsi,
-                             masked || !valid ? std::nullopt : std::optional(message));
+  // Route first, then bind: a trigger that waited fires on the new route.
+  if (!router_->SetMsiRoute(v.gsi, message).ok()) return;
+  if (!v.bound && vm_->AddIrqfd(v.eventfd.fd(), v.gsi).ok()) v.bound = true;
 }
 
 void KvmMsiVectors::Trigger(uint16_t index) {
   if (index < vectors_.size()) (void)vectors_[index].eventfd.Write(1);
+}
+
+int KvmMsiVectors::DirectTriggerFd(uint16_t index) const {
+  return index < vectors_.size() ? vectors_[index].eventfd.fd() : -1;
 }
 
 uint64_t KvmMsiVectors::rejected_messages() const {

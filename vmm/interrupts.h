@@ -61,6 +61,13 @@ class GsiRouter {
 
 // A PCI function's MSI-X vectors: each its own GSI and irqfd, so Trigger()
 // is one eventfd write and the guest never exits to user space for it.
+//
+// The irqfd is bound only while the vector is unmasked and routed. A masked
+// vector's eventfd is detached from KVM, so writes to it (a vhost or
+// vhost-user back-end signalling through DirectTriggerFd) wait in its
+// counter; binding it again on unmask fires them (KVM_IRQFD injects at once
+// when the eventfd is already signalled). Nothing a back-end raises while the
+// guest has the vector masked is lost — and nothing reaches the guest then.
 class KvmMsiVectors : public MsiVectorSink {
  public:
   static absl::StatusOr<std::unique_ptr<KvmMsiVectors>> Create(VmWiring* vm, GsiRouter* router,
@@ -69,6 +76,7 @@ class KvmMsiVectors : public MsiVectorSink {
 
   void Configure(uint16_t index, const MsiMessage& message, bool masked) override;
   void Trigger(uint16_t index) override;
+  int DirectTriggerFd(uint16_t index) const override;
 
   // Messages refused because their address is not the LAPIC window.
   uint64_t rejected_messages() const;
@@ -77,11 +85,13 @@ class KvmMsiVectors : public MsiVectorSink {
   struct Vector {
     uint32_t gsi;
     EventFd eventfd;
+    bool bound = false;  // irqfd registered (the vector is unmasked and routed)
   };
   KvmMsiVectors(VmWiring* vm, GsiRouter* router) : vm_(vm), router_(router) {}
 
   VmWiring* vm_;
   GsiRouter* router_;
+  // The set of vectors is fixed at Create; `bound` changes under mu_.
   std::vector<Vector> vectors_;
   mutable absl::Mutex mu_;
   uint64_t rejected_ ABSL_GUARDED_BY(mu_) = 0;

@@ -233,6 +233,11 @@ bool Msix::Signal(uint16_t vector) {
   return true;
 }
 
+int Msix::DirectTriggerFd(uint16_t vector) const {
+  if (vector >= layout_.vector_count || !sink_) return -1;
+  return sink_->DirectTriggerFd(vector);
+}
+
 bool Msix::enabled() const {
   absl::ReaderMutexLock lock(&mu_);
   return enabled_;

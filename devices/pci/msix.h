@@ -83,6 +83,10 @@ class Msix {
   // disabled or the vector does not exist: the device uses INTx instead.
   bool Signal(uint16_t vector);
 
+  // The sink's direct trigger fd for `vector` (MsiVectorSink::DirectTriggerFd),
+  // or -1.
+  int DirectTriggerFd(uint16_t vector) const;
+
   uint16_t vector_count() const { return layout_.vector_count; }
   const MsixLayout& layout() const { return layout_; }
   uint16_t capability_offset() const { return cap_offset_; }

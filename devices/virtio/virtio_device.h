@@ -65,6 +65,15 @@ struct VirtioActivation {
   std::vector<Virtqueue> queues;      // index = queue number; only enabled ones are meaningful
   std::vector<bool> queue_enabled;    // same length as queues
   VirtioDeviceContext* context = nullptr;  // valid until Reset()
+  // For a data path outside the VMM (VirtioDevice::QueueInBackend), per
+  // queue, owned by the transport and valid until Reset():
+  // kick_fds[q] is the eventfd a driver's notify of queue q signals (KVM's
+  // ioeventfd for the queue's notify address); call_fds[q] is the eventfd
+  // that raises queue q's interrupt when written — with MSI-X, the vector's
+  // KVM irqfd itself; otherwise one the VMM watches and turns into the
+  // transport's interrupt (interrupt status, pin).
+  std::vector<int> kick_fds;
+  std::vector<int> call_fds;
 };
 
 // What a device keeps of its activation until Reset(); each device's own
@@ -126,6 +135,13 @@ class VirtioDevice {
   // a kick may arrive just after a Reset: a device that is not active (or
   // whose queue is not enabled) does nothing.
   virtual void ProcessQueue(uint16_t queue) = 0;
+  // True for a queue whose data path runs outside the VMM — in the host
+  // kernel (vhost) or another process (vhost-user): the back-end is kicked
+  // through the activation's kick_fds[queue] and signals its call_fds[queue].
+  // The VMM then neither watches the queue's notify eventfd nor calls
+  // ProcessQueue for it, and watches its call eventfd instead. Fixed for the
+  // device's life.
+  virtual bool QueueInBackend(uint16_t /*queue*/) const { return false; }
   // The driver reset the device (status 0) or the VMM is tearing down: drop
   // queues and memory, return to the pre-activation state. May run at the
   // same time as ProcessQueue or a back-end callback: devices serialise them

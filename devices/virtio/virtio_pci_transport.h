@@ -127,6 +127,7 @@ class VirtioPciTransport final : public PciDevice, private VirtioInterruptDelive
   bool MsixEnabled() override;
   void SendMsix(uint16_t vector) override;
   void InterruptStatusChanged(uint8_t status, bool raised) override;
+  int DirectMsixFd(uint16_t vector) override { return msix_->DirectTriggerFd(vector); }
 
   PciConfigSpace config_;
   uint16_t pci_cfg_cap_ = 0;  // set once during Create

@@ -57,23 +57,32 @@ absl::StatusOr<std::unique_ptr<VirtioTransportState>> VirtioTransportState::Crea
     if (!fd.ok()) return Annotate(fd.status(), absl::StrCat(name, ": notify eventfd for queue ", i));
     eventfds.push_back(*std::move(fd));
   }
+  std::vector<std::optional<EventFd>> calls(max_sizes.size());
+  for (size_t i = 0; i < max_sizes.size(); ++i) {
+    if (!device->QueueInBackend(static_cast<uint16_t>(i))) continue;
+    absl::StatusOr<EventFd> fd = EventFd::Create();
+    if (!fd.ok()) return Annotate(fd.status(), absl::StrCat(name, ": call eventfd for queue ", i));
+    calls[i] = *std::move(fd);
+  }
   return std::unique_ptr<VirtioTransportState>(
       new VirtioTransportState(std::move(device), memory, delivery, msix_vectors,
-                               std::move(max_sizes), std::move(eventfds)));
+                               std::move(max_sizes), std::move(eventfds), std::move(calls)));
 }
 
 VirtioTransportState::VirtioTransportState(std::shared_ptr<VirtioDevice> device,
                                            const GuestMemory& memory,
                                            VirtioInterruptDelivery* delivery,
                                            uint16_t msix_vectors, std::vector<uint16_t> max_sizes,
-                                           std::vector<EventFd> notify_eventfds)
+                                           std::vector<EventFd> notify_eventfds,
+                                           std::vector<std::optional<EventFd>> call_eventfds)
     : device_(std::move(device)),
       memory_(memory),
       delivery_(delivery),
       msix_vectors_(msix_vectors),
       offered_features_(device_->device_features()),
       max_sizes_(std::move(max_sizes)),
-      notify_eventfds_(std::move(notify_eventfds)) {
+      notify_eventfds_(std::move(notify_eventfds)),
+      call_eventfds_(std::move(call_eventfds)) {
   absl::MutexLock lock(&mu_);
   ClearRegistersLocked();
 }
@@ -335,6 +344,9 @@ void VirtioTransportState::Reset() {
     device_->Reset();
     // Kicks that arrived for the old queues mean nothing to the new ones.
     for (const EventFd& fd : notify_eventfds_) (void)fd.Read();
+    for (const std::optional<EventFd>& fd : call_eventfds_) {
+      if (fd) (void)fd->Read();
+    }
     absl::MutexLock lock(&mu_);
     ClearRegistersLocked();
     ++counters_.resets;
@@ -364,6 +376,15 @@ absl::StatusOr<VirtioActivation> VirtioTransportState::BuildActivation() {
   a.features = driver_features_;
   a.context = this;
   for (size_t i = 0; i < queues_.size(); ++i) {
+    a.kick_fds.push_back(notify_eventfds_[i].fd());
+    // A back-end's signal goes straight to KVM when the queue has an MSI-X
+    // vector with an irqfd; through our call EventFd (and the VMM) otherwise.
+    int call = call_eventfds_[i] ? call_eventfds_[i]->fd() : -1;
+    if (call >= 0 && delivery_->MsixEnabled() && queues_[i].msix_vector != kVirtioMsiNoVector) {
+      const int direct = delivery_->DirectMsixFd(queues_[i].msix_vector);
+      if (direct >= 0) call = direct;
+    }
+    a.call_fds.push_back(call);
     if (queues_[i].enabled) {
       absl::StatusOr<Virtqueue> vq = Virtqueue::Create(QueueConfig(queues_[i]), memory_);
       if (!vq.ok()) return Annotate(vq.status(), absl::StrCat("queue ", i));
@@ -496,6 +517,13 @@ void VirtioTransportState::HandleQueueNotifyEvent(uint16_t queue) {
   HandleQueueNotify(queue);
 }
 
+void VirtioTransportState::HandleQueueCallEvent(uint16_t queue) {
+  const EventFd* fd = queue_call_eventfd(queue);
+  if (fd == nullptr) return;
+  (void)fd->Read();
+  NotifyUsed(queue);
+}
+
 void VirtioTransportState::ProcessAgain(uint16_t queue) {
   if (queue < notify_eventfds_.size()) (void)notify_eventfds_[queue].Write(1);
 }
@@ -509,7 +537,9 @@ void VirtioTransportState::NotifyRegisterWritten(uint32_t queue) {
       return;
     }
   }
-  if (defer_notifies_.load(std::memory_order_relaxed) && queue < notify_eventfds_.size()) {
+  const bool to_eventfd = defer_notifies_.load(std::memory_order_relaxed) ||
+                          device_->QueueInBackend(static_cast<uint16_t>(queue));
+  if (to_eventfd) {
     (void)notify_eventfds_[queue].Write(1);
     return;
   }

@@ -41,6 +41,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -98,6 +99,9 @@ class VirtioInterruptDelivery {
   // Pin-based delivery: the interrupt status is now `status`; `raised` is
   // true when a new event just set a bit (false: the driver cleared bits).
   virtual void InterruptStatusChanged(uint8_t status, bool raised) = 0;
+  // An eventfd that raises MSI-X vector `vector` when written, without the
+  // VMM (MsiVectorSink::DirectTriggerFd); -1 if there is none.
+  virtual int DirectMsixFd(uint16_t /*vector*/) { return -1; }
 };
 
 // What the transport counts, for the VMM's statistics and tests.
@@ -129,7 +133,8 @@ class VirtioTransportState final : private VirtioDeviceContext {
 
   // `memory` and `delivery` must outlive the state. `msix_vectors` is the
   // size of the transport's MSI-X table (0: no MSI-X). Creates one notify
-  // EventFd per queue.
+  // EventFd per queue, and one call EventFd per queue the device runs in a
+  // back-end (VirtioDevice::QueueInBackend).
   static absl::StatusOr<std::unique_ptr<VirtioTransportState>> Create(
       std::shared_ptr<VirtioDevice> device, const GuestMemory& memory,
       VirtioInterruptDelivery* delivery, uint16_t msix_vectors);
@@ -140,6 +145,14 @@ class VirtioTransportState final : private VirtioDeviceContext {
   uint16_t num_queues() const { return static_cast<uint16_t>(max_sizes_.size()); }
   // Queue q's notification EventFd (the VMM binds it with KVM_IOEVENTFD).
   absl::Span<const EventFd> queue_notify_eventfds() const { return notify_eventfds_; }
+  // Queue q's call EventFd if the device runs q in a back-end, else null.
+  // When the back-end signals it (no direct MSI-X irqfd was handed over) the
+  // VMM's event loop calls HandleQueueCallEvent(q).
+  const EventFd* queue_call_eventfd(uint16_t queue) const {
+    return queue < call_eventfds_.size() && call_eventfds_[queue].has_value()
+               ? &*call_eventfds_[queue]
+               : nullptr;
+  }
 
   // Register access; `value` is the register's value (the transport handles
   // width and byte order). Writes to read-only registers are counted and
@@ -164,9 +177,13 @@ class VirtioTransportState final : private VirtioDeviceContext {
   // Drains queue `queue`'s notify EventFd, then HandleQueueNotify: what the
   // VMM's event-loop callback for that EventFd calls.
   void HandleQueueNotifyEvent(uint16_t queue) ABSL_LOCKS_EXCLUDED(device_mu_, mu_);
+  // Drains queue `queue`'s call EventFd and raises its used-buffer interrupt
+  // as the device's NotifyUsed would: a back-end's signal through the VMM.
+  void HandleQueueCallEvent(uint16_t queue) ABSL_LOCKS_EXCLUDED(mu_);
   // A notify that reached the register in user space: counted, then
-  // HandleQueueNotify — or, after DeferNotifiesToEventFds, a write to the
-  // queue's notify EventFd. `queue` is guest-controlled.
+  // HandleQueueNotify — or, after DeferNotifiesToEventFds and always for a
+  // queue in a back-end, a write to the queue's notify EventFd (the
+  // back-end's kick). `queue` is guest-controlled.
   void NotifyRegisterWritten(uint32_t queue) ABSL_LOCKS_EXCLUDED(device_mu_, mu_);
   // Makes a notify that reaches the register (a vCPU exit: no ioeventfd
   // wired yet, or the guest used another width) signal the queue's notify
@@ -194,7 +211,8 @@ class VirtioTransportState final : private VirtioDeviceContext {
 
   VirtioTransportState(std::shared_ptr<VirtioDevice> device, const GuestMemory& memory,
                        VirtioInterruptDelivery* delivery, uint16_t msix_vectors,
-                       std::vector<uint16_t> max_sizes, std::vector<EventFd> notify_eventfds);
+                       std::vector<uint16_t> max_sizes, std::vector<EventFd> notify_eventfds,
+                       std::vector<std::optional<EventFd>> call_eventfds);
 
   // VirtioDeviceContext.
   void NotifyUsed(uint16_t queue) override ABSL_LOCKS_EXCLUDED(mu_);
@@ -226,6 +244,7 @@ class VirtioTransportState final : private VirtioDeviceContext {
   const uint64_t offered_features_;
   const std::vector<uint16_t> max_sizes_;
   const std::vector<EventFd> notify_eventfds_;
+  const std::vector<std::optional<EventFd>> call_eventfds_;  // queues in a back-end
   std::atomic<bool> defer_notifies_{false};
 
   absl::Mutex status_mu_ ABSL_ACQUIRED_BEFORE(device_mu_);

@@ -34,6 +34,17 @@ class FakeMsiSink : public MsiVectorSink {
     triggers_.push_back(index);
   }
 
+  int DirectTriggerFd(uint16_t index) const override {
+    absl::MutexLock lock(&mu_);
+    auto it = direct_fds_.find(index);
+    return it == direct_fds_.end() ? -1 : it->second;
+  }
+  // What DirectTriggerFd(index) returns from now on (-1 when never set).
+  void SetDirectTriggerFd(uint16_t index, int fd) {
+    absl::MutexLock lock(&mu_);
+    direct_fds_[index] = fd;
+  }
+
   // Every Configure call since construction or ClearHistory(), in order.
   std::vector<ConfigureCall> configures() const {
     absl::MutexLock lock(&mu_);
@@ -70,6 +81,7 @@ class FakeMsiSink : public MsiVectorSink {
   std::vector<ConfigureCall> configures_ ABSL_GUARDED_BY(mu_);
   std::vector<uint16_t> triggers_ ABSL_GUARDED_BY(mu_);
   std::map<uint16_t, ConfigureCall> state_ ABSL_GUARDED_BY(mu_);
+  std::map<uint16_t, int> direct_fds_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace vmm

@@ -30,6 +30,7 @@ struct FakeVirtioDeviceOptions {
   std::vector<uint8_t> config;            // readable and writable config bytes
   absl::Status activate_result;           // what Activate returns
   bool complete_chains = false;           // ProcessQueue completes available chains
+  std::vector<uint16_t> backend_queues;   // queues run in a back-end (QueueInBackend)
 };
 
 class FakeVirtioDevice : public VirtioDevice {
@@ -42,6 +43,8 @@ class FakeVirtioDevice : public VirtioDevice {
     uint64_t features = 0;
     std::vector<VirtqueueConfig> queue_configs;
     std::vector<bool> queue_enabled;
+    std::vector<int> kick_fds;
+    std::vector<int> call_fds;
   };
 
   explicit FakeVirtioDevice(Options options = {}) : options_(std::move(options)) {
@@ -51,6 +54,10 @@ class FakeVirtioDevice : public VirtioDevice {
   uint32_t device_type() const override { return options_.type; }
   uint64_t device_features() const override { return options_.features; }
   std::vector<uint16_t> queue_max_sizes() const override { return options_.queue_max_sizes; }
+  bool QueueInBackend(uint16_t queue) const override {
+    return std::find(options_.backend_queues.begin(), options_.backend_queues.end(), queue) !=
+           options_.backend_queues.end();
+  }
 
   void ReadConfig(uint64_t offset, absl::Span<uint8_t> data) override {
     absl::MutexLock lock(&mu_);
@@ -69,7 +76,8 @@ class FakeVirtioDevice : public VirtioDevice {
   absl::Status Activate(VirtioActivation activation) override {
     absl::MutexLock lock(&mu_);
     ++activations_;
-    ActivationRecord record{activation.memory, activation.features, {}, activation.queue_enabled};
+    ActivationRecord record{activation.memory, activation.features, {}, activation.queue_enabled,
+                            activation.kick_fds, activation.call_fds};
     for (const Virtqueue& q : activation.queues) record.queue_configs.push_back(q.config());
     last_activation_ = std::move(record);
     if (!options_.activate_result.ok()) return options_.activate_result;

@@ -21,6 +21,7 @@
 #include "devices/virtio/virtio_pci_transport.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/fakes/fake_virtio_device.h"
 #include "tests/fakes/fake_virtqueue_driver.h"
 #include "tests/fakes/fake_vm_wiring.h"
 #include "tests/fakes/test_guest_memory.h"
@@ -176,15 +177,7 @@ TEST_F(DeviceManagerTest, MsixVectorsAreIrqfdsWhoseRoutesTheDriverProgrammes) {
   ASSERT_TRUE(manager_->AddDevices({RngConfig{}}).ok());
   const int slot = manager_->PciSlots()[0].slot;
   const uint64_t bar = Bar0(slot);
-  // One irqfd per vector (rng: its queue and the configuration vector),
-  // each on a GSI of its own above the IOAPIC's pins.
-  const std::vector<std::pair<int, uint32_t>> irqfds = wiring_.irqfd_order();
-  ASSERT_EQ(irqfds.size(), 2u);
-  EXPECT_NE(irqfds[0].second, irqfds[1].second);
-  for (const auto& [fd, gsi] : irqfds) {
-    EXPECT_GE(gsi, GsiRouter::kFirstMsiGsi);
-    EXPECT_FALSE(wiring_.MsiRoute(gsi).has_value()) << "no route before the driver writes one";
-  }
+  EXPECT_TRUE(wiring_.irqfds().empty()) << "vectors start masked: no irqfd bound";
   // The driver enables MSI-X (capability found from 0x34) and fills the table.
   uint64_t cap = Read(Ecam(slot, 0x34), 1);
   for (int n = 0; cap != 0 && Read(Ecam(slot, cap), 1) != 0x11 && n < 48; ++n) {
@@ -192,19 +185,60 @@ TEST_F(DeviceManagerTest, MsixVectorsAreIrqfdsWhoseRoutesTheDriverProgrammes) {
   }
   ASSERT_NE(cap, 0u) << "no MSI-X capability";
   Write(Ecam(slot, cap + 2), 2, Read(Ecam(slot, cap + 2), 2) | 0x8000);
+  auto entry = [&](uint16_t v) { return bar + VirtioPciTransport::kMsixTableOffset + 16ull * v; };
   for (uint16_t v = 0; v < 2; ++v) {
-    const uint64_t entry = bar + VirtioPciTransport::kMsixTableOffset + 16ull * v;
-    Write(entry, 4, 0xfee0'0000 | (v << 12));  // LAPIC window, destination v
-    Write(entry + 4, 4, 0);
-    Write(entry + 8, 4, 0x40 + v);
-    Write(entry + 12, 4, 0);  // unmasked
+    Write(entry(v), 4, 0xfee0'0000 | (v << 12));  // LAPIC window, destination v
+    Write(entry(v) + 4, 4, 0);
+    Write(entry(v) + 8, 4, 0x40 + v);
+    Write(entry(v) + 12, 4, 0);  // unmasked
   }
+  // One irqfd per vector (rng: its queue and the configuration vector),
+  // each on a GSI of its own above the IOAPIC's pins, routed as programmed.
+  const std::vector<std::pair<int, uint32_t>> irqfds = wiring_.irqfd_order();
+  ASSERT_EQ(irqfds.size(), 2u);
+  EXPECT_NE(irqfds[0].second, irqfds[1].second);
   for (uint16_t v = 0; v < 2; ++v) {
+    EXPECT_GE(irqfds[v].second, GsiRouter::kFirstMsiGsi);
     std::optional<kvm_irq_routing_msi> route = wiring_.MsiRoute(irqfds[v].second);
     ASSERT_TRUE(route.has_value()) << "vector " << v;
     EXPECT_EQ(route->address_lo, 0xfee0'0000u | (v << 12));
     EXPECT_EQ(route->data, 0x40u + v);
   }
+
+  // Masking vector 0 detaches its irqfd (and drops the route): a back-end
+  // writing the eventfd meanwhile is held in it, not delivered or lost.
+  Write(entry(0) + 12, 4, 1);
+  EXPECT_FALSE(wiring_.irqfds().contains(irqfds[0]));
+  EXPECT_FALSE(wiring_.MsiRoute(irqfds[0].second).has_value());
+  EXPECT_TRUE(wiring_.irqfds().contains(irqfds[1])) << "vector 1 is untouched";
+  // Unmasking routes it again and re-binds the same eventfd, which KVM
+  // fires at once if the back-end signalled while it was masked.
+  Write(entry(0) + 12, 4, 0);
+  EXPECT_TRUE(wiring_.irqfds().contains(irqfds[0]));
+  EXPECT_TRUE(wiring_.MsiRoute(irqfds[0].second).has_value());
+}
+
+// A device with a queue in a back-end: the loop watches the call eventfd of
+// that queue, not its notify eventfd (the back-end reads that one, and
+// every kick it misses would be a stalled queue).
+TEST_F(DeviceManagerTest, ABackendQueuesNotifyEventfdIsLeftToTheBackend) {
+  auto device = std::make_shared<testing::FakeVirtioDevice>(
+      testing::FakeVirtioDeviceOptions{.queue_max_sizes = {16}, .backend_queues = {0}});
+  ASSERT_TRUE(manager_->AddVirtioDevice(device, VirtioTransport::kMmio).ok());
+  BringUpMmio(x86::kVirtioMmioStart);
+  const auto record = device->last_activation();
+  ASSERT_TRUE(record.has_value());
+  ASSERT_EQ(record->kick_fds.size(), 1u);
+  ASSERT_EQ(record->call_fds.size(), 1u);
+  // KVM's ioeventfd for queue 0 is the back-end's kick.
+  const std::set<Ioeventfd> bound = wiring_.ioeventfds();
+  ASSERT_EQ(bound.size(), 1u);
+  EXPECT_EQ(bound.begin()->fd, record->kick_fds[0]);
+  // The loop does not take the back-end's kicks: Add on the notify fd
+  // succeeds (it is not in the loop), on the call fd it fails (it is).
+  EXPECT_TRUE(loop_->Add(record->kick_fds[0], EPOLLIN, [](uint32_t) {}).ok());
+  EXPECT_TRUE(loop_->Remove(record->kick_fds[0]).ok());
+  EXPECT_FALSE(loop_->Add(record->call_fds[0], EPOLLIN, [](uint32_t) {}).ok());
 }
 
 TEST_F(DeviceManagerTest, MmioSlotHasItsIrqfdAndADatamatchedNotifyAfterDriverOk) {

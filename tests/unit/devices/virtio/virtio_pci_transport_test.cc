@@ -406,5 +406,72 @@ TEST_F(VirtioPciTransportTest, KickThroughTheEventFdCompletesChainsWithMsix) {
   EXPECT_EQ(transport_->counters().notify_exits, 0u);
 }
 
+// --- Queues whose data path is in a back-end (vhost, vhost-user) ---
+
+// A queue in a back-end: the back-end is kicked by the same eventfd KVM's
+// ioeventfd signals, and calls the MSI-X vector's irqfd itself (no hop
+// through the VMM); queues the device runs itself get neither.
+TEST_F(VirtioPciTransportTest, ABackendQueueIsKickedByItsNotifyEventfdAndCallsTheVectorsIrqfd) {
+  Make({.queue_max_sizes = {16, 16}, .backend_queues = {0}});
+  absl::StatusOr<EventFd> irqfd = EventFd::Create();
+  ASSERT_TRUE(irqfd.ok());
+  sink_->SetDirectTriggerFd(1, irqfd->fd());
+  EnableMsix();
+  InitLikeLinux(/*vector=*/1);
+  const auto record = device_->last_activation();
+  ASSERT_TRUE(record.has_value());
+  ASSERT_EQ(record->kick_fds.size(), 2u);
+  ASSERT_EQ(record->call_fds.size(), 2u);
+  EXPECT_EQ(record->kick_fds[0], transport_->queue_notify_eventfds()[0].fd());
+  EXPECT_EQ(record->call_fds[0], irqfd->fd());
+  EXPECT_EQ(record->call_fds[1], -1) << "queue 1 is the VMM's own";
+  EXPECT_EQ(transport_->state().queue_call_eventfd(1), nullptr);
+}
+
+// Without MSI-X a back-end's signal has to set the ISR and the INTx line: it
+// goes through the transport's call eventfd, which the VMM watches.
+TEST_F(VirtioPciTransportTest, WithoutMsixABackendCallGoesThroughTheVmmToIntx) {
+  Make({.queue_max_sizes = {16}, .backend_queues = {0}});
+  InitLikeLinux();
+  const EventFd* call = transport_->state().queue_call_eventfd(0);
+  ASSERT_NE(call, nullptr);
+  EXPECT_EQ(device_->last_activation()->call_fds[0], call->fd());
+  ASSERT_TRUE(call->Write(1).ok());  // the back-end signals
+  transport_->state().HandleQueueCallEvent(0);
+  EXPECT_TRUE(intx_->asserted());
+  EXPECT_EQ(Bar(kIsr, 1), kVirtioInterruptUsedBuffer);
+  EXPECT_THAT(sink_->triggers(), IsEmpty());
+}
+
+// MSI-X on but the queue has no vector: no irqfd to hand over; the call
+// eventfd stands in, and its signal raises nothing (as NotifyUsed would).
+TEST_F(VirtioPciTransportTest, ABackendQueueWithoutAVectorGetsTheVmmsCallEventfd) {
+  Make({.queue_max_sizes = {16}, .backend_queues = {0}});
+  absl::StatusOr<EventFd> irqfd = EventFd::Create();
+  ASSERT_TRUE(irqfd.ok());
+  sink_->SetDirectTriggerFd(0, irqfd->fd());
+  EnableMsix();
+  InitLikeLinux(kVirtioMsiNoVector);
+  const EventFd* call = transport_->state().queue_call_eventfd(0);
+  ASSERT_NE(call, nullptr);
+  EXPECT_EQ(device_->last_activation()->call_fds[0], call->fd());
+  ASSERT_TRUE(call->Write(1).ok());
+  transport_->state().HandleQueueCallEvent(0);
+  EXPECT_THAT(sink_->triggers(), IsEmpty());
+  EXPECT_FALSE(intx_->asserted());
+}
+
+// A notify that exits to the VMM (no ioeventfd yet) still reaches the
+// back-end: it is written to the kick eventfd, never run in the VMM.
+TEST_F(VirtioPciTransportTest, ANotifyWriteForABackendQueueKicksItsEventfd) {
+  Make({.queue_max_sizes = {16}, .backend_queues = {0}});
+  InitLikeLinux();
+  SetBar(kNotify, 2, 0);
+  absl::StatusOr<uint64_t> kicks = transport_->queue_notify_eventfds()[0].Read();
+  ASSERT_TRUE(kicks.ok());
+  EXPECT_EQ(*kicks, 1u);
+  EXPECT_THAT(device_->processed(), IsEmpty());
+}
+
 }  // namespace
 }  // namespace vmm
