@@ -16,6 +16,7 @@
 #include "absl/base/internal/sysinfo.h"
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "devices/vhost/vhost_uapi.h"
 #include "vmm/kvm/kvm_uapi.h"
 
 namespace vmm {
@@ -93,6 +94,18 @@ constexpr unsigned long kVcpuIoctls[] = {
     // virtio-net activation mirrors the negotiated offloads to the tap.
     TUNSETOFFLOAD,
     TUNSETQUEUE,
+    // vhost (vhost=on, backend=vhost): activation starts the kernel's rings,
+    // reset stops them. Opening, SET_OWNER and GET_FEATURES happen before.
+    vhost_uapi::kSetFeatures,
+    vhost_uapi::kSetMemTable,
+    vhost_uapi::kSetVringNum,
+    vhost_uapi::kSetVringAddr,
+    vhost_uapi::kSetVringBase,
+    vhost_uapi::kGetVringBase,
+    vhost_uapi::kSetVringKick,
+    vhost_uapi::kSetVringCall,
+    vhost_uapi::kNetSetBackend,
+    vhost_uapi::kVsockSetRunning,
 };
 
 // The loop thread: device backends (terminal size, block-device discard,
@@ -101,6 +114,9 @@ constexpr unsigned long kLoopIoctls[] = {
     TCGETS,        TCSETS,       TCSETSW,  TCSETSF,      TIOCGWINSZ,
     BLKDISCARD,    BLKZEROOUT,   KVM_IOEVENTFD, KVM_IRQFD, kvm_uapi::kSetGsiRouting,
     KVM_IRQ_LINE,  KVM_GET_REGS, TUNSETOFFLOAD, TUNSETQUEUE,
+    // vhost: a reset during teardown stops the kernel's rings.
+    vhost_uapi::kGetVringBase, vhost_uapi::kSetVringKick, vhost_uapi::kSetVringCall,
+    vhost_uapi::kNetSetBackend, vhost_uapi::kVsockSetRunning,
 };
 
 absl::Status Error(int rc, absl::string_view what) {

@@ -65,24 +65,16 @@ absl::Status VhostKernel::SetMemTable(const GuestMemory& memory) {
 
 absl::Status VhostKernel::SetVring(uint32_t index, const VirtqueueConfig& config,
                                    const GuestMemory& memory, uint16_t avail_base) {
-  // The parts' sizes as the ring layout has them (virtio 1.x split ring).
-  const uint64_t n = config.size;
-  auto host = [&](GuestAddress at, uint64_t size) -> absl::StatusOr<uint64_t> {
-    ASSIGN_OR_RETURN(absl::Span<uint8_t> slice, memory.Slice(at, size));
-    return reinterpret_cast<uint64_t>(slice.data());
-  };
-  ASSIGN_OR_RETURN(uint64_t desc, host(config.desc, 16 * n));
-  ASSIGN_OR_RETURN(uint64_t avail, host(config.avail, 6 + 2 * n));
-  ASSIGN_OR_RETURN(uint64_t used, host(config.used, 6 + 8 * n));
+  ASSIGN_OR_RETURN(VirtqueueHostAddresses at, VirtqueueHostAddressesOf(config, memory));
   const uapi::VringState num{index, config.size};
   RETURN_IF_ERROR(Ioctl(uapi::kSetVringNum, &num, "VHOST_SET_VRING_NUM"));
   const uapi::VringState base{index, avail_base};
   RETURN_IF_ERROR(Ioctl(uapi::kSetVringBase, &base, "VHOST_SET_VRING_BASE"));
   uapi::VringAddr addr{};
   addr.index = index;
-  addr.desc_user_addr = desc;
-  addr.avail_user_addr = avail;
-  addr.used_user_addr = used;
+  addr.desc_user_addr = at.desc;
+  addr.avail_user_addr = at.avail;
+  addr.used_user_addr = at.used;
   return Ioctl(uapi::kSetVringAddr, &addr, "VHOST_SET_VRING_ADDR");
 }
 
@@ -100,6 +92,30 @@ absl::Status VhostKernel::SetVringKick(uint32_t index, int fd) {
 absl::Status VhostKernel::SetVringCall(uint32_t index, int fd) {
   const uapi::VringFile file{index, fd};
   return Ioctl(uapi::kSetVringCall, &file, "VHOST_SET_VRING_CALL");
+}
+
+absl::Status VhostKernel::StartRings(const VirtioActiveQueues& active,
+                                     absl::Span<const uint16_t> queues, uint64_t features) {
+  RETURN_IF_ERROR(SetFeatures(features));
+  RETURN_IF_ERROR(SetMemTable(*active.memory));
+  for (uint32_t ring = 0; ring < queues.size(); ++ring) {
+    const uint16_t q = queues[ring];
+    if (q >= active.queues.size() || active.kick_fds[q] < 0 || active.call_fds[q] < 0) {
+      return absl::InternalError(absl::StrCat(path_, ": queue ", q, " has no kick or call eventfd"));
+    }
+    RETURN_IF_ERROR(SetVring(ring, active.queues[q].config(), *active.memory, 0));
+    RETURN_IF_ERROR(SetVringKick(ring, active.kick_fds[q]));
+    RETURN_IF_ERROR(SetVringCall(ring, active.call_fds[q]));
+  }
+  return absl::OkStatus();
+}
+
+void VhostKernel::StopRings(uint32_t count) {
+  for (uint32_t ring = 0; ring < count; ++ring) {
+    (void)GetVringBase(ring);
+    (void)SetVringKick(ring, -1);
+    (void)SetVringCall(ring, -1);
+  }
 }
 
 absl::Status VhostKernel::NetSetBackend(uint32_t index, int tap_fd) {

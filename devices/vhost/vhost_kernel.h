@@ -16,6 +16,8 @@
 #include "absl/status/statusor.h"
 #include "base/guest_memory.h"
 #include "base/unique_fd.h"
+#include "absl/types/span.h"
+#include "devices/virtio/virtio_device.h"
 #include "devices/virtio/virtqueue.h"
 
 namespace vmm {
@@ -41,6 +43,16 @@ class VhostKernel {
   // fd < 0 unbinds.
   absl::Status SetVringKick(uint32_t index, int fd);
   absl::Status SetVringCall(uint32_t index, int fd);
+
+  // What a device's activation does with it: ring i runs virtqueue
+  // queues[i] of `active` (its size, addresses, avail index 0, kick and call
+  // eventfds), after the features (`features`: what the driver negotiated,
+  // limited to what the kernel offered) and the memory table.
+  absl::Status StartRings(const VirtioActiveQueues& active, absl::Span<const uint16_t> queues,
+                          uint64_t features);
+  // Stops rings 0..count-1 (GET_VRING_BASE) and unbinds their eventfds; what
+  // a reset does. Best effort: the rings are gone either way.
+  void StopRings(uint32_t count);
 
   // vhost-net: the tap queue behind ring `index` (fd < 0 detaches).
   absl::Status NetSetBackend(uint32_t index, int tap_fd);

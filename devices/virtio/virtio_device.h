@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -84,6 +85,8 @@ struct VirtioActiveQueues {
   std::vector<Virtqueue> queues;
   std::vector<bool> queue_enabled;  // same length as queues
   VirtioDeviceContext* context = nullptr;
+  std::vector<int> kick_fds;  // for queues in a back-end (VirtioActivation)
+  std::vector<int> call_fds;
   bool broken = false;  // asked for DEVICE_NEEDS_RESET: leave the queues alone
 
   bool QueueUsable(size_t queue) const {
@@ -106,7 +109,23 @@ inline absl::Status TakeActivation(absl::string_view device, VirtioActivation&& 
   active.queue_enabled = std::move(activation.queue_enabled);
   active.queue_enabled.resize(active.queues.size(), false);
   active.context = activation.context;
+  active.kick_fds = std::move(activation.kick_fds);
+  active.call_fds = std::move(activation.call_fds);
+  active.kick_fds.resize(active.queues.size(), -1);
+  active.call_fds.resize(active.queues.size(), -1);
   return absl::OkStatus();
+}
+
+// A device's ReadConfig over a plain configuration structure: the bytes of
+// `config` from `offset`, zeros past its end (whatever the guest asks).
+template <typename Config>
+void ReadConfigBytes(const Config& config, uint64_t offset, absl::Span<uint8_t> data) {
+  static_assert(std::is_trivially_copyable_v<Config>);
+  const auto* bytes = reinterpret_cast<const uint8_t*>(&config);
+  for (size_t i = 0; i < data.size(); ++i) {
+    const bool inside = offset < sizeof(config) && i < sizeof(config) - offset;
+    data[i] = inside ? bytes[offset + i] : 0;
+  }
 }
 
 class VirtioDevice {

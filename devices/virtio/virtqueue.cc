@@ -260,4 +260,17 @@ absl::StatusOr<std::optional<DescriptorChain>> Virtqueue::PopOrEnableNotificatio
   return PopChain(memory);
 }
 
+absl::StatusOr<VirtqueueHostAddresses> VirtqueueHostAddressesOf(const VirtqueueConfig& config,
+                                                                const GuestMemory& memory) {
+  auto host = [&](GuestAddress at, uint64_t size) -> absl::StatusOr<uint64_t> {
+    ASSIGN_OR_RETURN(absl::Span<uint8_t> slice, memory.Slice(at, size));
+    return reinterpret_cast<uint64_t>(slice.data());
+  };
+  VirtqueueHostAddresses a;
+  ASSIGN_OR_RETURN(a.desc, host(config.desc, VirtqDescTableBytes(config.size)));
+  ASSIGN_OR_RETURN(a.avail, host(config.avail, VirtqAvailRingBytes(config.size)));
+  ASSIGN_OR_RETURN(a.used, host(config.used, VirtqUsedRingBytes(config.size)));
+  return a;
+}
+
 }  // namespace vmm

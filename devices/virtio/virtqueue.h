@@ -58,6 +58,15 @@ struct VirtqueueConfig {
   bool indirect = false;    // VIRTIO_F_INDIRECT_DESC negotiated
 };
 
+// Where a queue's three parts are in this process (for a back-end outside
+// the VMM: vhost and vhost-user take the rings by address). Fails if a part
+// is not inside guest RAM.
+struct VirtqueueHostAddresses {
+  uint64_t desc = 0, avail = 0, used = 0;
+};
+absl::StatusOr<VirtqueueHostAddresses> VirtqueueHostAddressesOf(const VirtqueueConfig& config,
+                                                                const GuestMemory& memory);
+
 class Virtqueue {
  public:
   // Checks the configuration (size a power of two, alignment, every ring

@@ -212,6 +212,7 @@ class Suite:
         self.debian_root = args.debian_root or (
             in_l1 if os.path.exists(in_l1) else os.path.join(args.linux_dir, "debian12-root.img"))
         self.tap = Tap()
+        self.throughput = {}  # check -> (guest->peer, peer->guest) MiB/s
         self.l2tool = args.l2tool
         self.busybox = shutil.which("busybox")
         self.tree = initramfs.ModuleTree.find(args.linux_dir)
@@ -444,6 +445,38 @@ def check_net(s):
     """virtio-net on a multiqueue tap: two queue pairs, offloads, ping, and
     64 MiB over TCP each way between the guest and a peer on the tap, with
     a checksum."""
+    net_transfer(s, "net", vhost=False)
+
+
+def check_net_vhost(s):
+    """The same with vhost=on: the data path in L1's kernel (vhost-net, one
+    per queue pair), the control queue in vmm; and each way's throughput
+    beside the in-VMM data path's when net ran first."""
+    if not os.path.exists("/dev/vhost-net"):
+        s.tap.skip("net-vhost", "no /dev/vhost-net (modprobe vhost_net)")
+        return
+    net_transfer(s, "net-vhost", vhost=True)
+    if "net" in s.throughput and "net-vhost" in s.throughput:
+        (out0, in0), (out1, in1) = s.throughput["net"], s.throughput["net-vhost"]
+        s.tap.diag(f"net-vhost: vhost-net / in-VMM throughput, same L1: guest->peer "
+                   f"{out1 / out0:.2f}x, peer->guest {in1 / in0:.2f}x")
+
+
+def timing_rates(timing):
+    """MiB/s of the 64 MiB sent and received, from the guest's net-timing
+    fact ("T0 made:T1 hashed:T2 sent:T3 received:T4 hashed:T5": uptime at
+    each step), or None."""
+    try:
+        marks = [part.split(":") for part in timing.split()[1:]]
+        at = {}
+        for step, t in marks:
+            at.setdefault(step, float(t))  # the first "hashed" is before sending
+        return 64 / (at["sent"] - at["hashed"]), 64 / (at["received"] - at["sent"])
+    except (KeyError, ValueError, ZeroDivisionError):
+        return None
+
+
+def net_transfer(s, name, vhost):
     tap = "vmmtap0"
     subprocess.run(["ip", "link", "del", tap], capture_output=True)
     ip("tuntap", "add", "dev", tap, "mode", "tap", "multi_queue")
@@ -500,8 +533,9 @@ def check_net(s):
         send_thread.start()
         # 64 MiB each way, made and checksummed in the guest: minutes in a
         # one-vCPU L1 shared by the guest's two vCPUs, vmm and the peer.
-        b = Boot(s, "net", "net", ["--cpus", "2", "--memory", "512M",
-                                   "--net", f"tap={tap},queues=2"], timeout=450)
+        b = Boot(s, name, "net", ["--cpus", "2", "--memory", "512M", "--net",
+                                  f"tap={tap},queues=2" + (",vhost=on" if vhost else "")],
+                 timeout=450)
         s.expect_exit(b, 0, "powered off")
         thread.join(timeout=30)
         send_thread.join(timeout=30)
@@ -515,15 +549,20 @@ def check_net(s):
             return len(features) > n and features[n] == "1"
         # VIRTIO_NET_F_CSUM 0, GUEST_CSUM 1, GUEST_TSO4 7, HOST_TSO4 11,
         # MRG_RXBUF 15, MQ 22, VERSION_1 32.
-        for name, n in (("CSUM", 0), ("GUEST_CSUM", 1), ("GUEST_TSO4", 7), ("HOST_TSO4", 11),
-                        ("MRG_RXBUF", 15), ("MQ", 22), ("VERSION_1", 32)):
-            s.expect(b, f"negotiated VIRTIO_NET_F_{name}", bit(n), f"features {features}")
+        for feature, n in (("CSUM", 0), ("GUEST_CSUM", 1), ("GUEST_TSO4", 7), ("HOST_TSO4", 11),
+                           ("MRG_RXBUF", 15), ("MQ", 22), ("VERSION_1", 32)):
+            s.expect(b, f"negotiated VIRTIO_NET_F_{feature}", bit(n), f"features {features}")
         s.expect_fact(b, "ping", "ok")
         s.expect_fact(b, "tcp-sent", "ok")
         s.expect(b, "the peer received 64 MiB with the guest's sha256",
                  received.get("bytes") == 64 * MiB and
                  received.get("sha256") == b.fact("tcp-sha256"), f"received {received}")
-        s.tap.diag(f"net: guest uptime at each step: {b.fact('net-timing')}")
+        s.tap.diag(f"{name}: guest uptime at each step: {b.fact('net-timing')}")
+        rates = timing_rates(b.fact("net-timing") or "")
+        if rates:
+            s.throughput[name] = rates
+            s.tap.diag(f"{name}: TCP guest->peer {rates[0]:.1f} MiB/s, "
+                       f"peer->guest {rates[1]:.1f} MiB/s")
         s.expect_fact(b, "tcp-received", "ok")
         s.expect(b, "the guest received the peer's 64 MiB with its sha256",
                  b.fact("tcp-in-bytes") == str(64 * MiB) and
@@ -616,6 +655,63 @@ def check_devices(s):
     s.expect_fact(b, "vsock-reply", "echo:hello-from-l2")
     s.expect_fact(b, "hvc0-done", "yes")
     shutil.rmtree(sockdir, ignore_errors=True)
+
+
+def check_vsock_vhost(s):
+    """virtio-vsock with backend=vhost: L1's own AF_VSOCK reaches the guest
+    at its CID (as socat VSOCK-CONNECT would), and the guest's connection to
+    CID 2 lands on an AF_VSOCK listener in L1; no vmm in between."""
+    if not os.path.exists("/dev/vhost-vsock"):
+        s.tap.skip("vsock-vhost", "no /dev/vhost-vsock (modprobe vhost_vsock)")
+        return
+    cid = 7
+    peer = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+    peer.bind((socket.VMADDR_CID_ANY, 6000))
+    peer.listen(1)
+    peer.settimeout(200)
+    peer_got = {}
+
+    def serve_peer():
+        try:
+            conn, (from_cid, _) = peer.accept()
+            conn.settimeout(30)
+            line = conn.makefile("rb").readline()
+            peer_got.update(line=line, cid=from_cid)
+            conn.sendall(b"echo:" + line)
+            conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+        except OSError as e:
+            peer_got["error"] = str(e)
+
+    thread = threading.Thread(target=serve_peer, daemon=True)
+    thread.start()
+    b = Boot(s, "vsock-vhost", "vsock_vhost", ["--vsock", f"cid={cid},backend=vhost"])
+    try:
+        echoed = None
+        if b.wait_for(r"l2: fact vsock-listening=5000"):
+            conn = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+            conn.settimeout(30)
+            try:
+                conn.connect((cid, 5000))
+                conn.sendall(b"hello-over-vhost\n")
+                f = conn.makefile("rb")
+                echoed = f.readline()
+                f.close()
+            except OSError as e:
+                echoed = f"{type(e).__name__}: {e}".encode()
+            conn.close()
+        s.expect(b, f"host -> guest: L1's AF_VSOCK reached CID {cid} and the guest echoed our line",
+                 echoed == b"hello-over-vhost\n", repr(echoed))
+    finally:
+        s.expect_exit(b, 0, "powered off")
+        thread.join(timeout=5)
+        peer.close()
+    s.no_failures(b)
+    s.expect_fact(b, "vsock-echo-exit", "0")
+    s.expect(b, f"guest -> host: L1's AF_VSOCK listener got the line from CID {cid}",
+             peer_got.get("line") == b"hello-from-l2\n" and peer_got.get("cid") == cid,
+             repr(peer_got))
+    s.expect_fact(b, "vsock-reply", "echo:hello-from-l2")
 
 
 def check_serial(s):
@@ -742,7 +838,9 @@ CHECKS = {
     "discard": check_discard,
     "flush": check_flush,
     "net": check_net,
+    "net-vhost": check_net_vhost,
     "devices": check_devices,
+    "vsock-vhost": check_vsock_vhost,
     "serial": check_serial,
     "exits": check_exits,
     "distro": check_distro,

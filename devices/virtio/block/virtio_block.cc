@@ -73,11 +73,7 @@ VirtioBlock::VirtioBlock(std::unique_ptr<BlockBackend> backend, std::string seri
       config_(MakeConfig(*backend_)) {}
 
 void VirtioBlock::ReadConfig(uint64_t offset, absl::Span<uint8_t> data) {
-  const auto* bytes = reinterpret_cast<const uint8_t*>(&config_);
-  for (size_t i = 0; i < data.size(); ++i) {
-    bool inside = offset < sizeof(config_) && i < sizeof(config_) - offset;
-    data[i] = inside ? bytes[offset + i] : 0;
-  }
+  ReadConfigBytes(config_, offset, data);
 }
 
 // Every field is read-only (CONFIG_WCE is not offered).

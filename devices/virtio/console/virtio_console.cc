@@ -36,10 +36,7 @@ VirtioConsole::VirtioConsole(std::unique_ptr<Chardev> backend)
 
 void VirtioConsole::ReadConfig(uint64_t offset, absl::Span<uint8_t> data) {
   absl::MutexLock lock(&mu_);
-  for (size_t i = 0; i < data.size(); ++i) {
-    const bool inside = offset < sizeof(config_) && i < sizeof(config_) - offset;
-    data[i] = inside ? config_[offset + i] : 0;
-  }
+  ReadConfigBytes(config_, offset, data);
 }
 
 void VirtioConsole::OnResize() {

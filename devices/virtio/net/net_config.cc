@@ -74,8 +74,16 @@ absl::StatusOr<std::shared_ptr<VirtioDevice>> CreateNet(const NetConfig& net,
     }
   }
   if (!tap.ok()) return tap.status();
+  std::vector<VhostKernel> vhost;
+  if (net.vhost) {
+    for (int p = 0; p < (*tap)->queue_count(); ++p) {
+      absl::StatusOr<VhostKernel> v = VhostKernel::Open(VhostKernel::Kind::kNet);
+      if (!v.ok()) return absl::Status(v.status().code(), absl::StrCat("vhost=on: ", v.status().message()));
+      vhost.push_back(*std::move(v));
+    }
+  }
   return std::make_shared<VirtioNet>(*std::move(tap), net.mac.value_or(RandomMac()),
-                                     &host.loop());
+                                     &host.loop(), std::move(vhost));
 }
 
 }  // namespace
@@ -129,6 +137,13 @@ const VirtioDeviceSpec& VirtioNetSpec() {
                  }
                  net.queue_pairs = queues;
                  return absl::OkStatus();
+               }},
+              {{"vhost", "on|off", "off",
+                "the data path in the host kernel (/dev/vhost-net, vhost_net.ko)"},
+               [](absl::string_view value, NetConfig& net) {
+                 absl::StatusOr<bool> on = ParseOnOff("vhost", value);
+                 if (on.ok()) net.vhost = *on;
+                 return on.status();
                }},
           },
       .exactly_one_of = {{"tap", "fd"}},

@@ -26,6 +26,8 @@ struct NetConfig : VirtioDeviceConfig {
   std::optional<std::array<uint8_t, 6>> mac;
   // Queue pairs (one per tap queue, IFF_MULTI_QUEUE when more than one).
   int queue_pairs = 1;
+  // The data path in the host kernel: one /dev/vhost-net per queue pair.
+  bool vhost = false;
   bool operator==(const NetConfig&) const = default;
 };
 

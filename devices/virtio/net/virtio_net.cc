@@ -3,6 +3,7 @@
 #include <limits.h>
 #include <linux/if_tun.h>
 #include <sys/epoll.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -58,6 +59,18 @@ unsigned GuestOffloads(uint64_t features) {
   return t;
 }
 
+// The features vhost-net implements itself (the rest — offloads, MAC,
+// control queue — are the tap's or ours): those it does not offer are not
+// offered to the driver.
+constexpr uint64_t kVhostNetDataPathFeatures =
+    kVirtioFIndirectDesc | kVirtioFEventIdx | kVirtioFVersion1 | Bit(kFMrgRxbuf);
+
+uint64_t VhostFeatures(std::vector<VhostKernel>& vhost) {
+  if (vhost.empty()) return 0;
+  absl::StatusOr<uint64_t> f = vhost[0].GetFeatures();
+  return f.ok() ? *f : 0;
+}
+
 virtio_net::Config MakeConfig(std::array<uint8_t, 6> mac, int pairs) {
   virtio_net::Config c;
   std::memset(&c, 0, sizeof(c));
@@ -70,13 +83,18 @@ virtio_net::Config MakeConfig(std::array<uint8_t, 6> mac, int pairs) {
 }  // namespace
 
 VirtioNet::VirtioNet(std::unique_ptr<NetBackend> backend, std::array<uint8_t, 6> mac,
-                     EventLoop* loop)
+                     EventLoop* loop, std::vector<VhostKernel> vhost)
     : backend_(std::move(backend)),
       loop_(loop),
       max_pairs_(std::clamp(backend_->queue_count(), 1, int{kCtrlMqVqPairsMax})),
-      features_(OfferedFeatures(backend_->supported_offloads(), max_pairs_)),
+      in_kernel_(!vhost.empty()),
+      vhost_features_(VhostFeatures(vhost)),
+      features_(OfferedFeatures(backend_->supported_offloads(), max_pairs_) &
+                ~(in_kernel_ ? kVhostNetDataPathFeatures & ~vhost_features_ : 0)),
       config_(MakeConfig(mac, max_pairs_)),
-      rx_(static_cast<size_t>(max_pairs_)) {
+      rx_(in_kernel_ ? 0 : static_cast<size_t>(max_pairs_)),
+      vhost_(std::move(vhost)),
+      vhost_running_(vhost_.size(), false) {
   for (RxState& rx : rx_) rx.frame.resize(kRxBufferSize);
 }
 
@@ -89,11 +107,7 @@ std::vector<uint16_t> VirtioNet::queue_max_sizes() const {
 }
 
 void VirtioNet::ReadConfig(uint64_t offset, absl::Span<uint8_t> data) {
-  const auto* bytes = reinterpret_cast<const uint8_t*>(&config_);
-  for (size_t i = 0; i < data.size(); ++i) {
-    bool inside = offset < sizeof(config_) && i < sizeof(config_) - offset;
-    data[i] = inside ? bytes[offset + i] : 0;
-  }
+  ReadConfigBytes(config_, offset, data);
 }
 
 // The MAC is writable only in legacy virtio; nothing else is writable.
@@ -119,14 +133,64 @@ absl::Status VirtioNet::Activate(VirtioActivation activation) {
       return absl::InternalError(absl::StrCat("virtio-net: ", s.message()));
     }
   }
+  if (in_kernel_) {
+    if (absl::Status s = StartVhost(); !s.ok()) {
+      StopVhost();
+      active_.reset();
+      return absl::InternalError(absl::StrCat("virtio-net: ", s.message()));
+    }
+    return absl::OkStatus();
+  }
   // Frames are looked at on the event loop; nothing is read before then.
   SetWatching(0, true);
   return absl::OkStatus();
 }
 
+absl::Status VirtioNet::StartVhost() {
+  // Without MQ the control queue is queue 2, which the transport was told
+  // is vhost's (pair 1's receiveq) when there are more pairs: its kicks come
+  // to its notify eventfd, which the VMM does not watch. Watch it here.
+  const uint16_t ctrl = active_->ctrl;
+  if (QueueInBackend(ctrl) && active_->QueueUsable(ctrl) && loop_ != nullptr) {
+    const int fd = active_->kick_fds[ctrl];
+    RETURN_IF_ERROR(loop_->Add(fd, EPOLLIN, [this, fd, ctrl](uint32_t) {
+      uint64_t count;
+      (void)!::read(fd, &count, sizeof(count));
+      ProcessQueue(ctrl);
+    }));
+    ctrl_kick_watched_ = fd;
+  }
+  for (int p = 0; p < static_cast<int>(vhost_.size()); ++p) {
+    const uint16_t rx = static_cast<uint16_t>(2 * p), tx = static_cast<uint16_t>(2 * p + 1);
+    if (!active_->QueueUsable(rx) || !active_->QueueUsable(tx)) continue;
+    const uint16_t rings[] = {rx, tx};
+    vhost_running_[p] = true;  // so that a failure half-way is stopped too
+    RETURN_IF_ERROR(
+        vhost_[p].StartRings(*active_, rings, active_->features & vhost_features_));
+    for (uint32_t ring = 0; ring < 2; ++ring) {
+      RETURN_IF_ERROR(vhost_[p].NetSetBackend(ring, backend_->rx_fd(p)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+void VirtioNet::StopVhost() {
+  if (ctrl_kick_watched_ >= 0) {
+    (void)loop_->Remove(ctrl_kick_watched_);
+    ctrl_kick_watched_ = -1;
+  }
+  for (size_t p = 0; p < vhost_.size(); ++p) {
+    if (!vhost_running_[p]) continue;
+    for (uint32_t ring = 0; ring < 2; ++ring) (void)vhost_[p].NetSetBackend(ring, -1);
+    vhost_[p].StopRings(2);
+    vhost_running_[p] = false;
+  }
+}
+
 void VirtioNet::Reset() {
   absl::MutexLock lock(&mu_);
-  for (int p = 0; p < max_pairs_; ++p) {
+  StopVhost();
+  for (int p = 0; p < static_cast<int>(rx_.size()); ++p) {
     SetWatching(p, false);
     rx_[p].held.clear();  // the rings are gone with the reset
     rx_[p].held_bytes = 0;
@@ -143,7 +207,7 @@ VirtioNetStats VirtioNet::stats() const {
 
 bool VirtioNet::rx_watching(int pair) const {
   absl::MutexLock lock(&mu_);
-  return pair >= 0 && pair < max_pairs_ && rx_[pair].watching;
+  return pair >= 0 && pair < static_cast<int>(rx_.size()) && rx_[pair].watching;
 }
 
 int VirtioNet::active_pairs() const {
@@ -177,7 +241,8 @@ void VirtioNet::ProcessQueue(uint16_t queue) {
   QueuePass pass("virtio-net");
   {
     absl::MutexLock lock(&mu_);
-    if (!QueueUsable(queue)) return;
+    // With vhost only the control queue is ours.
+    if (!QueueUsable(queue) || (queue != active_->ctrl && QueueInBackend(queue))) return;
     pass.Begin(*active_);
     if (queue == active_->ctrl) {
       if (active_->features & Bit(kFCtrlVq)) ProcessCtrl(pass);
@@ -256,6 +321,7 @@ uint32_t VirtioNet::HandleTx(int pair, const DescriptorChain& chain) {
 // --- RX ------------------------------------------------------------------------
 
 void VirtioNet::SetWatching(int pair, bool watch) {
+  if (in_kernel_) return;
   RxState& rx = rx_[pair];
   if (rx.watching == watch) return;
   if (loop_ != nullptr) {

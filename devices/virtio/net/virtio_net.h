@@ -1,4 +1,16 @@
-// virtio-net (virtio 1.x, 5.1) over a NetBackend (a tap in the VMM).
+// virtio-net (virtio 1.x, 5.1) over a NetBackend (a tap in the VMM), its
+// data path in the VMM or, with vhost (`vhost=on`), in the host kernel.
+//
+// vhost-net: one /dev/vhost-net per queue pair, its rings 0 (receiveq) and 1
+// (transmitq) on the pair's tap queue (VHOST_NET_SET_BACKEND), kicked by the
+// queues' ioeventfds and calling their irqfds (VirtioDevice::QueueInBackend):
+// no frame and no notification of the data path passes through vmm. The
+// control queue stays here, as do offloads (TUNSETOFFLOAD) and which tap
+// queues are attached (MQ). The features the kernel's vhost-net lacks
+// (of INDIRECT_DESC, RING_EVENT_IDX, MRG_RXBUF, VERSION_1) are not offered.
+// Activation starts vhost for each pair whose queues the driver enabled;
+// reset stops it (GET_VRING_BASE, backend detached), and the next activation
+// starts it again on the new rings.
 //
 // Queues: receiveq/transmitq per queue pair (2k, 2k+1), then the control
 // queue: queue 2 * max_virtqueue_pairs when the driver negotiated MQ, else
@@ -47,6 +59,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "base/event_loop.h"
+#include "devices/vhost/vhost_kernel.h"
 #include "devices/virtio/net/net_backend.h"
 #include "devices/virtio/net/virtio_net_spec.h"
 #include "devices/virtio/queue_pass.h"
@@ -86,13 +99,20 @@ class VirtioNet : public VirtioDevice {
   static constexpr int kBudget = 256;
 
   // `loop` is where the backend's fds are watched (ProcessQueue runs there
-  // too); it must outlive the device.
-  VirtioNet(std::unique_ptr<NetBackend> backend, std::array<uint8_t, 6> mac, EventLoop* loop);
+  // too); it must outlive the device. With `vhost` (one per backend queue,
+  // each an open /dev/vhost-net), the data queues run in the host kernel on
+  // the backend's queue fds (rx_fd: the tap queues).
+  VirtioNet(std::unique_ptr<NetBackend> backend, std::array<uint8_t, 6> mac, EventLoop* loop,
+            std::vector<VhostKernel> vhost = {});
   ~VirtioNet() override;
 
   uint32_t device_type() const override { return kDeviceType; }
   uint64_t device_features() const override { return features_; }
   std::vector<uint16_t> queue_max_sizes() const override;
+  // With vhost, every receiveq and transmitq; never the control queue.
+  bool QueueInBackend(uint16_t queue) const override {
+    return in_kernel_ && queue < 2 * max_pairs_;
+  }
   void ReadConfig(uint64_t offset, absl::Span<uint8_t> data) override;
   void WriteConfig(uint64_t offset, absl::Span<const uint8_t> data) override;
   absl::Status Activate(VirtioActivation activation) override;
@@ -148,7 +168,11 @@ class VirtioNet : public VirtioDevice {
   // Copies the pending frame into held chains and returns them used:
   // kEnough when the frame is gone (delivered or dropped as too big).
   Hold DeliverPending(int pair, QueuePass& pass) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Does nothing with vhost: the kernel reads the tap.
   void SetWatching(int pair, bool watch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // vhost: starts the kernel on every pair whose two queues are enabled.
+  absl::Status StartVhost() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void StopVhost() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   void ProcessCtrl(QueuePass& pass) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   uint8_t HandleCtrl(uint8_t cls, uint8_t cmd, const DescriptorChain& chain, uint64_t data_len,
@@ -159,12 +183,19 @@ class VirtioNet : public VirtioDevice {
   const std::unique_ptr<NetBackend> backend_;
   EventLoop* const loop_;
   const int max_pairs_;
+  const bool in_kernel_;        // vhost-net runs the data queues
+  const uint64_t vhost_features_;  // what the kernel offers (in_kernel_)
   const uint64_t features_;
   const virtio_net::Config config_;
 
   mutable absl::Mutex mu_;
   std::optional<Active> active_ ABSL_GUARDED_BY(mu_);
   std::vector<RxState> rx_ ABSL_GUARDED_BY(mu_);
+  std::vector<VhostKernel> vhost_ ABSL_GUARDED_BY(mu_);   // one per pair, or none
+  std::vector<bool> vhost_running_ ABSL_GUARDED_BY(mu_);  // same length
+  // vhost without MQ: the control queue's kick eventfd, watched by the
+  // device itself (-1: none).
+  int ctrl_kick_watched_ ABSL_GUARDED_BY(mu_) = -1;
   VirtioNetStats stats_ ABSL_GUARDED_BY(mu_);
 };
 

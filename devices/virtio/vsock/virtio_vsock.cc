@@ -45,11 +45,7 @@ uint64_t VirtioVsock::device_features() const {
 void VirtioVsock::ReadConfig(uint64_t offset, absl::Span<uint8_t> data) {
   virtio_vsock_config config{};
   config.guest_cid = guest_cid_;
-  const auto* bytes = reinterpret_cast<const uint8_t*>(&config);
-  for (size_t i = 0; i < data.size(); ++i) {
-    const bool inside = offset < sizeof(config) && i < sizeof(config) - offset;
-    data[i] = inside ? bytes[offset + i] : 0;
-  }
+  ReadConfigBytes(config, offset, data);
 }
 
 // guest_cid is read-only.

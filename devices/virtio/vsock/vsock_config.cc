@@ -9,6 +9,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "devices/virtio/vsock/vhost_vsock.h"
 #include "devices/virtio/vsock/virtio_vsock.h"
 
 namespace vmm {
@@ -21,6 +22,11 @@ constexpr size_t kMaxSocketPath = sizeof(sockaddr_un{}.sun_path) - 1 - 11;
 
 absl::StatusOr<std::shared_ptr<VirtioDevice>> CreateVsock(const VsockConfig& vsock,
                                                           VirtioDeviceHost& host) {
+  if (vsock.vhost) {
+    absl::StatusOr<std::shared_ptr<VhostVsock>> device = VhostVsock::Create(vsock.guest_cid);
+    if (!device.ok()) return device.status();
+    return std::shared_ptr<VirtioDevice>(std::move(*device));
+  }
   VsockMuxerOptions options;
   options.guest_cid = vsock.guest_cid;
   options.socket_path = vsock.socket_path;
@@ -38,7 +44,8 @@ const VirtioDeviceSpec& VirtioVsockSpec() {
   static const Spec spec(Spec::Definition{
       .name = "virtio-vsock",
       .flag = "vsock",
-      .summary = "AF_VSOCK sockets, bridged to Unix sockets as Firecracker does",
+      .summary = "AF_VSOCK sockets, bridged to Unix sockets as Firecracker does, or the host's "
+                 "own AF_VSOCK through vhost-vsock (backend=vhost)",
       .repeatable = false,
       .keys =
           {
@@ -57,7 +64,7 @@ const VirtioDeviceSpec& VirtioVsockSpec() {
                  vsock.guest_cid = cid;
                  return absl::OkStatus();
                }},
-              {{"socket", "PATH", "required",
+              {{"socket", "PATH", "required with backend=unix",
                 "host programs connect here (then CONNECT <port>); guest connections to "
                 "port P go to PATH_P"},
                [](absl::string_view value, VsockConfig& vsock) {
@@ -70,8 +77,30 @@ const VirtioDeviceSpec& VirtioVsockSpec() {
                  vsock.socket_path = std::string(value);
                  return absl::OkStatus();
                }},
+              {{"backend", "unix|vhost", "unix",
+                "unix: vmm bridges to Unix sockets; vhost: the host kernel's AF_VSOCK "
+                "(/dev/vhost-vsock, vhost_vsock.ko; host programs connect to CID:PORT)"},
+               [](absl::string_view value, VsockConfig& vsock) {
+                 if (value != "unix" && value != "vhost") {
+                   return absl::InvalidArgumentError(
+                       absl::StrCat("'backend=", value, "': expected unix or vhost"));
+                 }
+                 vsock.vhost = value == "vhost";
+                 return absl::OkStatus();
+               }},
           },
-      .exactly_one_of = {{"cid"}, {"socket"}},
+      .exactly_one_of = {{"cid"}},
+      .check =
+          [](VsockConfig& vsock) {
+            if (vsock.vhost && !vsock.socket_path.empty()) {
+              return absl::InvalidArgumentError(
+                  "'socket=' is for backend=unix (with vhost, host programs use AF_VSOCK)");
+            }
+            if (!vsock.vhost && vsock.socket_path.empty()) {
+              return absl::InvalidArgumentError("socket=PATH is required (or backend=vhost)");
+            }
+            return absl::OkStatus();
+          },
       .create = CreateVsock,
   });
   return spec;

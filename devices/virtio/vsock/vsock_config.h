@@ -9,15 +9,18 @@
 
 namespace vmm {
 
-// The virtio-vsock device, bridged to Unix sockets as Firecracker does: a host
-// program connects to `socket_path` and writes "CONNECT <port>\n" to reach a
-// guest listener on <port>; a guest connection to host port P goes to the
-// Unix socket "<socket_path>_P".
+// The virtio-vsock device. Bridged to Unix sockets as Firecracker does (the
+// default): a host program connects to `socket_path` and writes
+// "CONNECT <port>\n" to reach a guest listener on <port>; a guest connection
+// to host port P goes to the Unix socket "<socket_path>_P". Or, with
+// `vhost`, in the host kernel: host AF_VSOCK sockets reach the guest at
+// `guest_cid` (vhost_vsock.h); no socket path.
 struct VsockConfig : VirtioDeviceConfig {
   const VirtioDeviceSpec& spec() const override;
 
   uint64_t guest_cid = 3;  // 3 or more (0-2 are reserved), at most 2^32 - 1
   std::string socket_path;
+  bool vhost = false;
   bool operator==(const VsockConfig&) const = default;
 };
 

@@ -312,13 +312,35 @@ INSTANTIATE_TEST_SUITE_P(
         BadSpec{"tap=a,mac=01:00:5e:00:00:01", "multicast"},
         BadSpec{"tap=a,mac=00:00:00:00:00:00", "all zero"},
         BadSpec{"tap=a,transport=virtio", "expected pci or mmio"},
-        BadSpec{"tap=a,tap=b", "given twice"}, BadSpec{"tap=a,vhost=on", "unknown key 'vhost'"}));
+        BadSpec{"tap=a,tap=b", "given twice"}, BadSpec{"tap=a,vhost=yes please", "expected on or off"},
+        BadSpec{"tap=a,vhost=on,vhost=off", "given twice"}, BadSpec{"tap=a,vhosts=on", "unknown key 'vhosts'"}));
+
+TEST(NetSpecTest, VhostOnPutsTheDataPathInTheKernel) {
+  absl::StatusOr<NetConfig> net = ParseNetSpec("tap=t0,queues=2,vhost=on");
+  ASSERT_TRUE(net.ok()) << net.status();
+  EXPECT_TRUE(net->vhost);
+  EXPECT_EQ(net->queue_pairs, 2);
+  net = ParseNetSpec("tap=t0");
+  ASSERT_TRUE(net.ok()) << net.status();
+  EXPECT_FALSE(net->vhost) << "the VMM's own data path is the default";
+}
 TEST(VsockSpecTest, CidAndSocketGiveAPciDevice) {
   absl::StatusOr<VsockConfig> v = ParseVsockSpec("cid=3,socket=/run/v.sock");
   ASSERT_TRUE(v.ok()) << v.status();
   EXPECT_EQ(v->guest_cid, 3u);
   EXPECT_EQ(v->socket_path, "/run/v.sock");
   EXPECT_EQ(v->transport, VirtioTransport::kPci);
+}
+
+TEST(VsockSpecTest, BackendVhostNeedsOnlyACid) {
+  absl::StatusOr<VsockConfig> v = ParseVsockSpec("cid=42,backend=vhost");
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_TRUE(v->vhost);
+  EXPECT_EQ(v->guest_cid, 42u);
+  EXPECT_TRUE(v->socket_path.empty());
+  v = ParseVsockSpec("cid=42,socket=/s,backend=unix");
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_FALSE(v->vhost);
 }
 
 TEST(VsockSpecTest, LargestCidAndMmioAreAccepted) {
@@ -358,7 +380,10 @@ INSTANTIATE_TEST_SUITE_P(
                       BadSpec{"cid=-1,socket=s", "from 3"}, BadSpec{"cid=x,socket=s", "from 3"},
                       BadSpec{"cid=3,cid=4,socket=s", "given twice"},
                       BadSpec{"cid=3,socket=s,port=1", "unknown key 'port'"},
-                      BadSpec{"cid=3,socket=s,transport=usb", "expected pci or mmio"}));
+                      BadSpec{"cid=3,socket=s,transport=usb", "expected pci or mmio"},
+                      BadSpec{"cid=3,socket=s,backend=vhost", "'socket=' is for backend=unix"},
+                      BadSpec{"cid=3,backend=kernel", "expected unix or vhost"},
+                      BadSpec{"backend=vhost", "cid=N is required"}));
 
 }  // namespace
 }  // namespace vmm
