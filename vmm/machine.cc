@@ -7,6 +7,7 @@
 #include <cstring>
 #include <string>
 
+#include "absl/algorithm/container.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "arch/x86_64/boot_cpu_state.h"
@@ -104,8 +105,13 @@ absl::StatusOr<std::unique_ptr<Machine>> Machine::Create(const VmConfig& config,
   }
 
   ASSIGN_OR_RETURN(KvmVm vm, KvmVm::Create(kvm));
+  // A vhost-user back-end maps guest RAM itself: it must be a memfd.
+  const bool shared = config.memfd_backed ||
+                      absl::c_any_of(config.devices, [](const DeviceConfig& d) {
+                        return d->needs_shared_memory();
+                      });
   absl::StatusOr<GuestMemory> memory =
-      GuestMemory::Create(ram, GuestMemoryOptions{.memfd = config.memfd_backed});
+      GuestMemory::Create(ram, GuestMemoryOptions{.memfd = shared});
   if (!memory.ok()) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "cannot reserve --memory %s: %s", HumanSize(config.memory_bytes),

@@ -44,11 +44,15 @@ constexpr int kCommonSyscalls[] = {
 };
 
 // vCPU threads: COM1's chardev is written from the vCPU thread that wrote
-// THR (poll: is stdout / the pty ready; sendto: a socket client).
+// THR (poll: is stdout / the pty ready; sendto: a socket client). A
+// vhost-user device's activation and reset are requests to its back-end
+// (sendmsg with fds, recvmsg for the reply, poll for its deadline).
 constexpr int kVcpuSyscalls[] = {
     SCMP_SYS(poll),
     SCMP_SYS(ppoll),
     SCMP_SYS(sendto),
+    SCMP_SYS(sendmsg),
+    SCMP_SYS(recvmsg),
 };
 
 // The signal thread: sigwait (rt_sigtimedwait); the rest is common.

@@ -80,7 +80,8 @@ struct VmConfig {
   std::vector<DeviceConfig> devices = DefaultVirtioDevices();
   // Stop the guest after this long; the exit status says kTimeout.
   absl::Duration timeout = absl::InfiniteDuration();
-  // Back guest RAM with a memfd so it can be shared with another process.
+  // Back guest RAM with a memfd so it can be shared with another process
+  // (always so when a device needs it: a vhost-user back-end).
   bool memfd_backed = false;
   // Who decompresses a bzImage's kernel. kGuest runs the kernel's own
   // decompressor, as on a PC. kVmm unpacks the (xz or gzip) payload in the

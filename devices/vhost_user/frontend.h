@@ -43,6 +43,9 @@ class Frontend {
   // protocol-features bit), known after Handshake.
   uint64_t backend_features() const { return backend_features_ & ~kFProtocolFeatures; }
   uint64_t protocol_features() const { return protocol_features_; }
+  // The back-end speaks protocol features (VHOST_USER_F_PROTOCOL_FEATURES):
+  // then its rings start disabled until SET_VRING_ENABLE.
+  bool speaks_protocol_features() const { return (backend_features_ & kFProtocolFeatures) != 0; }
   bool HasProtocolFeature(int bit) const { return (protocol_features_ >> bit) & 1; }
 
   // How many queues the back-end has (GET_QUEUE_NUM; needs MQ).

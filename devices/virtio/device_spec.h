@@ -52,6 +52,9 @@ struct VirtioDeviceConfig {
   virtual const VirtioDeviceSpec& spec() const = 0;
   // True when the device reads vmm's stdin (COM1 then does not).
   virtual bool uses_stdin() const { return false; }
+  // True when another process maps guest RAM for this device (vhost-user):
+  // the VM then backs its RAM with a memfd, as --memfd would.
+  virtual bool needs_shared_memory() const { return false; }
 
   Transport transport = Transport::kPci;
   // addr=: the PCI slot (kFirstPciSlot..kLastPciSlot); nullopt: the lowest

@@ -116,16 +116,21 @@ inline absl::Status TakeActivation(absl::string_view device, VirtioActivation&& 
   return absl::OkStatus();
 }
 
-// A device's ReadConfig over a plain configuration structure: the bytes of
-// `config` from `offset`, zeros past its end (whatever the guest asks).
+// A device's ReadConfig: the bytes of its config space `config` from
+// `offset`, zeros past its end (whatever the guest asks).
+inline void ReadConfigBytes(absl::Span<const uint8_t> config, uint64_t offset,
+                            absl::Span<uint8_t> data) {
+  for (size_t i = 0; i < data.size(); ++i) {
+    const bool inside = offset < config.size() && i < config.size() - offset;
+    data[i] = inside ? config[offset + i] : 0;
+  }
+}
+// The same over a plain configuration structure.
 template <typename Config>
 void ReadConfigBytes(const Config& config, uint64_t offset, absl::Span<uint8_t> data) {
   static_assert(std::is_trivially_copyable_v<Config>);
-  const auto* bytes = reinterpret_cast<const uint8_t*>(&config);
-  for (size_t i = 0; i < data.size(); ++i) {
-    const bool inside = offset < sizeof(config) && i < sizeof(config) - offset;
-    data[i] = inside ? bytes[offset + i] : 0;
-  }
+  ReadConfigBytes(absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(&config), sizeof(config)),
+                  offset, data);
 }
 
 class VirtioDevice {

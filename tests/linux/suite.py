@@ -714,6 +714,51 @@ def check_vsock_vhost(s):
     s.expect_fact(b, "vsock-reply", "echo:hello-from-l2")
 
 
+def check_vhost_user_blk(s):
+    """--disk vhost_user=: the disk is Debian's qemu-storage-daemon exporting
+    an ext4 image over vhost-user (guest RAM shared by memfd); the guest
+    mounts it, reads the host's file and writes its own, which the host
+    finds (debugfs) in a file system e2fsck calls clean."""
+    qsd = shutil.which("qemu-storage-daemon")
+    if not qsd:
+        s.tap.skip("vhost-user-blk", "no qemu-storage-daemon (apt-get install qemu-utils)")
+        return
+    image = os.path.join(s.work, "vub.img")
+    ext4_image(image, 16, {"hello.txt": b"served by qemu-storage-daemon"})
+    sock = os.path.join(s.work, "vub.sock")
+    if os.path.exists(sock):
+        os.remove(sock)
+    daemon = subprocess.Popen(
+        [qsd, "--blockdev", f"driver=file,node-name=disk0,filename={image}",
+         "--export", "type=vhost-user-blk,id=exp0,node-name=disk0,writable=on,"
+         f"addr.type=unix,addr.path={sock}"],
+        stdout=subprocess.DEVNULL, stderr=open(os.path.join(s.work, "vub-qsd.stderr"), "wb"))
+    try:
+        deadline = time.monotonic() + 10
+        while not os.path.exists(sock) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        b = Boot(s, "vhost-user-blk", "vhost_user_blk", ["--disk", f"vhost_user={sock}"])
+        s.expect_exit(b, 0, "powered off")
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=10)
+    s.no_failures(b)
+    s.expect_fact(b, "vub-transport", "pci")
+    s.expect_fact(b, "vub-content", "served by qemu-storage-daemon")
+    s.expect_fact(b, "vub-umount", "ok")
+    want = hashlib.sha256("".join(f"{i}\n" for i in range(1, 50001)).encode()).hexdigest()
+    s.expect(b, "the guest's file, as it hashed it", b.fact("vub-sha256") == want,
+             f"guest sha256 {b.fact('vub-sha256')}")
+    fsck = subprocess.run(["e2fsck", "-fn", image], capture_output=True, text=True)
+    s.expect(b, "e2fsck -fn finds the vhost-user disk's file system clean",
+             fsck.returncode == 0, fsck.stdout[-500:])
+    got = subprocess.run(["debugfs", "-R", "cat /from-l2.txt", image],
+                         capture_output=True)
+    s.expect(b, "the host reads the guest's file off the image qemu-storage-daemon served",
+             hashlib.sha256(got.stdout).hexdigest() == want, got.stderr[-300:])
+    os.remove(image)
+
+
 def check_serial(s):
     """COM1 both ways through --serial pty: the kernel's log, a shell on
     ttyS0 running what the suite types, and 14 KiB of output arriving whole
@@ -841,6 +886,7 @@ CHECKS = {
     "net-vhost": check_net_vhost,
     "devices": check_devices,
     "vsock-vhost": check_vsock_vhost,
+    "vhost-user-blk": check_vhost_user_blk,
     "serial": check_serial,
     "exits": check_exits,
     "distro": check_distro,

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "devices/vhost_user/vhost_user_device.h"
 #include "devices/virtio/block/virtio_block.h"
 
 namespace vmm {
@@ -14,8 +15,34 @@ namespace {
 
 using Spec = DeviceSpecOf<DiskConfig>;
 
+// virtio-blk feature bits a vhost-user-blk back-end may have vmm offer:
+// SIZE_MAX, SEG_MAX, GEOMETRY, RO, BLK_SIZE, FLUSH, TOPOLOGY, MQ, DISCARD,
+// WRITE_ZEROES (not CONFIG_WCE: config writes are not passed on).
+constexpr uint64_t kVhostUserBlkFeatures =
+    (1u << VIRTIO_BLK_F_SIZE_MAX) | (1u << VIRTIO_BLK_F_SEG_MAX) | (1u << VIRTIO_BLK_F_GEOMETRY) |
+    (1u << VIRTIO_BLK_F_RO) | (1u << VIRTIO_BLK_F_BLK_SIZE) | (1u << VIRTIO_BLK_F_FLUSH) |
+    (1u << VIRTIO_BLK_F_TOPOLOGY) | (1u << VIRTIO_BLK_F_MQ) | (1u << VIRTIO_BLK_F_DISCARD) |
+    (1u << VIRTIO_BLK_F_WRITE_ZEROES);
+// The config space read from the back-end: virtio_blk_config up to and
+// including write_zeroes_may_unmap and its padding (every field the
+// features above describe).
+constexpr uint32_t kVhostUserBlkConfigSize = 60;
+
 absl::StatusOr<std::shared_ptr<VirtioDevice>> CreateBlock(const DiskConfig& disk,
                                                           VirtioDeviceHost& host) {
+  if (!disk.vhost_user.empty()) {
+    absl::StatusOr<std::shared_ptr<VhostUserDevice>> device = VhostUserDevice::Create(
+        VhostUserDeviceOptions{.name = "vhost-user-blk",
+                               .device_type = VirtioBlock::kDeviceType,
+                               .socket_path = disk.vhost_user,
+                               .device_features = kVhostUserBlkFeatures,
+                               .max_queues = 1,
+                               .queue_size = 256,
+                               .config_size = kVhostUserBlkConfigSize},
+        &host.loop());
+    if (!device.ok()) return device.status();
+    return std::shared_ptr<VirtioDevice>(std::move(*device));
+  }
   std::string warning;
   absl::StatusOr<std::unique_ptr<VirtioBlock>> block = VirtioBlock::Open(disk, &warning);
   if (!block.ok()) return block.status();
@@ -29,11 +56,12 @@ const VirtioDeviceSpec& VirtioBlockSpec() {
   static const Spec spec(Spec::Definition{
       .name = "virtio-blk",
       .flag = "disk",
-      .summary = "a disk on a raw image file or block device",
+      .summary = "a disk on a raw image file or block device, or a vhost-user-blk back-end",
       .repeatable = true,
       .keys =
           {
-              {{"path", "PATH", "required", "the image (opened read-write unless readonly=on)"},
+              {{"path", "PATH", "required",
+                "the image (opened read-write unless readonly=on); or vhost_user= instead"},
                [](absl::string_view value, DiskConfig& disk) {
                  if (value.empty()) {
                    return absl::InvalidArgumentError("'path=' needs an image file");
@@ -62,10 +90,34 @@ const VirtioDeviceSpec& VirtioBlockSpec() {
                  if (on.ok()) disk.direct = *on;
                  return on.status();
                }},
+              {{"vhost_user", "SOCKET", "",
+                "the disk is a vhost-user-blk back-end's listening on SOCKET "
+                "(qemu-storage-daemon --export type=vhost-user-blk); guest RAM is shared"},
+               [](absl::string_view value, DiskConfig& disk) {
+                 if (value.empty()) {
+                   return absl::InvalidArgumentError("'vhost_user=' needs a socket path");
+                 }
+                 disk.vhost_user = std::string(value);
+                 return absl::OkStatus();
+               }},
           },
       .check =
           [](DiskConfig& disk) {
-            if (disk.path.empty()) return absl::InvalidArgumentError("path=IMAGE is required");
+            if (!disk.vhost_user.empty()) {
+              if (!disk.path.empty()) {
+                return absl::InvalidArgumentError(
+                    "give path=IMAGE or vhost_user=SOCKET, not both");
+              }
+              if (disk.read_only || disk.direct || !disk.serial.empty()) {
+                return absl::InvalidArgumentError(
+                    "readonly=, direct= and serial= are the vhost-user back-end's to set "
+                    "(qemu-storage-daemon: writable=, the blockdev's cache options)");
+              }
+              return absl::OkStatus();
+            }
+            if (disk.path.empty()) {
+              return absl::InvalidArgumentError("path=IMAGE (or vhost_user=SOCKET) is required");
+            }
             return absl::OkStatus();
           },
       .create = CreateBlock,

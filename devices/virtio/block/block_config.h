@@ -18,9 +18,15 @@ struct VirtioBlockOptions {
   bool operator==(const VirtioBlockOptions&) const = default;
 };
 
-// One virtio-blk disk: the device's options and where it is attached.
+// One virtio-blk disk: the device's options and where it is attached. With
+// `vhost_user` (instead of a path) the disk is another program's — a
+// vhost-user-blk back-end listening on that socket, such as
+// `qemu-storage-daemon --export type=vhost-user-blk` — and guest RAM is
+// shared with it (memfd).
 struct DiskConfig : VirtioDeviceConfig, VirtioBlockOptions {
   const VirtioDeviceSpec& spec() const override;
+  bool needs_shared_memory() const override { return !vhost_user.empty(); }
+  std::string vhost_user;
   bool operator==(const DiskConfig&) const = default;
 };
 

@@ -117,10 +117,10 @@ TEST(CliDeviceTest, BadDeviceUsesAreOneLineErrors) {
   ExpectUsageError({"--kernel", "k", "--device", "virtio-rng,"}, "nothing after 'virtio-rng,'");
   ExpectUsageError({"--kernel", "k", "--rng", "rate=5,"}, "empty option");
   ExpectUsageError({"--kernel", "k", "--device", "virtio-blk,readonly=on"},
-                   "path=IMAGE is required");
+                   "path=IMAGE (or vhost_user=SOCKET) is required");
   ExpectUsageError({"--kernel", "k", "--device", "virtio-blk,path=a,colour=red"},
-                   "unknown key 'colour' (expected path, readonly, serial, direct, transport, "
-                   "addr)");
+                   "unknown key 'colour' (expected path, readonly, serial, direct, vhost_user, "
+                   "transport, addr)");
 }
 
 // README.md's "Embedding": a library user's devices, by hand or parsed.

@@ -93,7 +93,8 @@ TEST_P(DiskSpecBadTest, IsRejectedWithAMessageNamingTheProblem) {
 
 INSTANTIATE_TEST_SUITE_P(
     Cases, DiskSpecBadTest,
-    ::testing::Values(BadSpec{"", "path=IMAGE is required"}, BadSpec{"readonly=on", "path=IMAGE is required"},
+    ::testing::Values(BadSpec{"", "path=IMAGE (or vhost_user=SOCKET) is required"},
+                      BadSpec{"readonly=on", "path=IMAGE (or vhost_user=SOCKET) is required"},
                       BadSpec{"path=", "needs an image file"},
                       BadSpec{"path=a,path=b", "given twice"},
                       BadSpec{"path=a,colour=red", "unknown key 'colour'"},
@@ -101,7 +102,22 @@ INSTANTIATE_TEST_SUITE_P(
                       BadSpec{"path=a,transport=usb", "expected pci or mmio"},
                       BadSpec{"path=a,serial=123456789012345678901", "longer than 20"},
                       BadSpec{"path=a,,readonly=on", "empty option"},
-                      BadSpec{"path=a,=on", "key=value"}, BadSpec{"path", "expected path=PATH"}));
+                      BadSpec{"path=a,=on", "key=value"}, BadSpec{"path", "expected path=PATH"},
+                      BadSpec{"vhost_user=", "needs a socket path"},
+                      BadSpec{"path=a,vhost_user=/s", "not both"},
+                      BadSpec{"vhost_user=/s,readonly=on", "the vhost-user back-end's to set"},
+                      BadSpec{"vhost_user=/s,serial=x", "the vhost-user back-end's to set"}));
+
+TEST(DiskSpecTest, VhostUserNamesTheBackEndsSocketAndSharesRam) {
+  absl::StatusOr<DiskConfig> disk = ParseDiskSpec("vhost_user=/run/qsd.sock");
+  ASSERT_TRUE(disk.ok()) << disk.status();
+  EXPECT_EQ(disk->vhost_user, "/run/qsd.sock");
+  EXPECT_TRUE(disk->path.empty());
+  EXPECT_TRUE(disk->needs_shared_memory()) << "the back-end maps guest RAM";
+  disk = ParseDiskSpec("path=/img");
+  ASSERT_TRUE(disk.ok()) << disk.status();
+  EXPECT_FALSE(disk->needs_shared_memory());
+}
 
 // --- --console ------------------------------------------------------------
 
