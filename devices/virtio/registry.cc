@@ -4,6 +4,7 @@
 #include "absl/strings/str_format.h"
 #include "devices/virtio/block/block_config.h"
 #include "devices/virtio/console/console_config.h"
+#include "devices/virtio/fs/fs_config.h"
 #include "devices/virtio/net/net_config.h"
 #include "devices/virtio/rng/rng_config.h"
 #include "devices/virtio/vsock/vsock_config.h"
@@ -17,6 +18,7 @@ absl::Span<const VirtioDeviceSpec* const> VirtioDeviceSpecs() {
       &VirtioConsoleSpec(),
       &VirtioRngSpec(),
       &VirtioVsockSpec(),
+      &VirtioFsSpec(),
   };
   return kSpecs;
 }

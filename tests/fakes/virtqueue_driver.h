@@ -94,6 +94,7 @@ class VirtqueueDriver {
                            .event_idx = options_.event_idx, .indirect = options_.indirect};
   }
   uint16_t size() const { return options_.size; }
+  const Options& options() const { return options_; }
   GuestAddress desc_addr() const { return desc_; }
   GuestAddress avail_addr() const { return avail_; }
   GuestAddress used_addr() const { return used_; }

@@ -38,7 +38,7 @@ import initramfs  # noqa: E402
 L2_MODULES = [
     "virtio_pci", "virtio_mmio", "virtio_blk", "virtio_net", "virtio_console",
     "virtio_rng", "vmw_vsock_virtio_transport", "pvpanic_mmio", "crc32c_generic",
-    "ext4",
+    "ext4", "virtiofs",
 ]
 MiB = 1 << 20
 
@@ -755,8 +755,57 @@ def check_vhost_user_blk(s):
     got = subprocess.run(["debugfs", "-R", "cat /from-l2.txt", image],
                          capture_output=True)
     s.expect(b, "the host reads the guest's file off the image qemu-storage-daemon served",
-             hashlib.sha256(got.stdout).hexdigest() == want, got.stderr[-300:])
+             hashlib.sha256(got.stdout).hexdigest() == want,
+             got.stderr.decode(errors="replace")[-300:])
     os.remove(image)
+
+
+VIRTIOFSD_PATHS = ("/usr/libexec/virtiofsd", "/usr/lib/qemu/virtiofsd",
+                   "/usr/local/lib/vmm/virtiofsd")
+
+
+def check_virtiofs(s):
+    """--fs tag=,socket=: a host directory served by virtiofsd; the guest
+    mounts it (mount -t virtiofs), reads the host's file and writes one the
+    host then reads, byte for byte."""
+    virtiofsd = next((p for p in VIRTIOFSD_PATHS if os.access(p, os.X_OK)), None)
+    if not virtiofsd:
+        s.tap.skip("virtiofs", "no virtiofsd (tools/setup provides one)")
+        return
+    share = os.path.join(s.work, "vfs-share")
+    shutil.rmtree(share, ignore_errors=True)
+    os.makedirs(share)
+    with open(os.path.join(share, "hello.txt"), "w") as f:
+        f.write("shared by virtiofsd")
+    sock = os.path.join(s.work, "vfs.sock")
+    if os.path.exists(sock):
+        os.remove(sock)
+    daemon = subprocess.Popen(
+        [virtiofsd, f"--socket-path={sock}", "-o", f"source={share}", "-o", "cache=none"],
+        stdout=subprocess.DEVNULL, stderr=open(os.path.join(s.work, "virtiofsd.stderr"), "wb"))
+    try:
+        deadline = time.monotonic() + 10
+        while not os.path.exists(sock) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        b = Boot(s, "virtiofs", "virtiofs", ["--fs", f"tag=hostshare,socket={sock}"])
+        s.expect_exit(b, 0, "powered off")
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=10)
+    s.no_failures(b)
+    s.expect_fact(b, "vfs-content", "shared by virtiofsd")
+    s.expect_fact(b, "vfs-listing", "from-l2.txt hello.txt ")
+    s.expect_fact(b, "vfs-umount", "ok")
+    want = hashlib.sha256("".join(f"{i}\n" for i in range(1, 50001)).encode()).hexdigest()
+    s.expect(b, "the guest's file, as it hashed it", b.fact("vfs-sha256") == want,
+             f"guest sha256 {b.fact('vfs-sha256')}")
+    try:
+        with open(os.path.join(share, "from-l2.txt"), "rb") as f:
+            got = hashlib.sha256(f.read()).hexdigest()
+    except OSError as e:
+        got = str(e)
+    s.expect(b, "the host reads the guest's file in the shared directory", got == want, got)
+    shutil.rmtree(share, ignore_errors=True)
 
 
 def check_serial(s):
@@ -887,6 +936,7 @@ CHECKS = {
     "devices": check_devices,
     "vsock-vhost": check_vsock_vhost,
     "vhost-user-blk": check_vhost_user_blk,
+    "virtiofs": check_virtiofs,
     "serial": check_serial,
     "exits": check_exits,
     "distro": check_distro,

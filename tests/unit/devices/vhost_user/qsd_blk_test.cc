@@ -1,18 +1,10 @@
 // vhost-user-blk against the real back-end: `--disk vhost_user=SOCKET` as the
 // spec creates it, talking to Debian's qemu-storage-daemon exporting a raw
-// image. The test plays the guest's driver on memfd-backed RAM (what vmm
-// gives a VM with a vhost-user device): the back-end maps that RAM, is
-// kicked through an eventfd and calls through another. No KVM involved, so
-// this runs on any host with qemu-storage-daemon (qemu-utils); it skips
-// loudly without it.
+// image (backend_rig.h plays the guest's driver on memfd RAM). No KVM
+// involved, so this runs on any host with qemu-storage-daemon (qemu-utils);
+// it skips loudly without it.
 #include <fcntl.h>
 #include <linux/virtio_blk.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/eventfd.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -21,41 +13,18 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
-#include "base/event_loop.h"
-#include "devices/vhost_user/vhost_user_device.h"
 #include "devices/virtio/block/block_config.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/fakes/fake_virtio_context.h"
-#include "tests/fakes/fake_virtqueue_driver.h"
-#include "tests/fakes/loop_thread.h"
+#include "tests/unit/devices/vhost_user/backend_rig.h"
 
-extern char** environ;
-
-namespace vmm {
+namespace vmm::testing {
 namespace {
 
 using ::testing::HasSubstr;
-using testing::FakeVirtqueueDriver;
 
 constexpr uint64_t kImageBytes = 4 << 20;
 constexpr char kQsd[] = "/usr/bin/qemu-storage-daemon";
-
-bool Readable(int fd, int timeout_ms) {
-  pollfd p{fd, POLLIN, 0};
-  return ::poll(&p, 1, timeout_ms) == 1;
-}
-
-class Host : public VirtioDeviceHost {
- public:
-  explicit Host(EventLoop* loop) : loop_(loop) {}
-  EventLoop& loop() const override { return *loop_; }
-  void Notice(absl::string_view) const override {}
-
- private:
-  EventLoop* loop_;
-};
 
 class QsdBlockTest : public ::testing::Test {
  protected:
@@ -78,38 +47,20 @@ class QsdBlockTest : public ::testing::Test {
     ASSERT_NE(f, nullptr);
     ASSERT_EQ(std::fwrite(bytes.data(), 1, bytes.size(), f), bytes.size());
     std::fclose(f);
-    StartQsd();
+    qsd_.Start({kQsd, "--blockdev", absl::StrCat("driver=file,node-name=disk0,filename=", image_),
+                "--export",
+                absl::StrCat("type=vhost-user-blk,id=exp0,node-name=disk0,writable=on,"
+                             "addr.type=unix,addr.path=", socket_)},
+               socket_);
   }
 
   void TearDown() override {
-    StopQsd();
+    qsd_.Stop();
     if (!dir_.empty()) {
       ::unlink(image_.c_str());
       ::unlink(socket_.c_str());
       ::rmdir(dir_.c_str());
     }
-  }
-
-  void StartQsd() {
-    const std::string blockdev =
-        absl::StrCat("driver=file,node-name=disk0,filename=", image_);
-    const std::string exp = absl::StrCat(
-        "type=vhost-user-blk,id=exp0,node-name=disk0,writable=on,addr.type=unix,addr.path=",
-        socket_);
-    std::vector<std::string> args = {kQsd, "--blockdev", blockdev, "--export", exp};
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ASSERT_EQ(::posix_spawn(&qsd_, kQsd, nullptr, nullptr, argv.data(), environ), 0);
-    for (int i = 0; i < 500 && ::access(socket_.c_str(), F_OK) != 0; ++i) ::usleep(10000);
-    ASSERT_EQ(::access(socket_.c_str(), F_OK), 0) << "qemu-storage-daemon did not listen";
-  }
-
-  void StopQsd() {
-    if (qsd_ <= 0) return;
-    ::kill(qsd_, SIGKILL);
-    ::waitpid(qsd_, nullptr, 0);
-    qsd_ = -1;
   }
 
   absl::StatusOr<std::shared_ptr<VirtioDevice>> CreateDisk() {
@@ -118,8 +69,8 @@ class QsdBlockTest : public ::testing::Test {
     return disk.spec().Create(disk, host_);
   }
 
-  // A virtio-blk request on the driver's ring: header, data, status.
-  uint16_t Request(uint32_t type, uint64_t sector, std::vector<uint8_t> out, uint32_t in_len) {
+  // A virtio-blk request on the ring: header, data, status.
+  void Request(uint32_t type, uint64_t sector, std::vector<uint8_t> out, uint32_t in_len) {
     virtio_blk_outhdr h{};
     h.type = type;
     h.sector = sector;
@@ -130,51 +81,14 @@ class QsdBlockTest : public ::testing::Test {
     std::vector<uint32_t> writable;
     if (in_len > 0) writable.push_back(in_len);
     writable.push_back(1);  // status
-    return driver_->AddChainBytes(readable, writable);
-  }
-
-  VirtioActivation Activation() {
-    VirtioActivation a;
-    a.memory = &memory_;
-    a.features = kVirtioFVersion1;
-    a.context = &context_;
-    a.queues.push_back(*Virtqueue::Create(driver_->config(), memory_));
-    a.queue_enabled.push_back(true);
-    a.kick_fds.push_back(kick_);
-    a.call_fds.push_back(call_);
-    return a;
-  }
-
-  void Kick() {
-    const uint64_t one = 1;
-    ASSERT_EQ(::write(kick_, &one, 8), 8);
-  }
-
-  // The back-end's completion, after its call (the guest's interrupt):
-  // nullopt if none comes within 5 s. (A call may come without one:
-  // libvhost-user signals once when given the call eventfd.)
-  std::optional<FakeVirtqueueDriver::UsedEntry> WaitUsed() {
-    const absl::Time deadline = absl::Now() + absl::Seconds(5);
-    while (absl::Now() < deadline) {
-      if (!Readable(call_, 100)) continue;
-      uint64_t n;
-      (void)!::read(call_, &n, 8);
-      if (auto used = driver_->PopUsed()) return used;
-    }
-    return std::nullopt;
+    rig_.driver(0).AddChainBytes(readable, writable);
+    rig_.Kick(0);
   }
 
   std::string dir_, image_, socket_;
-  pid_t qsd_ = -1;
-  testing::LoopThread loop_thread_;
-  Host host_{&loop_thread_.loop()};
-  GuestMemory memory_ = *GuestMemory::Create(
-      std::vector<RamRange>{RamRange{GuestAddress(0), 4 << 20}}, GuestMemoryOptions{.memfd = true});
-  std::unique_ptr<FakeVirtqueueDriver> driver_ =
-      std::make_unique<FakeVirtqueueDriver>(memory_, testing::FakeVirtqueueDriverOptions{.size = 16});
-  testing::FakeVirtioContext context_;
-  int kick_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  int call_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  BackendProcess qsd_;
+  RigHost host_;
+  RingRig rig_{1};
 };
 
 TEST_F(QsdBlockTest, TheBackEndsDiskIsReadAndWrittenThroughSharedRam) {
@@ -187,22 +101,18 @@ TEST_F(QsdBlockTest, TheBackEndsDiskIsReadAndWrittenThroughSharedRam) {
   (*disk)->ReadConfig(0, absl::MakeSpan(reinterpret_cast<uint8_t*>(&capacity), 8));
   EXPECT_EQ(capacity, kImageBytes / 512) << "GET_CONFIG's capacity, in sectors";
 
-  ASSERT_TRUE((*disk)->Activate(Activation()).ok());
-  // Read sector 5.
+  ASSERT_TRUE((*disk)->Activate(rig_.Activation()).ok());
   Request(VIRTIO_BLK_T_IN, 5, {}, 512);
-  Kick();
-  std::optional<FakeVirtqueueDriver::UsedEntry> used = WaitUsed();
+  std::optional<FakeVirtqueueDriver::UsedEntry> used = rig_.WaitUsed(0);
   ASSERT_TRUE(used.has_value()) << "the back-end never completed the read";
   ASSERT_EQ(used->written.size(), 513u);
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(used->written.data())), "sector 5");
   EXPECT_EQ(used->written[512], VIRTIO_BLK_S_OK);
 
-  // Write sector 9; the image file has it.
   std::vector<uint8_t> data(512, 0);
   std::memcpy(data.data(), "written by the guest", 20);
   Request(VIRTIO_BLK_T_OUT, 9, data, 0);
-  Kick();
-  used = WaitUsed();
+  used = rig_.WaitUsed(0);
   ASSERT_TRUE(used.has_value()) << "the back-end never completed the write";
   EXPECT_EQ(used->written.back(), VIRTIO_BLK_S_OK);
   char back[32] = {};
@@ -212,13 +122,11 @@ TEST_F(QsdBlockTest, TheBackEndsDiskIsReadAndWrittenThroughSharedRam) {
   ::close(fd);
   EXPECT_EQ(std::string(back), "written by the guest");
 
-  // A reset stops the ring; a second activation works on it again.
+  // A reset stops the ring; the driver's next bring-up works again.
   (*disk)->Reset();
-  driver_ = std::make_unique<FakeVirtqueueDriver>(memory_, testing::FakeVirtqueueDriverOptions{.size = 16});
-  ASSERT_TRUE((*disk)->Activate(Activation()).ok());
+  ASSERT_TRUE((*disk)->Activate(rig_.Activation()).ok());
   Request(VIRTIO_BLK_T_IN, 9, {}, 512);
-  Kick();
-  used = WaitUsed();
+  used = rig_.WaitUsed(0);
   ASSERT_TRUE(used.has_value()) << "no completion after re-activation";
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(used->written.data())),
             "written by the guest");
@@ -227,20 +135,20 @@ TEST_F(QsdBlockTest, TheBackEndsDiskIsReadAndWrittenThroughSharedRam) {
 TEST_F(QsdBlockTest, ABackEndThatDiesPutsTheDeviceInNeedsReset) {
   absl::StatusOr<std::shared_ptr<VirtioDevice>> disk = CreateDisk();
   ASSERT_TRUE(disk.ok()) << disk.status();
-  ASSERT_TRUE((*disk)->Activate(Activation()).ok());
-  StopQsd();
-  for (int i = 0; i < 200 && context_.reset_reasons().empty(); ++i) ::usleep(10000);
-  ASSERT_FALSE(context_.reset_reasons().empty()) << "the hang-up went unnoticed";
-  EXPECT_THAT(context_.reset_reasons()[0], HasSubstr("closed the connection"));
+  ASSERT_TRUE((*disk)->Activate(rig_.Activation()).ok());
+  qsd_.Stop();
+  for (int i = 0; i < 200 && !rig_.context().needs_reset(); ++i) ::usleep(10000);
+  ASSERT_TRUE(rig_.context().needs_reset()) << "the hang-up went unnoticed";
+  EXPECT_THAT(rig_.context().reset_reasons()[0], HasSubstr("closed the connection"));
   // The driver's reset and its next bring-up fail fast, without a hang.
   (*disk)->Reset();
-  absl::Status again = (*disk)->Activate(Activation());
+  absl::Status again = (*disk)->Activate(rig_.Activation());
   EXPECT_FALSE(again.ok());
   EXPECT_THAT(again.message(), HasSubstr("closed the connection"));
 }
 
 TEST_F(QsdBlockTest, NoBackEndAtTheSocketIsAStartUpErrorNamingIt) {
-  StopQsd();
+  qsd_.Stop();
   ::unlink(socket_.c_str());
   absl::StatusOr<std::shared_ptr<VirtioDevice>> disk = CreateDisk();
   ASSERT_FALSE(disk.ok());
@@ -249,4 +157,4 @@ TEST_F(QsdBlockTest, NoBackEndAtTheSocketIsAStartUpErrorNamingIt) {
 }
 
 }  // namespace
-}  // namespace vmm
+}  // namespace vmm::testing
