@@ -9,20 +9,26 @@
 //   blk_harness --dir /dev/shm [--direct] [--size-mib 256] [--seconds 2]
 //               [--patterns randread:1,randwrite:1,randread:32,randwrite:32]
 //               [--label NAME] [--no-baseline] [--round-trip]
-//               [--io-uring off|direct|always]
+//               [--io-uring off|direct|always] [--vhost-user-blk QSD]
 //
 // Creates a file of --size-mib in --dir (filled, so no read hits a hole and
 // no write allocates), runs each pattern on the device and on the baseline
 // (in that order), prints one JSON object per pattern on stdout, and
 // removes the file. --round-trip adds one line: the kick -> irq round trip
-// with no device behind it. Errors go to stderr with exit status 1.
+// with no device behind it. --vhost-user-blk QSD adds, per pattern, the same
+// driver against qemu-storage-daemon (path QSD) exporting the same file over
+// vhost-user, as a ratio to vmm's own device path measured just before.
+// Errors go to stderr with exit status 1.
 #include <fcntl.h>
 #include <linux/virtio_blk.h>
 #include <poll.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -37,15 +43,19 @@
 #include <vector>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "base/event_loop.h"
 #include "base/eventfd.h"
 #include "base/guest_memory.h"
 #include "base/unique_fd.h"
+#include "devices/vhost_user/vhost_user_device.h"
 #include "devices/virtio/block/raw_file_backend.h"
 #include "devices/virtio/block/virtio_block.h"
 #include "devices/virtio/virtio_device.h"
 #include "devices/virtio/virtqueue.h"
+
+extern char** environ;
 
 namespace vmm {
 namespace {
@@ -53,10 +63,12 @@ namespace {
 constexpr uint32_t kBlock = 4096;
 
 std::string g_file;  // the benchmark file, removed on every exit
+pid_t g_qsd = -1;    // a running qemu-storage-daemon, stopped on every exit
 
 [[noreturn]] void Die(const std::string& what) {
   std::fprintf(stderr, "blk_harness: %s\n", what.c_str());
   if (!g_file.empty()) ::unlink(g_file.c_str());
+  if (g_qsd > 0) ::kill(g_qsd, SIGKILL);
   std::exit(1);
 }
 
@@ -206,7 +218,12 @@ class RingDriver {
       Store16(kAvail + 4 + 2ull * kQueueSize, last_used_);  // used_event
       if (Load16(kUsed + 2) != last_used_) continue;
       uint64_t v;
-      if (::read(irqfd_, &v, sizeof(v)) != sizeof(v)) Die("irqfd read");
+      // A vhost-user back-end may have made the eventfd non-blocking (file
+      // flags are shared with the process it was passed to): wait in poll.
+      pollfd pfd{irqfd_, POLLIN, 0};
+      if (::poll(&pfd, 1, -1) != 1 || ::read(irqfd_, &v, sizeof(v)) != sizeof(v)) {
+        Die(std::string("irqfd read: ") + std::strerror(errno));
+      }
       ++interrupts;
     }
   }
@@ -247,6 +264,41 @@ class RingDriver {
   uint16_t published_ = 0;
   uint16_t last_used_ = 0;
 };
+
+// Keeps `p.qd` requests in flight for `seconds` (then drains them), as the
+// guest's driver would: what every device-side run measures.
+Measure Drive(RingDriver& driver, const Pattern& p, double seconds, uint64_t blocks) {
+  Offsets offsets(1, blocks);
+  Measure m;
+  std::vector<int> done;
+  done.reserve(kMaxQd);
+  const double cpu0 = CpuTime();
+  const double t0 = Now();
+  for (int slot = 0; slot < p.qd; ++slot) driver.Queue(slot, p.write, offsets.Next());
+  driver.PublishAndKick();
+  uint64_t inflight = static_cast<uint64_t>(p.qd);
+  bool stopping = false;
+  double t = t0;
+  while (inflight > 0) {
+    done.clear();
+    driver.WaitCompletions(done);
+    inflight -= done.size();
+    m.requests += done.size();
+    if (!stopping) {
+      t = Now();
+      stopping = t - t0 >= seconds;
+    }
+    if (stopping) continue;
+    for (int slot : done) driver.Queue(slot, p.write, offsets.Next());
+    inflight += done.size();
+    driver.PublishAndKick();
+  }
+  m.seconds = Now() - t0;
+  m.cpu_seconds = CpuTime() - cpu0;
+  m.kicks = driver.kicks;
+  m.interrupts = driver.interrupts;
+  return m;
+}
 
 RawFileOptions::IoUring g_io_uring = RawFileOptions::IoUring::kDirectOnly;
 
@@ -289,38 +341,78 @@ Measure RunDevice(const std::string& path, bool direct, const Pattern& p, double
   std::thread loop_thread([&] { Check(loop->Run(), "event loop"); });
 
   RingDriver driver(mem, ioeventfd.fd(), irqfd.get());
-  Offsets offsets(1, blocks);
-  Measure m;
-  std::vector<int> done;
-  done.reserve(kMaxQd);
-  const double cpu0 = CpuTime();
-  const double t0 = Now();
-  for (int slot = 0; slot < p.qd; ++slot) driver.Queue(slot, p.write, offsets.Next());
-  driver.PublishAndKick();
-  uint64_t inflight = static_cast<uint64_t>(p.qd);
-  bool stopping = false;
-  double t = t0;
-  while (inflight > 0) {
-    done.clear();
-    driver.WaitCompletions(done);
-    inflight -= done.size();
-    m.requests += done.size();
-    if (!stopping) {
-      t = Now();
-      stopping = t - t0 >= seconds;
-    }
-    if (stopping) continue;
-    for (int slot : done) driver.Queue(slot, p.write, offsets.Next());
-    inflight += done.size();
-    driver.PublishAndKick();
-  }
-  m.seconds = Now() - t0;
-  m.cpu_seconds = CpuTime() - cpu0;
-  m.kicks = driver.kicks;
-  m.interrupts = driver.interrupts;
+  Measure m = Drive(driver, p, seconds, blocks);
   loop->Stop();
   loop_thread.join();
   device.Reset();
+  return m;
+}
+
+// The same driver against qemu-storage-daemon's vhost-user-blk export of
+// the same file (the data path in another process): vmm's VhostUserDevice
+// hands it the rings, the "ioeventfd" as kick and the "irqfd" as call.
+// CPU time is the harness's only: the daemon's is not counted.
+Measure RunVhostUser(const std::string& qsd, const std::string& path, bool direct,
+                     const Pattern& p, double seconds, uint64_t blocks) {
+  const std::string socket = path + ".sock";
+  const std::string blockdev =
+      absl::StrCat("driver=file,node-name=d0,filename=", path, ",cache.direct=",
+                   direct ? "on,aio=io_uring" : "off,aio=threads");
+  const std::string exp = absl::StrCat(
+      "type=vhost-user-blk,id=e0,node-name=d0,writable=on,addr.type=unix,addr.path=", socket);
+  std::vector<std::string> args = {qsd, "--blockdev", blockdev, "--export", exp};
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  // Its output goes nowhere: our stdout is the figures' pipe.
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  const int spawned = ::posix_spawn(&pid, qsd.c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (spawned != 0) Die("cannot start " + qsd);
+  g_qsd = pid;
+  for (int i = 0; i < 500 && ::access(socket.c_str(), F_OK) != 0; ++i) ::usleep(10000);
+  std::unique_ptr<EventLoop> loop = Check(EventLoop::Create(), "event loop");
+  std::shared_ptr<VhostUserDevice> device = Check(
+      VhostUserDevice::Create(VhostUserDeviceOptions{.name = "vhost-user-blk",
+                                                     .device_type = VirtioBlock::kDeviceType,
+                                                     .socket_path = socket,
+                                                     .max_queues = 1,
+                                                     .queue_size = kQueueSize,
+                                                     .config_size = 8},
+                              nullptr),
+      "vhost-user-blk on qemu-storage-daemon");
+  GuestMemory mem = Check(GuestMemory::Create(std::vector<RamRange>{{GuestAddress(0), kMemSize}},
+                                              GuestMemory::Options{.memfd = true}),
+                          "guest memory");
+  EventFd ioeventfd = Check(EventFd::Create(), "ioeventfd");
+  UniqueFd irqfd(::eventfd(0, EFD_CLOEXEC));
+  if (!irqfd.valid()) Die("eventfd");
+  IrqfdContext context(irqfd.get(), ioeventfd.fd());
+  VirtqueueConfig qc{.size = kQueueSize, .desc = GuestAddress(kDesc), .avail = GuestAddress(kAvail),
+                     .used = GuestAddress(kUsed), .event_idx = true, .indirect = true};
+  const uint64_t features = device->device_features();
+  if ((features & kVirtioFEventIdx) == 0) Die("qemu-storage-daemon does not offer EVENT_IDX");
+  VirtioActivation activation;
+  activation.memory = &mem;
+  activation.features = features;
+  activation.queues.push_back(Check(Virtqueue::Create(qc, mem), "virtqueue"));
+  activation.queue_enabled = {true};
+  activation.context = &context;
+  activation.kick_fds = {ioeventfd.fd()};
+  activation.call_fds = {irqfd.get()};
+  Check(device->Activate(std::move(activation)), "activate vhost-user-blk");
+  RingDriver driver(mem, ioeventfd.fd(), irqfd.get());
+  Measure m = Drive(driver, p, seconds, blocks);
+  device->Reset();
+  device.reset();
+  ::kill(pid, SIGTERM);
+  ::waitpid(pid, nullptr, 0);
+  g_qsd = -1;
+  ::unlink(socket.c_str());
   return m;
 }
 
@@ -425,6 +517,7 @@ int Main(int argc, char** argv) {
   std::string label;
   bool baseline = true;
   bool round_trip = false;
+  std::string qsd;  // --vhost-user-blk QSD: also run the device path in qemu-storage-daemon
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&]() -> std::string {
@@ -454,6 +547,8 @@ int Main(int argc, char** argv) {
       } else {
         Die("--io-uring takes off, direct or always");
       }
+    } else if (a == "--vhost-user-blk") {
+      qsd = value();
     } else if (a == "--round-trip") {
       round_trip = true;
     } else if (a == "--label") {
@@ -498,6 +593,20 @@ int Main(int argc, char** argv) {
         static_cast<double>(ours.kicks) / static_cast<double>(ours.requests),
         static_cast<double>(ours.interrupts) / static_cast<double>(ours.requests));
     std::fflush(stdout);
+    if (!qsd.empty()) {
+      // The data path in another process vs in vmm, same driver, same file.
+      Measure vu = RunVhostUser(qsd, path, direct, p, seconds, blocks);
+      std::printf(
+          "{\"figure\": \"vhost-user-blk (qemu-storage-daemon) vs in-vmm blk %s 4KiB QD%d, %s%s\", "
+          "\"op\": \"%s\", \"qd\": %d, \"ours_iops\": %.0f, \"baseline_iops\": %.0f, "
+          "\"ratio\": %.3f, \"ours_requests\": %" PRIu64 ", \"kicks_per_req\": %.3f, "
+          "\"interrupts_per_req\": %.3f}\n",
+          p.name().c_str(), p.qd, label.c_str(), direct ? " O_DIRECT" : "", p.name().c_str(), p.qd,
+          vu.iops(), ours.iops(), ours.iops() > 0 ? vu.iops() / ours.iops() : 0.0, vu.requests,
+          static_cast<double>(vu.kicks) / static_cast<double>(vu.requests),
+          static_cast<double>(vu.interrupts) / static_cast<double>(vu.requests));
+      std::fflush(stdout);
+    }
   }
   if (round_trip) {
     Measure rt = RunNotifyRoundTrip(seconds);
