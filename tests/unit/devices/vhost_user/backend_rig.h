@@ -7,10 +7,7 @@
 #define VMM_TESTS_UNIT_DEVICES_VHOST_USER_BACKEND_RIG_H_
 
 #include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <sys/eventfd.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <memory>
@@ -25,38 +22,12 @@
 #include "devices/virtio/device_spec.h"
 #include "devices/virtio/virtio_device.h"
 #include "gtest/gtest.h"
+#include "tests/fakes/backend_process.h"
 #include "tests/fakes/fake_virtio_context.h"
 #include "tests/fakes/fake_virtqueue_driver.h"
 #include "tests/fakes/loop_thread.h"
 
-extern char** environ;
-
 namespace vmm::testing {
-
-// A back-end program, started with `argv`, listening on `socket` once up.
-class BackendProcess {
- public:
-  ~BackendProcess() { Stop(); }
-  // Fails the test if it does not start listening within 5 s.
-  void Start(std::vector<std::string> argv, const std::string& socket) {
-    std::vector<char*> args;
-    for (std::string& a : argv) args.push_back(a.data());
-    args.push_back(nullptr);
-    ASSERT_EQ(::posix_spawn(&pid_, args[0], nullptr, nullptr, args.data(), environ), 0);
-    for (int i = 0; i < 500 && ::access(socket.c_str(), F_OK) != 0; ++i) ::usleep(10000);
-    ASSERT_EQ(::access(socket.c_str(), F_OK), 0) << argv[0] << " did not listen on " << socket;
-  }
-  // SIGKILL: a back-end that dies.
-  void Stop() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
-
- private:
-  pid_t pid_ = -1;
-};
 
 // What device factories get from the VM: a running event loop.
 class RigHost : public VirtioDeviceHost {

@@ -1,0 +1,48 @@
+// A back-end program for tests (qemu-storage-daemon, virtiofsd): started
+// with posix_spawn, ready once it listens on its Unix socket, SIGKILLed when
+// the test is done (or wants it to die).
+#ifndef VMM_TESTS_FAKES_BACKEND_PROCESS_H_
+#define VMM_TESTS_FAKES_BACKEND_PROCESS_H_
+
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+extern char** environ;
+
+namespace vmm::testing {
+
+// A back-end program, started with `argv`, listening on `socket` once up.
+class BackendProcess {
+ public:
+  ~BackendProcess() { Stop(); }
+  // Fails the test if it does not start listening within 5 s.
+  void Start(std::vector<std::string> argv, const std::string& socket) {
+    std::vector<char*> args;
+    for (std::string& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    ASSERT_EQ(::posix_spawn(&pid_, args[0], nullptr, nullptr, args.data(), environ), 0);
+    for (int i = 0; i < 500 && ::access(socket.c_str(), F_OK) != 0; ++i) ::usleep(10000);
+    ASSERT_EQ(::access(socket.c_str(), F_OK), 0) << argv[0] << " did not listen on " << socket;
+  }
+  // SIGKILL: a back-end that dies.
+  void Stop() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+}  // namespace vmm::testing
+
+#endif  // VMM_TESTS_FAKES_BACKEND_PROCESS_H_
