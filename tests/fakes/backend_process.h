@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,21 @@ class BackendProcess {
  private:
   pid_t pid_ = -1;
 };
+
+// A virtiofsd to run: $VIRTIOFSD, Debian's own package, QEMU 7.2's
+// (qemu-system-common), or where tools/setup puts the latter; "" if none.
+inline std::string VirtiofsdPath() {
+  std::vector<std::string> candidates;
+  if (const char* env = std::getenv("VIRTIOFSD")) candidates.push_back(env);
+  for (const char* p : {"/usr/libexec/virtiofsd", "/usr/lib/qemu/virtiofsd",
+                        "/usr/local/lib/vmm/virtiofsd"}) {
+    candidates.push_back(p);
+  }
+  for (const std::string& c : candidates) {
+    if (::access(c.c_str(), X_OK) == 0) return c;
+  }
+  return "";
+}
 
 }  // namespace vmm::testing
 

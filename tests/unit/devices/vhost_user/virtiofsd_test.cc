@@ -24,21 +24,6 @@ namespace {
 
 constexpr char kContent[] = "a file the host wrote for the guest";
 
-// Where a virtiofsd may be: $VIRTIOFSD, Debian's Rust package, QEMU 7.2's
-// (qemu-system-common), or where tools/setup puts the latter.
-std::string FindVirtiofsd() {
-  std::vector<std::string> candidates;
-  if (const char* env = std::getenv("VIRTIOFSD")) candidates.push_back(env);
-  for (const char* p : {"/usr/libexec/virtiofsd", "/usr/lib/qemu/virtiofsd",
-                        "/usr/local/lib/vmm/virtiofsd"}) {
-    candidates.push_back(p);
-  }
-  for (const std::string& c : candidates) {
-    if (::access(c.c_str(), X_OK) == 0) return c;
-  }
-  return "";
-}
-
 template <typename T>
 std::vector<uint8_t> Bytes(const T& value) {
   std::vector<uint8_t> out(sizeof(value));
@@ -49,7 +34,7 @@ std::vector<uint8_t> Bytes(const T& value) {
 class VirtiofsdTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const std::string virtiofsd = FindVirtiofsd();
+    const std::string virtiofsd = VirtiofsdPath();
     if (virtiofsd.empty()) {
       std::fprintf(stderr, "\n*** SKIPPED virtio-fs test: no virtiofsd (tools/setup) ***\n\n");
       GTEST_SKIP() << "SKIPPED: no virtiofsd";
