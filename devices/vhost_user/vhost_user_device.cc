@@ -56,8 +56,11 @@ absl::StatusOr<std::shared_ptr<VhostUserDevice>> VhostUserDevice::Create(
     const int fd = device->frontend_.channel().fd();
     // RDHUP only: replies are read by the requests themselves; the loop
     // looks for the back-end going away.
-    VhostUserDevice* self = device.get();
-    RETURN_IF_ERROR(loop->Add(fd, EPOLLRDHUP, [self](uint32_t) { self->OnBackendHangUp(); }));
+    // Weak: a hang-up racing the device's destruction finds nothing to do.
+    std::weak_ptr<VhostUserDevice> weak = device;
+    RETURN_IF_ERROR(loop->Add(fd, EPOLLRDHUP, [weak](uint32_t) {
+      if (std::shared_ptr<VhostUserDevice> self = weak.lock()) self->OnBackendHangUp();
+    }));
     device->watching_ = true;
   }
   return device;
