@@ -20,6 +20,14 @@
 // activation the same way. The guest gets an error, never a hang of the VM;
 // vmm and the other devices go on.
 //
+// With `reconnect` (QEMU's reconnect=), a hang-up is not an error: the loop
+// tries the socket again every `reconnect`, and once a back-end answers
+// (with at least the features the driver negotiated) the session is built
+// again and every ring resumes where the guest's used ring says it stopped
+// (requests the dead back-end had taken but not finished are taken again),
+// then is kicked. The guest sees a pause. A back-end that comes back
+// without those features puts the device in DEVICE_NEEDS_RESET.
+//
 // Threads: Activate/Reset on vCPU threads (or the loop at teardown), the
 // hang-up callback on the loop; the device lock serialises them and covers
 // the channel (one request at a time). Context calls happen after it is
@@ -38,6 +46,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "base/event_loop.h"
+#include "base/unique_fd.h"
 #include "devices/vhost_user/frontend.h"
 #include "devices/virtio/virtio_device.h"
 
@@ -59,6 +68,8 @@ struct VhostUserDeviceOptions {
   uint32_t config_size = 0;
   std::vector<uint8_t> config;
   absl::Duration timeout = absl::Seconds(5);  // per reply
+  // Zero: a back-end that goes away stays gone (DEVICE_NEEDS_RESET).
+  absl::Duration reconnect = absl::ZeroDuration();
 };
 
 class VhostUserDevice : public VirtioDevice {
@@ -85,18 +96,34 @@ class VhostUserDevice : public VirtioDevice {
 
   // The back-end hung up (the loop's callback; public for tests).
   void OnBackendHangUp();
-  // Why the session ended ("" while it is up).
+  // Why the session ended ("" while it is up or being re-established).
   std::string failure() const;
+  // Waiting for the back-end to come back (reconnect).
+  bool reconnecting() const;
+  // Sessions re-established after a hang-up.
+  uint64_t reconnects() const;
   uint64_t backend_features() const { return backend_features_; }
 
  private:
+  // A ring handed to the back-end: what a resumed session sends again.
+  struct Ring {
+    uint32_t index = 0;
+    VirtqueueConfig config;
+    int kick = -1, call = -1;
+  };
   VhostUserDevice(VhostUserDeviceOptions options, vhost_user::Frontend frontend,
                   uint16_t num_queues, uint64_t features, std::vector<uint8_t> config,
                   EventLoop* loop);
-  absl::Status StartRings(const VirtioActiveQueues& active) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Features, memory table and every ring in rings_; `resume`: each ring's
+  // base is its used index in guest RAM, and each is kicked afterwards.
+  absl::Status StartRingsLocked(bool resume) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StopRingsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The channel failed (or hung up): remembered, and the loop stops watching.
   void FailLocked(absl::string_view why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status WatchLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void UnwatchLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // reconnect: the timer's tick on the loop; tries the socket once.
+  void OnReconnectTimer();
 
   const VhostUserDeviceOptions options_;
   const uint16_t num_queues_;
@@ -104,13 +131,20 @@ class VhostUserDevice : public VirtioDevice {
   const uint64_t features_;
   const std::vector<uint8_t> config_;
   EventLoop* const loop_;
+  std::weak_ptr<VhostUserDevice> self_;  // for the loop's callbacks; set by Create
+  UniqueFd timer_;                       // reconnect's timerfd (reconnect > 0)
 
   mutable absl::Mutex mu_;
   vhost_user::Frontend frontend_ ABSL_GUARDED_BY(mu_);
   std::string failure_ ABSL_GUARDED_BY(mu_);
   bool watching_ ABSL_GUARDED_BY(mu_) = false;
-  VirtioDeviceContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;  // while active
-  std::vector<uint32_t> started_ ABSL_GUARDED_BY(mu_);            // rings handed over
+  bool reconnecting_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t reconnects_ ABSL_GUARDED_BY(mu_) = 0;
+  // While active: what the driver set up.
+  VirtioDeviceContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;
+  const GuestMemory* memory_ ABSL_GUARDED_BY(mu_) = nullptr;
+  uint64_t negotiated_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<Ring> rings_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace vmm

@@ -139,6 +139,15 @@ absl::StatusOr<bool> ParseOnOff(absl::string_view key, absl::string_view value) 
   return absl::InvalidArgumentError(absl::StrCat("'", key, "=", value, "': expected on or off"));
 }
 
+absl::StatusOr<int> ParseReconnectSeconds(absl::string_view value) {
+  int seconds = -1;
+  if (!absl::SimpleAtoi(value, &seconds) || seconds < 0 || seconds > 3600) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "'reconnect=", value, "': expected seconds between tries, 1 to 3600 (0: off)"));
+  }
+  return seconds;
+}
+
 std::string VirtioDeviceSpec::Help() const {
   std::string text = absl::StrCat(name(), " (--", flag(), " OPTIONS is --device ", name(),
                                   ",OPTIONS): ", summary(), "\n",

@@ -139,6 +139,9 @@ class VirtioDeviceSpec {
 // Building blocks for the specs' key parsers.
 // on/true/yes/1 or off/false/no/0; the error quotes "key=value".
 absl::StatusOr<bool> ParseOnOff(absl::string_view key, absl::string_view value);
+// A vhost-user device's `reconnect=SECONDS` (1..3600; 0 is off): how often
+// to try the back-end's socket again after it went away.
+absl::StatusOr<int> ParseReconnectSeconds(absl::string_view value);
 
 // A spec over one config type: a table of keys, each with the function that
 // applies its value, an optional check across keys, and the factory. Each

@@ -38,7 +38,8 @@ absl::StatusOr<std::shared_ptr<VirtioDevice>> CreateBlock(const DiskConfig& disk
                                .device_features = kVhostUserBlkFeatures,
                                .max_queues = 1,
                                .queue_size = 256,
-                               .config_size = kVhostUserBlkConfigSize},
+                               .config_size = kVhostUserBlkConfigSize,
+                               .reconnect = absl::Seconds(disk.reconnect_seconds)},
         &host.loop());
     if (!device.ok()) return device.status();
     return std::shared_ptr<VirtioDevice>(std::move(*device));
@@ -100,6 +101,14 @@ const VirtioDeviceSpec& VirtioBlockSpec() {
                  disk.vhost_user = std::string(value);
                  return absl::OkStatus();
                }},
+              {{"reconnect", "SECONDS", "0 (off)",
+                "vhost_user: when the back-end goes away, try its socket again this often; "
+                "the guest waits instead of getting errors"},
+               [](absl::string_view value, DiskConfig& disk) {
+                 absl::StatusOr<int> seconds = ParseReconnectSeconds(value);
+                 if (seconds.ok()) disk.reconnect_seconds = *seconds;
+                 return seconds.status();
+               }},
           },
       .check =
           [](DiskConfig& disk) {
@@ -117,6 +126,9 @@ const VirtioDeviceSpec& VirtioBlockSpec() {
             }
             if (disk.path.empty()) {
               return absl::InvalidArgumentError("path=IMAGE (or vhost_user=SOCKET) is required");
+            }
+            if (disk.reconnect_seconds != 0) {
+              return absl::InvalidArgumentError("reconnect= is for vhost_user= disks");
             }
             return absl::OkStatus();
           },

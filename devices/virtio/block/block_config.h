@@ -27,6 +27,7 @@ struct DiskConfig : VirtioDeviceConfig, VirtioBlockOptions {
   const VirtioDeviceSpec& spec() const override;
   bool needs_shared_memory() const override { return !vhost_user.empty(); }
   std::string vhost_user;
+  int reconnect_seconds = 0;  // vhost_user: retry a back-end that went away
   bool operator==(const DiskConfig&) const = default;
 };
 

@@ -37,7 +37,8 @@ absl::StatusOr<std::shared_ptr<VirtioDevice>> CreateFs(const FsConfig& fs,
                              // The high-priority queue and the request queues.
                              .max_queues = static_cast<uint16_t>(1 + fs.request_queues),
                              .queue_size = 1024,
-                             .config = FsConfigSpace(fs)},
+                             .config = FsConfigSpace(fs),
+                             .reconnect = absl::Seconds(fs.reconnect_seconds)},
       &host.loop());
   if (!device.ok()) return device.status();
   if ((*device)->queue_max_sizes().size() < 2) {
@@ -91,6 +92,13 @@ const VirtioDeviceSpec& VirtioFsSpec() {
                  }
                  fs.request_queues = queues;
                  return absl::OkStatus();
+               }},
+              {{"reconnect", "SECONDS", "0 (off)",
+                "when virtiofsd goes away, try its socket again this often; the guest waits"},
+               [](absl::string_view value, FsConfig& fs) {
+                 absl::StatusOr<int> seconds = ParseReconnectSeconds(value);
+                 if (seconds.ok()) fs.reconnect_seconds = *seconds;
+                 return seconds.status();
                }},
           },
       .exactly_one_of = {{"tag"}, {"socket"}},

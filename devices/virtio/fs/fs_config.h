@@ -26,6 +26,7 @@ struct FsConfig : VirtioDeviceConfig {
   std::string tag;          // what the guest mounts
   std::string socket_path;  // where virtiofsd listens
   int request_queues = 1;   // besides the high-priority queue
+  int reconnect_seconds = 0;  // retry a virtiofsd that went away (0: off)
   bool operator==(const FsConfig&) const = default;
 };
 

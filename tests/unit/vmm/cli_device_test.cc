@@ -120,7 +120,7 @@ TEST(CliDeviceTest, BadDeviceUsesAreOneLineErrors) {
                    "path=IMAGE (or vhost_user=SOCKET) is required");
   ExpectUsageError({"--kernel", "k", "--device", "virtio-blk,path=a,colour=red"},
                    "unknown key 'colour' (expected path, readonly, serial, direct, vhost_user, "
-                   "transport, addr)");
+                   "reconnect, transport, addr)");
 }
 
 // README.md's "Embedding": a library user's devices, by hand or parsed.

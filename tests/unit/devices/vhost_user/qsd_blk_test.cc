@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "devices/vhost_user/vhost_user_device.h"
 #include "devices/virtio/block/block_config.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -47,6 +48,11 @@ class QsdBlockTest : public ::testing::Test {
     ASSERT_NE(f, nullptr);
     ASSERT_EQ(std::fwrite(bytes.data(), 1, bytes.size(), f), bytes.size());
     std::fclose(f);
+    StartQsd();
+  }
+
+  void StartQsd() {
+    ::unlink(socket_.c_str());
     qsd_.Start({kQsd, "--blockdev", absl::StrCat("driver=file,node-name=disk0,filename=", image_),
                 "--export",
                 absl::StrCat("type=vhost-user-blk,id=exp0,node-name=disk0,writable=on,"
@@ -63,9 +69,10 @@ class QsdBlockTest : public ::testing::Test {
     }
   }
 
-  absl::StatusOr<std::shared_ptr<VirtioDevice>> CreateDisk() {
+  absl::StatusOr<std::shared_ptr<VirtioDevice>> CreateDisk(int reconnect_seconds = 0) {
     DiskConfig disk;
     disk.vhost_user = socket_;
+    disk.reconnect_seconds = reconnect_seconds;
     return disk.spec().Create(disk, host_);
   }
 
@@ -145,6 +152,36 @@ TEST_F(QsdBlockTest, ABackEndThatDiesPutsTheDeviceInNeedsReset) {
   absl::Status again = (*disk)->Activate(rig_.Activation());
   EXPECT_FALSE(again.ok());
   EXPECT_THAT(again.message(), HasSubstr("closed the connection"));
+}
+
+// reconnect=: the daemon dies with the guest's request outstanding and comes
+// back; the device rebuilds the session, the ring resumes where the used
+// ring stopped, and the request completes. The guest never sees an error.
+TEST_F(QsdBlockTest, WithReconnectABackEndThatComesBackResumesTheRing) {
+  absl::StatusOr<std::shared_ptr<VirtioDevice>> disk = CreateDisk(/*reconnect_seconds=*/1);
+  ASSERT_TRUE(disk.ok()) << disk.status();
+  auto device = std::dynamic_pointer_cast<VhostUserDevice>(*disk);
+  ASSERT_NE(device, nullptr);
+  ASSERT_TRUE(device->Activate(rig_.Activation()).ok());
+  Request(VIRTIO_BLK_T_IN, 5, {}, 512);
+  ASSERT_TRUE(rig_.WaitUsed(0).has_value());
+
+  qsd_.Stop();
+  for (int i = 0; i < 200 && !device->reconnecting(); ++i) ::usleep(10000);
+  ASSERT_TRUE(device->reconnecting()) << "the hang-up went unnoticed";
+  Request(VIRTIO_BLK_T_IN, 7, {}, 512);  // queued while nobody listens
+  StartQsd();
+  std::optional<FakeVirtqueueDriver::UsedEntry> used = rig_.WaitUsed(0);
+  ASSERT_TRUE(used.has_value()) << "the request queued during the outage never completed";
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(used->written.data())), "sector 7");
+  EXPECT_EQ(device->reconnects(), 1u);
+  EXPECT_FALSE(rig_.context().needs_reset()) << rig_.context().reset_reasons()[0];
+  EXPECT_EQ(device->failure(), "");
+  // And the session goes on as before.
+  Request(VIRTIO_BLK_T_IN, 8, {}, 512);
+  used = rig_.WaitUsed(0);
+  ASSERT_TRUE(used.has_value());
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(used->written.data())), "sector 8");
 }
 
 TEST_F(QsdBlockTest, NoBackEndAtTheSocketIsAStartUpErrorNamingIt) {

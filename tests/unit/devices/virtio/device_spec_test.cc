@@ -9,6 +9,7 @@
 
 #include "devices/virtio/block/block_config.h"
 #include "devices/virtio/console/console_config.h"
+#include "devices/virtio/fs/fs_config.h"
 #include "devices/virtio/net/net_config.h"
 #include "devices/virtio/registry.h"
 #include "devices/virtio/rng/rng_config.h"
@@ -46,6 +47,10 @@ absl::StatusOr<NetConfig> ParseNetSpec(absl::string_view s) {
 }
 absl::StatusOr<VsockConfig> ParseVsockSpec(absl::string_view s) {
   return ParseAs<VsockConfig>("virtio-vsock", s);
+}
+
+absl::StatusOr<FsConfig> ParseFsSpec(absl::string_view s) {
+  return ParseAs<FsConfig>("virtio-fs", s);
 }
 
 TEST(DiskSpecTest, PathAloneGivesAWritablePciDisk) {
@@ -106,7 +111,10 @@ INSTANTIATE_TEST_SUITE_P(
                       BadSpec{"vhost_user=", "needs a socket path"},
                       BadSpec{"path=a,vhost_user=/s", "not both"},
                       BadSpec{"vhost_user=/s,readonly=on", "the vhost-user back-end's to set"},
-                      BadSpec{"vhost_user=/s,serial=x", "the vhost-user back-end's to set"}));
+                      BadSpec{"vhost_user=/s,serial=x", "the vhost-user back-end's to set"},
+                      BadSpec{"path=a,reconnect=2", "reconnect= is for vhost_user= disks"},
+                      BadSpec{"vhost_user=/s,reconnect=soon", "1 to 3600"},
+                      BadSpec{"vhost_user=/s,reconnect=3601", "1 to 3600"}));
 
 TEST(DiskSpecTest, VhostUserNamesTheBackEndsSocketAndSharesRam) {
   absl::StatusOr<DiskConfig> disk = ParseDiskSpec("vhost_user=/run/qsd.sock");
@@ -114,6 +122,10 @@ TEST(DiskSpecTest, VhostUserNamesTheBackEndsSocketAndSharesRam) {
   EXPECT_EQ(disk->vhost_user, "/run/qsd.sock");
   EXPECT_TRUE(disk->path.empty());
   EXPECT_TRUE(disk->needs_shared_memory()) << "the back-end maps guest RAM";
+  EXPECT_EQ(disk->reconnect_seconds, 0) << "off unless asked for";
+  disk = ParseDiskSpec("vhost_user=/run/qsd.sock,reconnect=2");
+  ASSERT_TRUE(disk.ok()) << disk.status();
+  EXPECT_EQ(disk->reconnect_seconds, 2);
   disk = ParseDiskSpec("path=/img");
   ASSERT_TRUE(disk.ok()) << disk.status();
   EXPECT_FALSE(disk->needs_shared_memory());
@@ -400,6 +412,39 @@ INSTANTIATE_TEST_SUITE_P(
                       BadSpec{"cid=3,socket=s,backend=vhost", "'socket=' is for backend=unix"},
                       BadSpec{"cid=3,backend=kernel", "expected unix or vhost"},
                       BadSpec{"backend=vhost", "cid=N is required"}));
+
+// --- --fs -------------------------------------------------------------------
+
+TEST(FsSpecTest, TagAndSocketGiveAVirtioFsDeviceOnSharedRam) {
+  absl::StatusOr<FsConfig> fs = ParseFsSpec("tag=src,socket=/run/fs.sock,queues=2,reconnect=1");
+  ASSERT_TRUE(fs.ok()) << fs.status();
+  EXPECT_EQ(fs->tag, "src");
+  EXPECT_EQ(fs->socket_path, "/run/fs.sock");
+  EXPECT_EQ(fs->request_queues, 2);
+  EXPECT_EQ(fs->reconnect_seconds, 1);
+  EXPECT_TRUE(fs->needs_shared_memory());
+}
+
+class FsSpecBadTest : public ::testing::TestWithParam<BadSpec> {};
+
+TEST_P(FsSpecBadTest, IsRejectedWithAMessageNamingTheProblem) {
+  absl::StatusOr<FsConfig> fs = ParseFsSpec(GetParam().spec);
+  ASSERT_FALSE(fs.ok()) << GetParam().spec;
+  EXPECT_EQ(fs.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(fs.status().message()), HasSubstr(GetParam().message));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, FsSpecBadTest,
+    ::testing::Values(BadSpec{"socket=/s", "tag=NAME is required"},
+                      BadSpec{"tag=a", "socket=PATH is required"},
+                      BadSpec{"tag=,socket=/s", "expected 1 to 36 bytes"},
+                      BadSpec{"tag=0123456789012345678901234567890123456,socket=/s",
+                              "expected 1 to 36 bytes"},
+                      BadSpec{"tag=a,socket=", "Unix socket path"},
+                      BadSpec{"tag=a,socket=/s,queues=0", "expected 1 to 16"},
+                      BadSpec{"tag=a,socket=/s,queues=17", "expected 1 to 16"},
+                      BadSpec{"tag=a,socket=/s,reconnect=-1", "1 to 3600"}));
 
 }  // namespace
 }  // namespace vmm
