@@ -247,21 +247,28 @@ void VhostUserDevice::OnReconnectTimer() {
     if (!reconnecting_) return;
     absl::StatusOr<Session> session = Connect(options_);
     if (!session.ok()) return;  // not back yet: the next tick tries again
-    // The timer stops here whatever comes of this session.
-    const itimerspec off{};
-    (void)::timerfd_settime(timer_.get(), 0, &off, nullptr);
-    (void)loop_->Remove(timer_.get());
-    reconnecting_ = false;
     frontend_ = std::move(session->frontend);
     absl::Status s = absl::OkStatus();
+    bool permanent = false;
     if ((negotiated_ & session->features) != (negotiated_ & backend_features_) ||
         session->queues < num_queues_) {
       s = absl::FailedPreconditionError(
           "the back-end came back without the features or queues the driver has");
+      permanent = true;
     } else if (!rings_.empty()) {
       s = StartRingsLocked(/*resume=*/true);
+      // A back-end still starting may drop the first connection: the next
+      // tick tries again, from where the used ring then is. Anything it
+      // refused (rather than hung up on) is for the driver to handle.
+      permanent = !s.ok() && !frontend_.channel().broken();
     }
     if (s.ok()) s = WatchLocked();
+    if (!s.ok() && !permanent) return;
+    // The timer stops here: a session, or an error the guest must see.
+    const itimerspec off{};
+    (void)::timerfd_settime(timer_.get(), 0, &off, nullptr);
+    (void)loop_->Remove(timer_.get());
+    reconnecting_ = false;
     if (s.ok()) {
       ++reconnects_;
       return;
