@@ -262,7 +262,7 @@ void VirtioNet::OnBackendReadable(int pair) {
   QueuePass pass("virtio-net");
   {
     absl::MutexLock lock(&mu_);
-    if (pair < 0 || pair >= max_pairs_) return;
+    if (pair < 0 || pair >= static_cast<int>(rx_.size())) return;  // none with vhost
     if (!active_ || active_->broken || pair >= active_->pairs) {
       SetWatching(pair, false);
       return;
