@@ -444,14 +444,16 @@ def ip(*argv):
 def check_net(s):
     """virtio-net on a multiqueue tap: two queue pairs, offloads, ping, and
     64 MiB over TCP each way between the guest and a peer on the tap, with
-    a checksum."""
+    a checksum; then the driver unbinds and binds again (a reset and a new
+    activation) and ping still works."""
     net_transfer(s, "net", vhost=False)
 
 
 def check_net_vhost(s):
     """The same with vhost=on: the data path in L1's kernel (vhost-net, one
-    per queue pair), the control queue in vmm; and each way's throughput
-    beside the in-VMM data path's when net ran first."""
+    per queue pair), the control queue in vmm — the rebind stops and starts
+    vhost's rings; and each way's throughput beside the in-VMM data path's
+    when net ran first."""
     if not os.path.exists("/dev/vhost-net"):
         s.tap.skip("net-vhost", "no /dev/vhost-net (modprobe vhost_net)")
         return
@@ -569,6 +571,8 @@ def net_transfer(s, name, vhost):
                  b.fact("tcp-in-sha256") == hashlib.sha256(payload).hexdigest(),
                  f"peer sent {sent}; guest got {b.fact('tcp-in-bytes')} bytes, "
                  f"sha256 {b.fact('tcp-in-sha256')}")
+        # After the driver's unbind and bind: a reset, a new activation.
+        s.expect_fact(b, "rebind-ping", "ok")
     finally:
         subprocess.run(["ip", "link", "del", tap], capture_output=True)
 
