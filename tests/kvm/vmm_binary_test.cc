@@ -2,6 +2,7 @@
 // a CI user sees them.
 #include <sys/wait.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -293,6 +294,7 @@ struct BadInput {
   std::vector<std::string> args;
   const char* expected;  // a substring of the one-line error
   bool needs_kvm = true;  // found while building the machine
+  std::string image;      // a disk image the case names: it must not change
 };
 
 class VmmBadInputTest : public ::testing::TestWithParam<BadInput> {};
@@ -303,19 +305,56 @@ TEST_P(VmmBadInputTest, ExitsTwoWithOneLine) {
   for (const std::string& a : GetParam().args) {
     argv.push_back(a == "@hello" ? GuestPath("hello.elf") : a);
   }
-  ProcessResult r = RunProcess(argv, absl::Seconds(30));
+  std::string before;
+  if (!GetParam().image.empty()) {
+    std::ifstream in(GetParam().image, std::ios::binary);
+    before.assign(std::istreambuf_iterator<char>(in), {});
+    ASSERT_FALSE(before.empty()) << GetParam().image;
+  }
+  ProcessResult r = RunProcess(argv, absl::Seconds(30));  // no case may hang
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_EQ(r.signal, 0);
   EXPECT_THAT(r.err, HasSubstr(GetParam().expected));
   // One line: exactly one newline, at the end.
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   EXPECT_TRUE(r.out.empty()) << r.out;
+  if (!GetParam().image.empty()) {
+    std::ifstream in(GetParam().image, std::ios::binary);
+    const std::string after{std::istreambuf_iterator<char>(in), {}};
+    EXPECT_TRUE(after == before) << GetParam().image << " changed";
+  }
 }
 
 std::string WriteFile(const std::string& name, const std::string& bytes) {
   std::string path = ::testing::TempDir() + "/" + name;
   std::ofstream(path, std::ios::binary) << bytes;
   return path;
+}
+
+// A named pipe (nobody writes it: opening it for reading must not block).
+std::string Fifo(const std::string& name) {
+  std::string path = ::testing::TempDir() + "/" + name;
+  ::unlink(path.c_str());
+  if (::mkfifo(path.c_str(), 0600) != 0) return "/failed-to-create-" + name;
+  return path;
+}
+
+// A symbolic link to nothing.
+std::string DanglingLink(const std::string& name) {
+  std::string path = ::testing::TempDir() + "/" + name;
+  ::unlink(path.c_str());
+  if (::symlink("/nonexistent/target", path.c_str()) != 0) return "/failed-to-create-" + name;
+  return path;
+}
+
+// A small disk image with a pattern, for the cases that must leave it alone.
+const std::string& PatternImage() {
+  static const std::string* path = [] {
+    std::string bytes(64 << 10, '\0');
+    for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(i * 31 + 7);
+    return new std::string(WriteFile("bad-input-disk.img", bytes));
+  }();
+  return *path;
 }
 
 // A sparse file of `size` bytes.
@@ -356,7 +395,88 @@ INSTANTIATE_TEST_SUITE_P(
                  "serial: cannot open output file /nonexistent/com1.log", false},
         BadInput{"SerialSocketInAMissingDirectory",
                  {"--kernel", "@hello", "--serial", "socket=/nonexistent/com1.sock"},
-                 "serial: cannot listen on socket /nonexistent/com1.sock", false}),
+                 "serial: cannot listen on socket /nonexistent/com1.sock", false},
+        // Flags and their values: found before anything is opened.
+        BadInput{"FlagWithoutItsValue", {"--kernel", "@hello", "--memory"},
+                 "--memory needs a value", false},
+        BadInput{"CpusNotANumber", {"--kernel", "@hello", "--cpus", "abc"},
+                 "expected a whole number of vCPUs", false},
+        BadInput{"NegativeTimeout", {"--kernel", "@hello", "--timeout", "-1"},
+                 "timeout must be greater than zero", false},
+        BadInput{"UnknownSerialMode", {"--kernel", "@hello", "--serial", "bogus"},
+                 "expected stdio, file=PATH, socket=PATH, pty or off", false},
+        BadInput{"UnknownSeccompMode", {"--kernel", "@hello", "--seccomp", "maybe"},
+                 "expected on, off or log", false},
+        BadInput{"UnknownRebootPolicy", {"--kernel", "@hello", "--on-reboot", "sometimes"},
+                 "expected exit or restart", false},
+        BadInput{"UnknownDecompressor", {"--kernel", "@hello", "--decompress", "fast"},
+                 "expected auto, vmm or guest", false},
+        BadInput{"FlagGivenTwice", {"--kernel", "@hello", "--kernel", "@hello"},
+                 "--kernel is given twice", false},
+        BadInput{"UnknownDevice", {"--kernel", "@hello", "--device", "nosuch"},
+                 "unknown device 'nosuch'", false},
+        BadInput{"UnknownDiskKey", {"--kernel", "@hello", "--disk", "colour=red"},
+                 "unknown key 'colour'", false},
+        BadInput{"TooManyNetQueues", {"--kernel", "@hello", "--net", "tap=a,queues=99"},
+                 "expected 1 to 16 queue pairs", false},
+        BadInput{"VhostNotOnOrOff", {"--kernel", "@hello", "--net", "tap=a,vhost=maybe"},
+                 "expected on or off", false},
+        BadInput{"ReservedVsockCid", {"--kernel", "@hello", "--vsock", "cid=2,socket=/s"},
+                 "expected a number from 3 to 4294967294", false},
+        BadInput{"VsockSocketWithVhost",
+                 {"--kernel", "@hello", "--vsock", "cid=5,backend=vhost,socket=/x"},
+                 "'socket=' is for backend=unix", false},
+        BadInput{"VsockSocketPathTooLong",
+                 {"--kernel", "@hello", "--vsock", "cid=3,socket=/" + std::string(120, 'p')},
+                 "is longer than 96 bytes", false},
+        BadInput{"FsWithoutSocket", {"--kernel", "@hello", "--fs", "tag=x"},
+                 "socket=PATH is required", false},
+        BadInput{"FsWithoutRequestQueues", {"--kernel", "@hello", "--fs", "tag=a,socket=/s,queues=0"},
+                 "expected 1 to 16", false},
+        BadInput{"VhostUserDiskWithReadonly",
+                 {"--kernel", "@hello", "--disk", "vhost_user=/s,readonly=on"},
+                 "the vhost-user back-end's to set", false},
+        BadInput{"ReconnectOnAnImageDisk", {"--kernel", "@hello", "--disk", "path=/x,reconnect=5"},
+                 "reconnect= is for vhost_user= disks", false},
+        BadInput{"RngRateNegative", {"--kernel", "@hello", "--rng", "rate=-5"},
+                 "expected bytes per second", false},
+        // Files of every type where a file is wanted.
+        BadInput{"KernelIsADirectory", {"--kernel", "/tmp"}, "/tmp"},
+        BadInput{"KernelIsDevNull", {"--kernel", "/dev/null"}, "/dev/null"},
+        BadInput{"KernelIsEmpty", {"--kernel", WriteFile("empty-kernel", "")}, "empty-kernel"},
+        BadInput{"KernelIsAFifo", {"--kernel", Fifo("kernel-fifo")}, "kernel-fifo"},
+        BadInput{"KernelIsADanglingLink", {"--kernel", DanglingLink("kernel-link")},
+                 "kernel-link"},
+        BadInput{"InitrdIsADirectory", {"--kernel", "@hello", "--initrd", "/tmp"}, "/tmp"},
+        BadInput{"DiskMissing", {"--kernel", "@hello", "--disk", "path=/nonexistent/disk.img"},
+                 "/nonexistent/disk.img"},
+        BadInput{"DiskIsADirectory", {"--kernel", "@hello", "--disk", "path=/tmp"}, "/tmp"},
+        BadInput{"DiskIsAFifo", {"--kernel", "@hello", "--disk", "path=" + Fifo("disk-fifo")},
+                 "disk-fifo"},
+        // Sockets that are not there.
+        BadInput{"VhostUserDiskWithoutItsBackEnd",
+                 {"--kernel", "@hello", "--disk", "vhost_user=/nonexistent/blk.sock"},
+                 "/nonexistent/blk.sock"},
+        BadInput{"FsWithoutVirtiofsd",
+                 {"--kernel", "@hello", "--fs", "tag=a,socket=/nonexistent/fs.sock"},
+                 "/nonexistent/fs.sock"},
+        BadInput{"VsockSocketInAMissingDirectory",
+                 {"--kernel", "@hello", "--vsock", "cid=3,socket=/nonexistent/v.sock"},
+                 "/nonexistent/v.sock"},
+        BadInput{"ConsoleSocketInAMissingDirectory",
+                 {"--kernel", "@hello", "--console", "socket=/nonexistent/c.sock"},
+                 "/nonexistent/c.sock"},
+        // A good image beside a bad input is left as it was.
+        BadInput{"ImageUntouchedWhenMemoryIsTooSmall",
+                 {"--kernel", "@hello", "--memory", "4K", "--disk", "path=" + PatternImage()},
+                 "memory", true, PatternImage()},
+        BadInput{"ImageUntouchedWhenTheKernelIsMissing",
+                 {"--kernel", "/nonexistent/kernel", "--disk", "path=" + PatternImage()},
+                 "/nonexistent/kernel", true, PatternImage()},
+        BadInput{"ImageUntouchedWhenGivenTwice",
+                 {"--kernel", "@hello", "--disk", "path=" + PatternImage(), "--disk",
+                  "path=" + PatternImage()},
+                 PatternImage().c_str(), true, PatternImage()}),
     [](const ::testing::TestParamInfo<BadInput>& info) { return info.param.name; });
 
 }  // namespace
