@@ -302,45 +302,58 @@ Measure Drive(RingDriver& driver, const Pattern& p, double seconds, uint64_t blo
 
 RawFileOptions::IoUring g_io_uring = RawFileOptions::IoUring::kDirectOnly;
 
-Measure RunDevice(const std::string& path, bool direct, const Pattern& p, double seconds,
-                  uint64_t blocks) {
+// What every device-side run sets up: memfd guest RAM (shareable with a
+// vhost-user back-end), the "ioeventfd" and "irqfd", and the activation of
+// the one queue with them as its kick and call.
+struct HarnessRig {
   GuestMemory mem = Check(GuestMemory::Create(std::vector<RamRange>{{GuestAddress(0), kMemSize}},
                                               GuestMemory::Options{.memfd = true}),
                           "guest memory");
+  EventFd ioeventfd = Check(EventFd::Create(), "ioeventfd");
+  UniqueFd irqfd{::eventfd(0, EFD_CLOEXEC)};  // blocking: the driver sleeps on it
+  IrqfdContext context{irqfd.get(), ioeventfd.fd()};
+
+  HarnessRig() {
+    if (!irqfd.valid()) Die("eventfd");
+  }
+  VirtioActivation Activation(uint64_t features) {
+    VirtqueueConfig qc{.size = kQueueSize, .desc = GuestAddress(kDesc),
+                       .avail = GuestAddress(kAvail), .used = GuestAddress(kUsed),
+                       .event_idx = true, .indirect = true};
+    VirtioActivation a;
+    a.memory = &mem;
+    a.features = features;
+    a.queues.push_back(Check(Virtqueue::Create(qc, mem), "virtqueue"));
+    a.queue_enabled = {true};
+    a.context = &context;
+    a.kick_fds = {ioeventfd.fd()};
+    a.call_fds = {irqfd.get()};
+    return a;
+  }
+};
+
+Measure RunDevice(const std::string& path, bool direct, const Pattern& p, double seconds,
+                  uint64_t blocks) {
+  HarnessRig rig;
   std::unique_ptr<RawFileBackend> backend =
       Check(RawFileBackend::Open(
                 RawFileOptions{.path = path, .direct = direct, .io_uring = g_io_uring}), "open");
   VirtioBlock device(std::move(backend), "bench");
-
-  EventFd ioeventfd = Check(EventFd::Create(), "ioeventfd");
-  UniqueFd irqfd(::eventfd(0, EFD_CLOEXEC));  // blocking: the driver sleeps on it
-  if (!irqfd.valid()) Die("eventfd");
-  IrqfdContext context(irqfd.get(), ioeventfd.fd());
-
-  VirtqueueConfig qc{.size = kQueueSize, .desc = GuestAddress(kDesc), .avail = GuestAddress(kAvail),
-                     .used = GuestAddress(kUsed), .event_idx = true, .indirect = true};
-  std::vector<Virtqueue> queues;
-  queues.push_back(Check(Virtqueue::Create(qc, mem), "virtqueue"));
-  VirtioActivation activation;
-  activation.memory = &mem;
   // What Linux negotiates: everything offered here.
-  activation.features = device.device_features();
-  activation.queues = std::move(queues);
-  activation.queue_enabled = {true};
-  activation.context = &context;
+  VirtioActivation activation = rig.Activation(device.device_features());
   Check(device.Activate(std::move(activation)), "activate");
 
   std::unique_ptr<EventLoop> loop = Check(EventLoop::Create(), "event loop");
   // What VirtioTransportState::HandleQueueNotifyEvent does on a kick.
-  Check(loop->Add(ioeventfd.fd(), EPOLLIN,
+  Check(loop->Add(rig.ioeventfd.fd(), EPOLLIN,
                   [&](uint32_t) {
-                    (void)ioeventfd.Read();
+                    (void)rig.ioeventfd.Read();
                     device.ProcessQueue(0);
                   }),
         "event loop add");
   std::thread loop_thread([&] { Check(loop->Run(), "event loop"); });
 
-  RingDriver driver(mem, ioeventfd.fd(), irqfd.get());
+  RingDriver driver(rig.mem, rig.ioeventfd.fd(), rig.irqfd.get());
   Measure m = Drive(driver, p, seconds, blocks);
   loop->Stop();
   loop_thread.join();
@@ -375,7 +388,6 @@ Measure RunVhostUser(const std::string& qsd, const std::string& path, bool direc
   if (spawned != 0) Die("cannot start " + qsd);
   g_qsd = pid;
   for (int i = 0; i < 500 && ::access(socket.c_str(), F_OK) != 0; ++i) ::usleep(10000);
-  std::unique_ptr<EventLoop> loop = Check(EventLoop::Create(), "event loop");
   std::shared_ptr<VhostUserDevice> device = Check(
       VhostUserDevice::Create(VhostUserDeviceOptions{.name = "vhost-user-blk",
                                                      .device_type = VirtioBlock::kDeviceType,
@@ -385,27 +397,12 @@ Measure RunVhostUser(const std::string& qsd, const std::string& path, bool direc
                                                      .config_size = 8},
                               nullptr),
       "vhost-user-blk on qemu-storage-daemon");
-  GuestMemory mem = Check(GuestMemory::Create(std::vector<RamRange>{{GuestAddress(0), kMemSize}},
-                                              GuestMemory::Options{.memfd = true}),
-                          "guest memory");
-  EventFd ioeventfd = Check(EventFd::Create(), "ioeventfd");
-  UniqueFd irqfd(::eventfd(0, EFD_CLOEXEC));
-  if (!irqfd.valid()) Die("eventfd");
-  IrqfdContext context(irqfd.get(), ioeventfd.fd());
-  VirtqueueConfig qc{.size = kQueueSize, .desc = GuestAddress(kDesc), .avail = GuestAddress(kAvail),
-                     .used = GuestAddress(kUsed), .event_idx = true, .indirect = true};
+  HarnessRig rig;
   const uint64_t features = device->device_features();
   if ((features & kVirtioFEventIdx) == 0) Die("qemu-storage-daemon does not offer EVENT_IDX");
-  VirtioActivation activation;
-  activation.memory = &mem;
-  activation.features = features;
-  activation.queues.push_back(Check(Virtqueue::Create(qc, mem), "virtqueue"));
-  activation.queue_enabled = {true};
-  activation.context = &context;
-  activation.kick_fds = {ioeventfd.fd()};
-  activation.call_fds = {irqfd.get()};
+  VirtioActivation activation = rig.Activation(features);
   Check(device->Activate(std::move(activation)), "activate vhost-user-blk");
-  RingDriver driver(mem, ioeventfd.fd(), irqfd.get());
+  RingDriver driver(rig.mem, rig.ioeventfd.fd(), rig.irqfd.get());
   Measure m = Drive(driver, p, seconds, blocks);
   device->Reset();
   device.reset();

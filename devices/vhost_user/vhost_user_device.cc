@@ -91,7 +91,6 @@ VhostUserDevice::VhostUserDevice(VhostUserDeviceOptions options, vu::Frontend fr
                                  std::vector<uint8_t> config, EventLoop* loop)
     : options_(std::move(options)),
       num_queues_(num_queues),
-      backend_features_(features),
       features_(features),
       config_(std::move(config)),
       loop_(loop),
@@ -137,7 +136,7 @@ absl::Status VhostUserDevice::Activate(VirtioActivation activation) {
 
 absl::Status VhostUserDevice::StartRingsLocked(bool resume) {
   ASSIGN_OR_RETURN(vu::MemoryTable table, vu::MemoryTableFor(*memory_));
-  RETURN_IF_ERROR(frontend_.SetFeatures(negotiated_ & backend_features_));
+  RETURN_IF_ERROR(frontend_.SetFeatures(negotiated_ & features_));
   RETURN_IF_ERROR(frontend_.SetMemTable(table));
   // With protocol features, rings start disabled and wait for
   // SET_VRING_ENABLE; without, they start with their kick.
@@ -250,7 +249,7 @@ void VhostUserDevice::OnReconnectTimer() {
     frontend_ = std::move(session->frontend);
     absl::Status s = absl::OkStatus();
     bool permanent = false;
-    if ((negotiated_ & session->features) != (negotiated_ & backend_features_) ||
+    if ((negotiated_ & session->features) != (negotiated_ & features_) ||
         session->queues < num_queues_) {
       s = absl::FailedPreconditionError(
           "the back-end came back without the features or queues the driver has");

@@ -102,7 +102,6 @@ class VhostUserDevice : public VirtioDevice {
   bool reconnecting() const;
   // Sessions re-established after a hang-up.
   uint64_t reconnects() const;
-  uint64_t backend_features() const { return backend_features_; }
 
  private:
   // A ring handed to the back-end: what a resumed session sends again.
@@ -127,8 +126,7 @@ class VhostUserDevice : public VirtioDevice {
 
   const VhostUserDeviceOptions options_;
   const uint16_t num_queues_;
-  const uint64_t backend_features_;
-  const uint64_t features_;
+  const uint64_t features_;  // what vmm offers: the back-end's, as far as vmm lets through
   const std::vector<uint8_t> config_;
   EventLoop* const loop_;
   std::weak_ptr<VhostUserDevice> self_;  // for the loop's callbacks; set by Create

@@ -15,6 +15,7 @@ Each boot's console is kept in the work dir as CHECK.console; a failed
 check prints its tail. Guest side: tests/linux/l2-init.
 """
 import argparse
+import contextlib
 import hashlib
 import math
 import os
@@ -718,6 +719,30 @@ def check_vsock_vhost(s):
     s.expect_fact(b, "vsock-reply", "echo:hello-from-l2")
 
 
+# What the guests' `seq 1 50000 > FILE` writes, as sha256.
+SEQ_50000_SHA256 = hashlib.sha256(
+    "".join(f"{i}\n" for i in range(1, 50001)).encode()).hexdigest()
+
+
+@contextlib.contextmanager
+def backend_daemon(s, name, sock, argv):
+    """A vhost-user back-end (qemu-storage-daemon, virtiofsd) running `argv`
+    for the body: started on a fresh `sock` (waited for, 10 s at most), its
+    stderr kept as NAME.stderr in the work dir, terminated after."""
+    if os.path.exists(sock):
+        os.remove(sock)
+    with open(os.path.join(s.work, f"{name}.stderr"), "wb") as log:
+        daemon = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        deadline = time.monotonic() + 10
+        while not os.path.exists(sock) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        yield daemon
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=10)
+
+
 def check_vhost_user_blk(s):
     """--disk vhost_user=: the disk is Debian's qemu-storage-daemon exporting
     an ext4 image over vhost-user (guest RAM shared by memfd); the guest
@@ -730,27 +755,17 @@ def check_vhost_user_blk(s):
     image = os.path.join(s.work, "vub.img")
     ext4_image(image, 16, {"hello.txt": b"served by qemu-storage-daemon"})
     sock = os.path.join(s.work, "vub.sock")
-    if os.path.exists(sock):
-        os.remove(sock)
-    daemon = subprocess.Popen(
-        [qsd, "--blockdev", f"driver=file,node-name=disk0,filename={image}",
-         "--export", "type=vhost-user-blk,id=exp0,node-name=disk0,writable=on,"
-         f"addr.type=unix,addr.path={sock}"],
-        stdout=subprocess.DEVNULL, stderr=open(os.path.join(s.work, "vub-qsd.stderr"), "wb"))
-    try:
-        deadline = time.monotonic() + 10
-        while not os.path.exists(sock) and time.monotonic() < deadline:
-            time.sleep(0.05)
+    with backend_daemon(s, "vub-qsd", sock,
+                        [qsd, "--blockdev", f"driver=file,node-name=disk0,filename={image}",
+                         "--export", "type=vhost-user-blk,id=exp0,node-name=disk0,writable=on,"
+                         f"addr.type=unix,addr.path={sock}"]):
         b = Boot(s, "vhost-user-blk", "vhost_user_blk", ["--disk", f"vhost_user={sock}"])
         s.expect_exit(b, 0, "powered off")
-    finally:
-        daemon.terminate()
-        daemon.wait(timeout=10)
     s.no_failures(b)
     s.expect_fact(b, "vub-transport", "pci")
     s.expect_fact(b, "vub-content", "served by qemu-storage-daemon")
     s.expect_fact(b, "vub-umount", "ok")
-    want = hashlib.sha256("".join(f"{i}\n" for i in range(1, 50001)).encode()).hexdigest()
+    want = SEQ_50000_SHA256
     s.expect(b, "the guest's file, as it hashed it", b.fact("vub-sha256") == want,
              f"guest sha256 {b.fact('vub-sha256')}")
     fsck = subprocess.run(["e2fsck", "-fn", image], capture_output=True, text=True)
@@ -782,25 +797,15 @@ def check_virtiofs(s):
     with open(os.path.join(share, "hello.txt"), "w") as f:
         f.write("shared by virtiofsd")
     sock = os.path.join(s.work, "vfs.sock")
-    if os.path.exists(sock):
-        os.remove(sock)
-    daemon = subprocess.Popen(
-        [virtiofsd, f"--socket-path={sock}", "-o", f"source={share}", "-o", "cache=none"],
-        stdout=subprocess.DEVNULL, stderr=open(os.path.join(s.work, "virtiofsd.stderr"), "wb"))
-    try:
-        deadline = time.monotonic() + 10
-        while not os.path.exists(sock) and time.monotonic() < deadline:
-            time.sleep(0.05)
+    with backend_daemon(s, "virtiofsd", sock, [virtiofsd, f"--socket-path={sock}", "-o",
+                                               f"source={share}", "-o", "cache=none"]):
         b = Boot(s, "virtiofs", "virtiofs", ["--fs", f"tag=hostshare,socket={sock}"])
         s.expect_exit(b, 0, "powered off")
-    finally:
-        daemon.terminate()
-        daemon.wait(timeout=10)
     s.no_failures(b)
     s.expect_fact(b, "vfs-content", "shared by virtiofsd")
     s.expect_fact(b, "vfs-listing", "from-l2.txt hello.txt ")
     s.expect_fact(b, "vfs-umount", "ok")
-    want = hashlib.sha256("".join(f"{i}\n" for i in range(1, 50001)).encode()).hexdigest()
+    want = SEQ_50000_SHA256
     s.expect(b, "the guest's file, as it hashed it", b.fact("vfs-sha256") == want,
              f"guest sha256 {b.fact('vfs-sha256')}")
     try:
