@@ -1,6 +1,11 @@
 // A back-end program for tests (qemu-storage-daemon, virtiofsd): started
 // with posix_spawn, ready once it listens on its Unix socket, SIGKILLed when
 // the test is done (or wants it to die).
+//
+// "Listens" is read from /proc/net/unix (the socket's __SO_ACCEPTCON flag),
+// not from the socket file's existence: the file appears at bind(), and a
+// connect() between bind() and listen() is refused (seen under ASan in CI).
+// Probing with connect() instead would open a session with the back-end.
 #ifndef VMM_TESTS_FAKES_BACKEND_PROCESS_H_
 #define VMM_TESTS_FAKES_BACKEND_PROCESS_H_
 
@@ -10,6 +15,8 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -18,6 +25,21 @@
 extern char** environ;
 
 namespace vmm::testing {
+
+// True if a Unix socket bound at `path` is listening (per /proc/net/unix).
+inline bool UnixSocketListening(const std::string& path) {
+  constexpr unsigned long kAcceptCon = 0x10000;  // __SO_ACCEPTCON
+  std::ifstream table("/proc/net/unix");
+  std::string line;
+  std::getline(table, line);  // the header
+  while (std::getline(table, line)) {
+    std::istringstream fields(line);
+    std::string slot, refs, protocol, flags, type, state, inode, name;
+    if (!(fields >> slot >> refs >> protocol >> flags >> type >> state >> inode >> name)) continue;
+    if (name == path && (std::stoul(flags, nullptr, 16) & kAcceptCon) != 0) return true;
+  }
+  return false;
+}
 
 // A back-end program, started with `argv`, listening on `socket` once up.
 class BackendProcess {
@@ -29,8 +51,8 @@ class BackendProcess {
     for (std::string& a : argv) args.push_back(a.data());
     args.push_back(nullptr);
     ASSERT_EQ(::posix_spawn(&pid_, args[0], nullptr, nullptr, args.data(), environ), 0);
-    for (int i = 0; i < 500 && ::access(socket.c_str(), F_OK) != 0; ++i) ::usleep(10000);
-    ASSERT_EQ(::access(socket.c_str(), F_OK), 0) << argv[0] << " did not listen on " << socket;
+    for (int i = 0; i < 500 && !UnixSocketListening(socket); ++i) ::usleep(10000);
+    ASSERT_TRUE(UnixSocketListening(socket)) << argv[0] << " did not listen on " << socket;
   }
   // SIGKILL: a back-end that dies.
   void Stop() {

@@ -725,6 +725,19 @@ SEQ_50000_SHA256 = hashlib.sha256(
 
 
 @contextlib.contextmanager
+def unix_socket_listening(path):
+    """True once a Unix socket bound at `path` listens (its __SO_ACCEPTCON
+    flag in /proc/net/unix). The file alone is not enough: it appears at
+    bind(), and a connect() before listen() is refused."""
+    with open("/proc/net/unix") as table:
+        next(table)
+        for line in table:
+            fields = line.split()
+            if len(fields) >= 8 and fields[7] == path and int(fields[3], 16) & 0x10000:
+                return True
+    return False
+
+
 def backend_daemon(s, name, sock, argv):
     """A vhost-user back-end (qemu-storage-daemon, virtiofsd) running `argv`
     for the body: started on a fresh `sock` (waited for, 10 s at most), its
@@ -735,7 +748,7 @@ def backend_daemon(s, name, sock, argv):
         daemon = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log)
     try:
         deadline = time.monotonic() + 10
-        while not os.path.exists(sock) and time.monotonic() < deadline:
+        while not unix_socket_listening(sock) and time.monotonic() < deadline:
             time.sleep(0.05)
         yield daemon
     finally:
