@@ -586,6 +586,8 @@ int ExitCodeForError(const absl::Status& status) {
     case absl::StatusCode::kAlreadyExists:
     case absl::StatusCode::kPermissionDenied:
       return kExitUsage;
+    case absl::StatusCode::kCancelled:
+      return kExitInterrupted;
     default:
       return kExitVmmFailure;
   }

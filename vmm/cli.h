@@ -29,6 +29,7 @@ namespace vmm::cli {
 // Exit codes of the `vmm` command that are not about how the guest ended.
 inline constexpr int kExitVmmFailure = 1;  // the VMM itself failed at runtime
 inline constexpr int kExitUsage = 2;       // bad flags or bad user input
+inline constexpr int kExitInterrupted = 130;  // a stop signal during start-up (as a stopped run)
 
 // What the user asked for.
 struct CliRequest {
@@ -73,7 +74,8 @@ absl::StatusOr<absl::Duration> ParseTimeout(absl::string_view text);
 // The exit code for a failed Vm::Create: kExitUsage (2) when the status says
 // the user's input is wrong (kInvalidArgument, kNotFound, kFailedPrecondition,
 // kOutOfRange, kAlreadyExists, kPermissionDenied: a file the user named that
-// vmm may not open), kExitVmmFailure (1) for everything else (kUnavailable:
+// vmm may not open), kExitInterrupted (130) for kCancelled (a stop signal
+// cut start-up short), kExitVmmFailure (1) for everything else (kUnavailable:
 // the host, /dev/kvm included; kInternal, ...). Never 0.
 int ExitCodeForError(const absl::Status& status);
 

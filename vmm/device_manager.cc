@@ -4,10 +4,12 @@
 #include <utility>
 
 #include "absl/algorithm/container.h"
+#include "absl/cleanup/cleanup.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "arch/x86_64/layout.h"
+#include "base/cancellation.h"
 #include "base/status_macros.h"
 #include "devices/pci/pci_config_io.h"
 #include "devices/pci/pci_ecam.h"
@@ -78,7 +80,8 @@ DeviceManager::~DeviceManager() {
   }
 }
 
-absl::Status DeviceManager::AddDevices(absl::Span<const DeviceConfig> configs) {
+absl::Status DeviceManager::AddDevices(absl::Span<const DeviceConfig> configs,
+                                       const Cancellation* cancel) {
   const absl::Span<const VirtioDeviceSpec* const> specs = VirtioDeviceSpecs();
   // A kind outside the registry (a library user's own spec) goes last.
   auto rank = [&specs](const DeviceConfig& config) {
@@ -99,7 +102,10 @@ absl::Status DeviceManager::AddDevices(absl::Span<const DeviceConfig> configs) {
           absl::StrCat("more than one ", spec.name(), " device (a VM has at most one)"));
     }
   }
+  adding_cancel_ = cancel;
+  absl::Cleanup forget_cancel = [this] { adding_cancel_ = nullptr; };
   for (const DeviceConfig* config : order) {
+    RETURN_IF_ERROR(CancellationStatus(cancel));
     const VirtioDeviceSpec& spec = (*config)->spec();
     ASSIGN_OR_RETURN(std::shared_ptr<VirtioDevice> device, spec.Create(**config, *this));
     if (device == nullptr) continue;  // "off"

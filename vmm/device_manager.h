@@ -17,6 +17,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "base/cancellation.h"
 #include "base/event_loop.h"
 #include "base/guest_memory.h"
 #include "devices/bus.h"
@@ -68,8 +69,10 @@ class DeviceManager : public VirtioDeviceHost {
   // (so that no device takes the slot another asked for), then registry
   // order (disks, network, console, rng, vsock), the given order within a
   // kind. A kind that allows one device given twice, or a PCI slot asked
-  // for twice, is an InvalidArgument/AlreadyExists naming it.
-  absl::Status AddDevices(absl::Span<const DeviceConfig> configs);
+  // for twice, is an InvalidArgument/AlreadyExists naming it. `cancel` (may
+  // be null) is checked between devices and handed to their factories.
+  absl::Status AddDevices(absl::Span<const DeviceConfig> configs,
+                          const Cancellation* cancel = nullptr);
 
   // Puts `device` behind a new transport of the given kind: a PCI function
   // (MSI-X, notify ioeventfds in its BAR) in `pci_slot` or the lowest free
@@ -84,6 +87,7 @@ class DeviceManager : public VirtioDeviceHost {
   void Notice(absl::string_view line) const override {
     if (deps_.notice) deps_.notice(line);
   }
+  const Cancellation* cancellation() const override { return adding_cancel_; }
 
   // "virtio_mmio.device=4K@0xd0000000:16 ..." for every populated
   // virtio-mmio slot, the form Linux's virtio_mmio driver parses.
@@ -123,6 +127,8 @@ class DeviceManager : public VirtioDeviceHost {
 
   DeviceManagerDeps deps_;
   std::shared_ptr<PciBus> pci_;
+  // AddDevices' `cancel`, during that call only (the factories' thread).
+  const Cancellation* adding_cancel_ = nullptr;
 
   mutable absl::Mutex mu_;
   struct MmioSlot {

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstring>
 #include <string>
+#include <utility>
 
 #include "absl/algorithm/container.h"
 #include "absl/strings/str_cat.h"
@@ -119,9 +120,12 @@ absl::StatusOr<std::unique_ptr<Machine>> Machine::Create(const VmConfig& config,
   }
   std::unique_ptr<Machine> machine(
       new Machine(std::move(kvm), std::move(vm), std::move(*memory), std::move(hooks)));
+  const Cancellation* cancel = std::exchange(machine->hooks_.cancel, nullptr);
   RETURN_IF_ERROR(machine->RegisterMemory());
-  RETURN_IF_ERROR(machine->CreateDevices(config, loop));
+  RETURN_IF_ERROR(machine->CreateDevices(config, loop, cancel));
+  RETURN_IF_ERROR(CancellationStatus(cancel));
   RETURN_IF_ERROR(machine->LoadAndDescribe(config));
+  RETURN_IF_ERROR(CancellationStatus(cancel));
   RETURN_IF_ERROR(machine->CreateVcpus(config, supported));
   return machine;
 }
@@ -144,7 +148,8 @@ absl::Status Machine::RegisterMemory() {
   return absl::OkStatus();
 }
 
-absl::Status Machine::CreateDevices(const VmConfig& config, EventLoop* loop) {
+absl::Status Machine::CreateDevices(const VmConfig& config, EventLoop* loop,
+                                    const Cancellation* cancel) {
   auto serial_irq = std::make_shared<KvmIrqLine>(&vm_, x86::kSerialIrq);
   serial_ = std::make_shared<Serial>(serial_irq, hooks_.serial);
   RETURN_IF_ERROR(pio_bus_.Insert(serial_, x86::kSerialPort, Serial::kRegisterCount));
@@ -197,7 +202,7 @@ absl::Status Machine::CreateDevices(const VmConfig& config, EventLoop* loop) {
   deps.loop = loop;
   deps.notice = hooks_.notice;
   ASSIGN_OR_RETURN(device_manager_, DeviceManager::Create(std::move(deps), memory_.end().value()));
-  RETURN_IF_ERROR(device_manager_->AddDevices(config.devices));
+  RETURN_IF_ERROR(device_manager_->AddDevices(config.devices, cancel));
   return absl::OkStatus();
 }
 

@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "arch/x86_64/loader/loaded_kernel.h"
+#include "base/cancellation.h"
 #include "base/event_loop.h"
 #include "base/guest_memory.h"
 #include "devices/bus.h"
@@ -35,6 +36,9 @@ struct MachineHooks {
   std::function<void(ExitStatus)> on_exit;
   // A one-line notice for the user (what the VMM did on their behalf).
   std::function<void(absl::string_view)> notice;
+  // Cuts Machine::Create short between its steps and in device factories'
+  // waits (may be null). Used during Create only: dropped when it returns.
+  const Cancellation* cancel = nullptr;
 };
 
 class Machine {
@@ -59,7 +63,7 @@ class Machine {
  private:
   Machine(KvmSystem kvm, KvmVm vm, GuestMemory memory, MachineHooks hooks);
   absl::Status RegisterMemory();
-  absl::Status CreateDevices(const VmConfig& config, EventLoop* loop);
+  absl::Status CreateDevices(const VmConfig& config, EventLoop* loop, const Cancellation* cancel);
   absl::Status CreateRtc(EventLoop* loop);
   absl::StatusOr<x86_64::LoadedKernel> LoadKernel(const VmConfig& config);
   absl::Status LoadAndDescribe(const VmConfig& config);

@@ -11,6 +11,9 @@
 #include <thread>
 #include <utility>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "vmm/cli.h"
 #include "vmm/seccomp_filter.h"
@@ -18,17 +21,18 @@
 
 namespace {
 
-// Turns the terminating signals (see main) into Vm::RequestStop. They are
-// blocked in every thread (the mask is set before the VM creates its
-// threads, which inherit it) and taken synchronously by one thread in
-// sigwait, so RequestStop runs in an ordinary thread context, not in a
-// signal handler.
+// Turns the terminating signals (see main) into a stop: during start-up
+// they cancel it (Vm::Create gives up and unwinds), once the VM exists they
+// call Vm::RequestStop. They are blocked in every thread (the mask is set
+// before anything creates a thread, and threads inherit it) and taken
+// synchronously by one thread in sigwait, so the stop runs in an ordinary
+// thread context, not in a signal handler.
 class SignalStopper {
  public:
   // The thread confines itself (seccomp `mode`) before it waits; `status()`
   // says whether that worked.
-  SignalStopper(vmm::Vm& vm, const sigset_t& signals, vmm::SeccompMode mode)
-      : vm_(vm), signals_(signals), mode_(mode), thread_([this] { Loop(); }) {
+  SignalStopper(const sigset_t& signals, vmm::SeccompMode mode, vmm::Cancellation& startup)
+      : signals_(signals), mode_(mode), startup_(startup), thread_([this] { Loop(); }) {
     confined_.WaitForNotification();
   }
   SignalStopper(const SignalStopper&) = delete;
@@ -43,10 +47,18 @@ class SignalStopper {
 
   const absl::Status& status() const { return status_; }
 
+  // From now on a stop signal stops `vm` (which must outlive this object);
+  // one that came while Vm::Create was finishing stops it at once.
+  void Attach(vmm::Vm& vm) {
+    absl::MutexLock lock(&mu_);
+    vm_ = &vm;
+    if (startup_.cancelled()) vm.RequestStop();
+  }
+
  private:
   void Loop() {
-    // Every thread of a running VM is under a filter, this one too: it only
-    // waits for signals and asks the VM to stop.
+    // Every thread is under a filter, this one too: it only waits for
+    // signals and cancels start-up or asks the VM to stop.
     status_ = vmm::InstallSeccompFilter(vmm::SeccompThread::kSignal, mode_);
     confined_.Notify();
     if (!status_.ok()) return;
@@ -54,13 +66,21 @@ class SignalStopper {
       int signal_number = 0;
       if (sigwait(&signals_, &signal_number) != 0) continue;
       if (done_.load()) return;
-      vm_.RequestStop();
+      absl::MutexLock lock(&mu_);
+      if (vm_ != nullptr) {
+        vm_->RequestStop();
+      } else {
+        const char* name = sigabbrev_np(signal_number);
+        startup_.Cancel(absl::StrCat("start-up interrupted by SIG", name ? name : "?"));
+      }
     }
   }
 
-  vmm::Vm& vm_;
   const sigset_t signals_;
   const vmm::SeccompMode mode_;
+  vmm::Cancellation& startup_;
+  absl::Mutex mu_;
+  vmm::Vm* vm_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::atomic<bool> done_{false};
   absl::Notification confined_;
   absl::Status status_;  // written before confined_ is notified
@@ -97,9 +117,8 @@ int main(int argc, char** argv) {
   // mid-write: the UART output then fails quietly and the guest runs on.
   signal(SIGPIPE, SIG_IGN);
 
-  // Block before Vm::Create starts any thread; a Ctrl-C during creation stays
-  // pending and stops the guest as soon as the stopper is waiting.
-  // Every catchable signal whose default would kill vmm takes this one clean
+  // Blocked before any thread exists (threads inherit the mask), so that
+  // only the stopper's sigwait takes them. Every catchable signal whose default would kill vmm takes this one clean
   // path (the terminal restored, socket files removed, exit 130), not just
   // Ctrl-C and SIGTERM: a closed terminal (HUP), Ctrl-\ (QUIT), a stray
   // kill -USR1 or alarm.
@@ -110,27 +129,36 @@ int main(int argc, char** argv) {
   }
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  const vmm::SeccompMode seccomp = vmm::EffectiveSeccompMode(request->config.seccomp);
-  absl::StatusOr<std::unique_ptr<vmm::Vm>> vm = vmm::Vm::Create(std::move(request->config));
-  if (!vm.ok()) {
-    PrintLine(stderr, vmm::cli::ErrorLine(vm.status()));
-    return vmm::cli::ExitCodeForError(vm.status());
+  absl::StatusOr<std::unique_ptr<vmm::Cancellation>> startup = vmm::Cancellation::Create();
+  if (!startup.ok()) {
+    PrintLine(stderr, vmm::cli::ErrorLine(startup.status()));
+    return vmm::cli::kExitVmmFailure;
   }
+  // Declared before the stopper, so destroyed after it: the stopper's thread
+  // never sees a dead VM.
+  std::unique_ptr<vmm::Vm> vm;
+  const vmm::SeccompMode seccomp = vmm::EffectiveSeccompMode(request->config.seccomp);
+  SignalStopper stopper(stop_signals, seccomp, **startup);
+  if (!stopper.status().ok()) {
+    PrintLine(stderr, vmm::cli::ErrorLine(stopper.status()));
+    return vmm::cli::kExitVmmFailure;
+  }
+  // A stop signal now cancels start-up: Create unwinds (socket files
+  // removed, the terminal restored) and vmm exits 130 with one line.
+  absl::StatusOr<std::unique_ptr<vmm::Vm>> created =
+      vmm::Vm::Create(std::move(request->config), startup->get());
+  if (!created.ok()) {
+    PrintLine(stderr, vmm::cli::ErrorLine(created.status()));
+    return vmm::cli::ExitCodeForError(created.status());
+  }
+  vm = *std::move(created);
+  stopper.Attach(*vm);
 
   // Once the guest runs, this thread (the event loop) can only do what
-  // running this VM needs. The signal thread below only waits in sigwait.
-  (*vm)->ConfineRunThread();
-
-  vmm::ExitStatus status;
-  {
-    SignalStopper stopper(**vm, stop_signals, seccomp);
-    if (!stopper.status().ok()) {
-      PrintLine(stderr, vmm::cli::ErrorLine(stopper.status()));
-      return vmm::cli::kExitVmmFailure;
-    }
-    status = (*vm)->Run();
-  }
-  if (request->print_stats) PrintLine(stderr, vmm::cli::StatsLine((*vm)->stats()));
+  // running this VM needs.
+  vm->ConfineRunThread();
+  const vmm::ExitStatus status = vm->Run();
+  if (request->print_stats) PrintLine(stderr, vmm::cli::StatsLine(vm->stats()));
   if (status.reason == vmm::ExitStatus::Reason::kTimeout ||
       status.reason == vmm::ExitStatus::Reason::kGuestPanic) {
     PrintLine(stderr, "vmm: " + status.message);

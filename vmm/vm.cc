@@ -47,7 +47,7 @@ class VmImpl : public Vm {
       : config_(std::move(config)), loop_(std::move(loop)) {}
   ~VmImpl() override { TearDownMachine(); }
 
-  absl::Status Build();
+  absl::Status Build(const Cancellation* cancel);
   ExitStatus Run() override;
   void ConfineRunThread() override { confine_run_thread_ = true; }
   void RequestStop() override;
@@ -55,8 +55,8 @@ class VmImpl : public Vm {
 
  private:
   // Builds the machine and its vCPU runners from config_ (again after a
-  // restart).
-  absl::Status BuildMachine();
+  // restart, when `cancel` is null).
+  absl::Status BuildMachine(const Cancellation* cancel);
   // Stops and joins the vCPUs and destroys the machine, keeping its counts.
   void TearDownMachine();
   // Runs the current machine until something ends it; returns how.
@@ -140,17 +140,18 @@ absl::Status VmImpl::OpenSerial() {
   return absl::OkStatus();
 }
 
-absl::Status VmImpl::Build() {
+absl::Status VmImpl::Build(const Cancellation* cancel) {
   RETURN_IF_ERROR(OpenSerial());
-  return BuildMachine();
+  return BuildMachine(cancel);
 }
 
-absl::Status VmImpl::BuildMachine() {
+absl::Status VmImpl::BuildMachine(const Cancellation* cancel) {
   absl::MutexLock machine_lock(&machine_mu_);
   MachineHooks hooks;
   hooks.serial = serial_chardev_.get();
   hooks.on_exit = [this](ExitStatus status) { Finish(std::move(status)); };
   hooks.notice = [this](absl::string_view text) { Notice(text); };
+  hooks.cancel = cancel;
   auto notice = hooks.notice;
   ASSIGN_OR_RETURN(machine_, Machine::Create(config_, std::move(hooks), loop_.get()));
   assists_ = std::make_unique<x86_64::EmulationAssists>(&machine_->memory(), notice);
@@ -331,7 +332,7 @@ ExitStatus VmImpl::Run() {
     Notice(absl::StrCat("the guest rebooted",
                         status.message.empty() ? "" : absl::StrCat(" (", status.message, ")"),
                         "; starting it again (restart ", restarts, ", --on-reboot restart)"));
-    if (absl::Status built = BuildMachine(); !built.ok()) {
+    if (absl::Status built = BuildMachine(/*cancel=*/nullptr); !built.ok()) {
       ExitStatus error;
       error.message = absl::StrCat("restarting the guest after its reboot: ", built.message());
       Finish(std::move(error));
@@ -399,10 +400,11 @@ ExitStatus VmImpl::RunMachine() {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(VmConfig config) {
+absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(VmConfig config, const Cancellation* cancel) {
+  RETURN_IF_ERROR(CancellationStatus(cancel));
   ASSIGN_OR_RETURN(std::unique_ptr<EventLoop> loop, EventLoop::Create());
   auto vm = std::make_unique<VmImpl>(std::move(config), std::move(loop));
-  RETURN_IF_ERROR(vm->Build());
+  RETURN_IF_ERROR(vm->Build(cancel));
   return std::unique_ptr<Vm>(std::move(vm));
 }
 

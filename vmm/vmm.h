@@ -31,6 +31,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "base/cancellation.h"
 #include "devices/virtio/device_spec.h"
 #include "devices/virtio/registry.h"
 
@@ -166,7 +167,14 @@ class Vm {
  public:
   // Loads the kernel and builds the machine. Fails with a one-line message for
   // a bad configuration (missing kernel, too little memory, ...).
-  static absl::StatusOr<std::unique_ptr<Vm>> Create(VmConfig config);
+  //
+  // Start-up can wait on things outside vmm (a vhost-user back-end answers
+  // within a timeout of seconds per request). Cancelling `cancel` (from
+  // another thread; it may be null) makes Create give up promptly: it tears
+  // down what it built (socket files removed, the terminal restored) and
+  // returns the Cancelled status. `cancel` is not used after Create returns.
+  static absl::StatusOr<std::unique_ptr<Vm>> Create(VmConfig config,
+                                                    const Cancellation* cancel = nullptr);
   virtual ~Vm() = default;
 
   // Runs the guest until it ends; callable once.

@@ -80,11 +80,12 @@ absl::Status Channel::ReadFully(absl::Span<uint8_t> out, absl::Time deadline,
   size_t got = 0;
   while (got < out.size()) {
     const absl::Duration left = deadline - absl::Now();
-    pollfd p{socket_.get(), POLLIN, 0};
+    pollfd p[2] = {{socket_.get(), POLLIN, 0}, {cancel_ ? cancel_->fd() : -1, POLLIN, 0}};
     const int ready =
-        left <= absl::ZeroDuration() ? 0 : ::poll(&p, 1, static_cast<int>(
-                                                           absl::ToInt64Milliseconds(left) + 1));
+        left <= absl::ZeroDuration() ? 0 : ::poll(p, 2, static_cast<int>(
+                                                         absl::ToInt64Milliseconds(left) + 1));
     if (ready < 0 && errno == EINTR) continue;
+    if (cancel_ != nullptr && cancel_->cancelled()) return cancel_->status();
     if (ready <= 0) {
       return absl::DeadlineExceededError(absl::StrCat(
           "the vhost-user back-end did not answer within ", absl::FormatDuration(timeout_)));

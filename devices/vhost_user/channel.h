@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "base/cancellation.h"
 #include "base/unique_fd.h"
 #include "devices/vhost_user/message.h"
 
@@ -39,6 +40,12 @@ class Channel {
   // Reads and checks the reply to `request`.
   absl::StatusOr<Reply> Receive(Request request, ReplyShape shape, uint32_t config_size = 0);
 
+  // While set, a wait for a reply also ends when `cancel` is cancelled (its
+  // Cancelled status; the channel is then broken). For the handshake at
+  // start-up, which a user's Ctrl-C must be able to cut short; cleared
+  // (nullptr) before `cancel` goes away.
+  void set_cancel(const Cancellation* cancel) { cancel_ = cancel; }
+
   bool broken() const { return !error_.ok(); }
   int fd() const { return socket_.get(); }
 
@@ -50,6 +57,7 @@ class Channel {
 
   UniqueFd socket_;
   absl::Duration timeout_;
+  const Cancellation* cancel_ = nullptr;
   absl::Status error_;  // the first failure; OK while the channel is usable
 };
 

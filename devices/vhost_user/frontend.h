@@ -72,6 +72,7 @@ class Frontend {
   absl::StatusOr<std::vector<uint8_t>> GetConfig(uint32_t offset, uint32_t size);
 
   const Channel& channel() const { return channel_; }
+  Channel& channel() { return channel_; }
 
  private:
   // Sends a request that changes state; waits for its ack with REPLY_ACK.

@@ -31,11 +31,15 @@ struct Session {
   uint64_t features = 0;  // what vmm may offer of the back-end's
 };
 
-absl::StatusOr<Session> Connect(const VhostUserDeviceOptions& options) {
+// `cancel` (may be null) cuts the handshake's waits short; the session
+// returned no longer refers to it.
+absl::StatusOr<Session> Connect(const VhostUserDeviceOptions& options,
+                                const Cancellation* cancel) {
   const std::string who = absl::StrCat(options.name, " on ", options.socket_path);
   auto fail = [&who](const absl::Status& s) { return Annotate(s, who); };
   absl::StatusOr<vu::Channel> channel = vu::Channel::Connect(options.socket_path, options.timeout);
   if (!channel.ok()) return fail(channel.status());
+  channel->set_cancel(cancel);
   Session session{vu::Frontend(*std::move(channel))};
   vu::Frontend& frontend = session.frontend;
   if (absl::Status s = frontend.Handshake(); !s.ok()) return fail(s);
@@ -60,14 +64,15 @@ absl::StatusOr<Session> Connect(const VhostUserDeviceOptions& options) {
     session.config = *std::move(c);
   }
   session.features = backend & (kRingFeatures | (options.device_features & kDeviceBits));
+  frontend.channel().set_cancel(nullptr);
   return session;
 }
 
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<VhostUserDevice>> VhostUserDevice::Create(
-    VhostUserDeviceOptions options, EventLoop* loop) {
-  ASSIGN_OR_RETURN(Session session, Connect(options));
+    VhostUserDeviceOptions options, EventLoop* loop, const Cancellation* cancel) {
+  ASSIGN_OR_RETURN(Session session, Connect(options, cancel));
   UniqueFd timer;
   if (options.reconnect > absl::ZeroDuration()) {
     if (loop == nullptr) return absl::InvalidArgumentError("reconnect needs an event loop");
@@ -244,7 +249,7 @@ void VhostUserDevice::OnReconnectTimer() {
   {
     absl::MutexLock lock(&mu_);
     if (!reconnecting_) return;
-    absl::StatusOr<Session> session = Connect(options_);
+    absl::StatusOr<Session> session = Connect(options_, /*cancel=*/nullptr);
     if (!session.ok()) return;  // not back yet: the next tick tries again
     frontend_ = std::move(session->frontend);
     absl::Status s = absl::OkStatus();

@@ -75,9 +75,10 @@ struct VhostUserDeviceOptions {
 class VhostUserDevice : public VirtioDevice {
  public:
   // Connects to the back-end and learns what it offers. With a `loop`, a
-  // back-end hanging up is noticed there.
-  static absl::StatusOr<std::shared_ptr<VhostUserDevice>> Create(VhostUserDeviceOptions options,
-                                                                 EventLoop* loop);
+  // back-end hanging up is noticed there. `cancel` (may be null) ends a wait
+  // for the back-end's answers early with its Cancelled status.
+  static absl::StatusOr<std::shared_ptr<VhostUserDevice>> Create(
+      VhostUserDeviceOptions options, EventLoop* loop, const Cancellation* cancel = nullptr);
   ~VhostUserDevice() override;
 
   uint32_t device_type() const override { return options_.device_type; }

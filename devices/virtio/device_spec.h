@@ -31,6 +31,7 @@
 
 namespace vmm {
 
+class Cancellation;
 class EventLoop;
 class VirtioDevice;
 class VirtioDeviceSpec;
@@ -92,6 +93,11 @@ class VirtioDeviceHost {
   virtual EventLoop& loop() const = 0;
   // A one-line notice for the user (e.g. "created tap vm0; it is down ...").
   virtual void Notice(absl::string_view line) const = 0;
+  // What cuts start-up short (the user's Ctrl-C): a factory that waits on
+  // something outside vmm (a vhost-user back-end's answers) stops waiting
+  // when it is cancelled. Null when nothing can cancel; valid only during
+  // the factory's call.
+  virtual const Cancellation* cancellation() const { return nullptr; }
 };
 
 // One key of a device's option string, as `--device NAME,help` lists it.

@@ -40,7 +40,7 @@ absl::StatusOr<std::shared_ptr<VirtioDevice>> CreateBlock(const DiskConfig& disk
                                .queue_size = 256,
                                .config_size = kVhostUserBlkConfigSize,
                                .reconnect = absl::Seconds(disk.reconnect_seconds)},
-        &host.loop());
+        &host.loop(), host.cancellation());
     if (!device.ok()) return device.status();
     return std::shared_ptr<VirtioDevice>(std::move(*device));
   }

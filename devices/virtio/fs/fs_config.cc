@@ -39,7 +39,7 @@ absl::StatusOr<std::shared_ptr<VirtioDevice>> CreateFs(const FsConfig& fs,
                              .queue_size = 1024,
                              .config = FsConfigSpace(fs),
                              .reconnect = absl::Seconds(fs.reconnect_seconds)},
-      &host.loop());
+      &host.loop(), host.cancellation());
   if (!device.ok()) return device.status();
   if ((*device)->queue_max_sizes().size() < 2) {
     return absl::FailedPreconditionError(absl::StrCat(

@@ -441,10 +441,17 @@ TEST(ExitCodeTest, RuntimeFailuresExitWithOne) {
        {absl::UnavailableError("/dev/kvm: no such file"),
         absl::UnavailableError("no permission to open /dev/kvm"),
         absl::InternalError("KVM_RUN"), absl::UnknownError("?"), absl::ResourceExhaustedError("m"),
-        absl::CancelledError(""), absl::DeadlineExceededError(""), absl::AbortedError(""),
+        absl::DeadlineExceededError(""), absl::AbortedError(""),
         absl::UnimplementedError(""), absl::DataLossError(""), absl::UnauthenticatedError("")}) {
     EXPECT_EQ(ExitCodeForError(status), 1) << status;
   }
+}
+
+// Issue 17, item 1: a stop signal that cuts start-up short exits as a
+// stopped run does (130), not as a failure.
+TEST(ExitCodeTest, StartUpCancelledByASignalExits130) {
+  EXPECT_EQ(ExitCodeForError(absl::CancelledError("start-up interrupted by SIGINT")), 130);
+  EXPECT_EQ(kExitInterrupted, 130);
 }
 
 TEST(ExitCodeTest, ConstantsMatchTheMapping) {

@@ -14,8 +14,10 @@
 
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -303,6 +305,27 @@ TEST_F(FrontendTest, ASilentBackEndTimesOut) {
   absl::Status status = frontend_->Handshake();
   EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_THAT(status.message(), HasSubstr("GET_FEATURES"));
+}
+
+// Start-up's Ctrl-C: a cancelled wait ends at once with the Cancelled
+// status (not after the timeout), and the channel stays broken.
+TEST_F(FrontendTest, ACancelledWaitEndsBeforeTheTimeout) {
+  frontend_.emplace(Channel(UniqueFd(::dup(frontend_->channel().fd())), absl::Seconds(30)));
+  absl::StatusOr<std::unique_ptr<Cancellation>> cancel = Cancellation::Create();
+  ASSERT_TRUE(cancel.ok());
+  frontend_->channel().set_cancel(cancel->get());
+  std::thread canceller([&] {
+    absl::SleepFor(absl::Milliseconds(50));
+    (*cancel)->Cancel("start-up interrupted by SIGINT");
+  });
+  const absl::Time start = absl::Now();
+  absl::Status status = frontend_->Handshake();
+  canceller.join();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10)) << "waited for the 30 s timeout";
+  EXPECT_EQ(status.code(), absl::StatusCode::kCancelled) << status;
+  EXPECT_THAT(status.message(), HasSubstr("interrupted by SIGINT"));
+  frontend_->channel().set_cancel(nullptr);
+  EXPECT_TRUE(frontend_->channel().broken());
 }
 
 TEST_F(FrontendTest, SendingToAClosedBackEndIsAnErrorNotASignal) {
