@@ -1,5 +1,11 @@
 #include "arch/x86_64/loader/elf.h"
 
+#include <elf.h>
+
+#include <fstream>
+#include <iterator>
+#include <vector>
+
 #include "absl/status/status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -90,6 +96,32 @@ TEST(ElfTest, EightByteAlignedNotesAreReadAsTheGabiLaysThemOut) {
   auto kernel = LoadElf(mem, MakeElf(spec));
   ASSERT_TRUE(kernel.ok()) << kernel.status();
   EXPECT_EQ(kernel->pvh_entry, GuestAddress(0x1000123));
+}
+
+// The same with the real thing: an ELF linked by this machine's toolchain
+// with CET enabled (cet_note_guest.c), as a distribution's kernel may be.
+// The test first checks the file has the shape that broke the parser.
+TEST(ElfTest, ACetEnabledLinkFromTheRealToolchainLoadsWithItsPvhEntry) {
+  std::ifstream in(VMM_CET_NOTE_ELF, std::ios::binary);
+  ASSERT_TRUE(in) << VMM_CET_NOTE_ELF;
+  std::vector<uint8_t> image{std::istreambuf_iterator<char>(in), {}};
+  ASSERT_GE(image.size(), sizeof(Elf64_Ehdr));
+  const Elf64_Ehdr ehdr = At<Elf64_Ehdr>(image, 0);
+  bool property_note_in_8_aligned_segment = false;
+  for (size_t i = 0; i < ehdr.e_phnum; ++i) {
+    const Elf64_Phdr phdr = At<Elf64_Phdr>(image, ehdr.e_phoff + i * sizeof(Elf64_Phdr));
+    if (phdr.p_type != PT_NOTE || phdr.p_align != 8) continue;
+    const Elf64_Nhdr note = At<Elf64_Nhdr>(image, phdr.p_offset);
+    property_note_in_8_aligned_segment |= note.n_type == NT_GNU_PROPERTY_TYPE_0;
+  }
+  ASSERT_TRUE(property_note_in_8_aligned_segment)
+      << "the toolchain no longer emits the shape this test is about";
+
+  GuestMemory mem = MakeGuestMemory(64 * kMiB);
+  auto kernel = LoadElf(mem, image);
+  ASSERT_TRUE(kernel.ok()) << kernel.status();
+  EXPECT_EQ(kernel->kind, KernelKind::kElfPvh);
+  EXPECT_EQ(kernel->pvh_entry, GuestAddress(ehdr.e_entry)) << "the note names _start";
 }
 
 TEST(ElfTest, FindPvhEntryWithoutNoteIsNullopt) {
