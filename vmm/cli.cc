@@ -259,14 +259,13 @@ absl::StatusOr<DeviceFlag> ParseDeviceFlag(absl::string_view value) {
   return ParseDeviceOptions(*spec, value.substr(comma + 1));
 }
 
-// One line whatever the message holds.
+}  // namespace
+
 std::string OneLine(const absl::Status& status) {
   std::string message(status.message());
   if (message.empty()) message = absl::StatusCodeToString(status.code());
   return absl::StrReplaceAll(message, {{"\r\n", "; "}, {"\n", "; "}, {"\r", "; "}});
 }
-
-}  // namespace
 
 absl::StatusOr<uint64_t> ParseByteSize(absl::string_view text) {
   size_t digits = 0;

@@ -71,6 +71,10 @@ absl::StatusOr<SerialConfig> ParseSerialSpec(absl::string_view text);
 // ("90s", "2m", "1h30m"); must be finite and greater than zero.
 absl::StatusOr<absl::Duration> ParseTimeout(absl::string_view text);
 
+// The status's message on one line (line breaks become "; "; an empty
+// message is the code's name), without any prefix.
+std::string OneLine(const absl::Status& status);
+
 // The exit code for a failed Vm::Create: kExitUsage (2) when the status says
 // the user's input is wrong (kInvalidArgument, kNotFound, kFailedPrecondition,
 // kOutOfRange, kAlreadyExists, kPermissionDenied: a file the user named that
