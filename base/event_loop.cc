@@ -21,24 +21,25 @@ absl::StatusOr<std::unique_ptr<EventLoop>> EventLoop::Create() {
   return std::unique_ptr<EventLoop>(new EventLoop(std::move(epoll), std::move(stop)));
 }
 
-absl::Status EventLoop::Add(int fd, uint32_t events, Callback callback) {
+absl::Status EventLoop::Add(int fd, uint32_t events, Callback callback, Kind kind) {
   absl::MutexLock lock(&mu_);
-  if (callbacks_.contains(fd)) {
+  if (watches_.contains(fd)) {
     return absl::AlreadyExistsError(absl::StrFormat("fd %d already in the event loop", fd));
   }
   epoll_event ev{};
-  ev.events = events;
+  // A device watch added while held waits, disarmed, for Release().
+  ev.events = held_ && kind == Kind::kDevice ? 0 : events;
   ev.data.fd = fd;
   if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) != 0) {
     return ErrnoStatus(absl::StrFormat("epoll_ctl add fd %d", fd));
   }
-  callbacks_[fd] = std::make_shared<Callback>(std::move(callback));
+  watches_[fd] = Watch{std::make_shared<Callback>(std::move(callback)), events, kind};
   return absl::OkStatus();
 }
 
 absl::Status EventLoop::Remove(int fd) {
   absl::MutexLock lock(&mu_);
-  if (callbacks_.erase(fd) == 0) {
+  if (watches_.erase(fd) == 0) {
     return absl::NotFoundError(absl::StrFormat("fd %d not in the event loop", fd));
   }
   if (::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr) != 0) {
@@ -47,7 +48,40 @@ absl::Status EventLoop::Remove(int fd) {
   return absl::OkStatus();
 }
 
+void EventLoop::Arm(int fd, uint32_t events) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.fd = fd;
+  // Fails only for an fd closed without Remove(), the owner's bug; its
+  // events are then gone either way.
+  (void)::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, fd, &ev);
+}
+
+void EventLoop::Hold() {
+  absl::MutexLock lock(&mu_);
+  held_ = true;
+  for (const auto& [fd, watch] : watches_) {
+    if (watch.kind == Kind::kDevice) Arm(fd, 0);
+  }
+  if (std::this_thread::get_id() == loop_thread_) return;  // from a callback
+  mu_.Await(absl::Condition(
+      +[](bool* busy) { return !*busy; }, &in_device_callback_));
+}
+
+void EventLoop::Release() {
+  absl::MutexLock lock(&mu_);
+  held_ = false;
+  // Re-arming polls each fd: what became ready while held fires now.
+  for (const auto& [fd, watch] : watches_) {
+    if (watch.kind == Kind::kDevice) Arm(fd, watch.events);
+  }
+}
+
 absl::Status EventLoop::Run() {
+  {
+    absl::MutexLock lock(&mu_);
+    loop_thread_ = std::this_thread::get_id();
+  }
   constexpr int kMaxEvents = 32;
   epoll_event events[kMaxEvents];
   for (;;) {
@@ -63,13 +97,22 @@ absl::Status EventLoop::Run() {
         return absl::OkStatus();
       }
       std::shared_ptr<Callback> callback;
+      bool device = false;
       {
         absl::MutexLock lock(&mu_);
-        auto it = callbacks_.find(fd);
-        if (it == callbacks_.end()) continue;  // removed by an earlier callback
-        callback = it->second;
+        auto it = watches_.find(fd);
+        if (it == watches_.end()) continue;  // removed by an earlier callback
+        device = it->second.kind == Kind::kDevice;
+        // Reported before a Hold(): Release() re-arms it, it fires then.
+        if (device && held_) continue;
+        callback = it->second.callback;
+        in_device_callback_ = device;
       }
       (*callback)(events[i].events);
+      if (device) {
+        absl::MutexLock lock(&mu_);
+        in_device_callback_ = false;
+      }
     }
   }
 }

@@ -56,6 +56,7 @@ class Machine {
   const Bus& mmio_bus() const { return mmio_bus_; }
   const GuestMemory& memory() const { return memory_; }
   const DeviceManager& devices() const { return *device_manager_; }
+  KvmVm& vm() { return vm_; }
 
   // Hands the configured vCPUs (BSP first) to their runners; once only.
   std::vector<KvmVcpu> TakeVcpus() { return std::move(vcpus_); }

@@ -52,12 +52,53 @@ VcpuRunner::~VcpuRunner() {
 }
 
 void VcpuRunner::Start() {
+  {
+    absl::MutexLock lock(&park_mu_);
+    started_ = true;
+  }
   absl::MutexLock lock(&thread_mu_);
   thread_ = std::thread([this] { Loop(); });
 }
 
+void VcpuRunner::Pause() {
+  pause_requested_ = true;
+  vcpu_.SetImmediateExit(true);
+  {
+    absl::MutexLock lock(&thread_mu_);
+    if (thread_.joinable()) pthread_kill(thread_.native_handle(), VcpuKickSignal());
+  }
+  absl::MutexLock lock(&park_mu_);
+  park_mu_.Await(absl::Condition(
+      +[](VcpuRunner* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(r->park_mu_) {
+        return r->parked_ || r->finished_ || !r->started_;
+      },
+      this));
+}
+
+void VcpuRunner::Resume() {
+  absl::MutexLock lock(&park_mu_);
+  pause_requested_ = false;
+}
+
+void VcpuRunner::Park() {
+  absl::MutexLock lock(&park_mu_);
+  parked_ = true;
+  park_mu_.Await(absl::Condition(
+      +[](VcpuRunner* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(r->park_mu_) {
+        return !r->pause_requested_ || r->stop_;
+      },
+      this));
+  parked_ = false;
+  // Back into the guest: KVM_RUN must not return at once, unless a Stop()
+  // (which takes park_mu_ to set stop_) asked for exactly that.
+  if (!stop_) vcpu_.SetImmediateExit(false);
+}
+
 void VcpuRunner::Stop() {
-  stop_ = true;
+  {
+    absl::MutexLock lock(&park_mu_);
+    stop_ = true;
+  }
   vcpu_.SetImmediateExit(true);
   // A thread that has not reached KVM_RUN yet sees immediate_exit; one in the
   // guest needs the signal.
@@ -88,6 +129,12 @@ std::string VcpuRunner::Where() const {
 }
 
 void VcpuRunner::Loop() {
+  RunLoop();
+  absl::MutexLock lock(&park_mu_);
+  finished_ = true;
+}
+
+void VcpuRunner::RunLoop() {
   // The kick signal must be deliverable on this thread.
   sigset_t set;
   sigemptyset(&set);
@@ -102,6 +149,10 @@ void VcpuRunner::Loop() {
     return;
   }
   while (!stop_) {
+    if (pause_requested_) {
+      Park();
+      continue;
+    }
     absl::StatusOr<VcpuExit> exit = vcpu_.Run();
     if (!exit.ok()) {
       Fail(std::string(exit.status().message()));

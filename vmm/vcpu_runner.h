@@ -54,8 +54,17 @@ class VcpuRunner {
   void Stop();
   void Join();
 
+  // Parks the thread outside KVM_RUN until Resume(); returns once it is
+  // parked (or has ended, or was never started). A Stop() ends a parked
+  // thread. Safe from any thread; Pause/Resume calls must not overlap.
+  void Pause();
+  void Resume();
+
  private:
   void Loop();
+  void RunLoop();
+  // Waits while a pause is asked for (the vCPU thread).
+  void Park();
   // Handles one exit; returns false when the vCPU must stop.
   bool Handle(const VcpuExit& exit);
   void Fail(std::string message);
@@ -70,6 +79,14 @@ class VcpuRunner {
   x86_64::EmulationAssists* assists_ = nullptr;
   SeccompMode seccomp_ = SeccompMode::kOff;
   std::atomic<bool> stop_{false};
+  // Pause state: asked for, and the thread's answer. stop_ is written under
+  // park_mu_ too, so that a parked thread leaving does not clear
+  // immediate_exit over a Stop().
+  std::atomic<bool> pause_requested_{false};
+  absl::Mutex park_mu_;
+  bool parked_ ABSL_GUARDED_BY(park_mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(park_mu_) = false;
+  bool started_ ABSL_GUARDED_BY(park_mu_) = false;
   // Guards the thread handle: Stop() may race with Start() when another vCPU
   // ends the VM while this one is being started.
   absl::Mutex thread_mu_;

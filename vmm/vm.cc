@@ -51,6 +51,9 @@ class VmImpl : public Vm {
   ExitStatus Run() override;
   void ConfineRunThread() override { confine_run_thread_ = true; }
   void RequestStop() override;
+  absl::Status Pause() override;
+  absl::Status Resume() override;
+  bool paused() const override;
   VmStats stats() const override;
 
  private:
@@ -66,6 +69,9 @@ class VmImpl : public Vm {
   void Notice(absl::string_view text) const;
   // Records how the VM ended (the first report wins) and wakes Run().
   void Finish(ExitStatus status);
+  // Lets the devices and vCPUs of a machine that is ending go (a stop while
+  // paused); the Run() thread, before the machine is torn down.
+  void EndPause();
   // COM1's chardev from config_.serial (none for kOff).
   absl::Status OpenSerial();
   // Whether the virtio console reads stdin (--console stdio): then COM1 does not.
@@ -92,6 +98,19 @@ class VmImpl : public Vm {
   uint64_t past_user_ud_ ABSL_GUARDED_BY(machine_mu_) = 0;
   bool ran_ = false;
   bool confine_run_thread_ = false;
+  // The --timeout timer (invalid without one); disarmed while paused.
+  UniqueFd timeout_timer_;
+
+  // Pause state. pause_mu_ comes before machine_mu_ and mu_; the Run()
+  // thread takes it before it tears a machine down, so a Pause() in
+  // progress keeps its runners.
+  mutable absl::Mutex pause_mu_;
+  bool machine_running_ ABSL_GUARDED_BY(pause_mu_) = false;
+  bool paused_ ABSL_GUARDED_BY(pause_mu_) = false;
+  std::optional<uint64_t> paused_clock_ ABSL_GUARDED_BY(pause_mu_);
+  itimerspec paused_timer_left_ ABSL_GUARDED_BY(pause_mu_) = {};
+  absl::Time paused_since_ ABSL_GUARDED_BY(pause_mu_);
+  absl::Duration paused_total_ ABSL_GUARDED_BY(pause_mu_) = absl::ZeroDuration();
 
   mutable absl::Mutex mu_;
   std::optional<ExitStatus> exit_ ABSL_GUARDED_BY(mu_);
@@ -224,6 +243,11 @@ VmStats VmImpl::stats() const {
   VmStats stats;
   stats.create_started = create_started_;
   {
+    // Before machine_mu_: pause_mu_ comes first.
+    absl::MutexLock pause_lock(&pause_mu_);
+    stats.paused = paused_total_ + (paused_ ? absl::Now() - paused_since_ : absl::ZeroDuration());
+  }
+  {
     absl::MutexLock lock(&mu_);
     stats.first_kvm_run = first_kvm_run_;
     stats.rss_at_first_run_bytes = rss_at_first_run_;
@@ -278,6 +302,76 @@ void VmImpl::RequestStop() {
   Finish(std::move(status));
 }
 
+absl::Status VmImpl::Pause() {
+  absl::MutexLock pause_lock(&pause_mu_);
+  if (!machine_running_) return absl::FailedPreconditionError("the VM is not running");
+  if (paused_) return absl::FailedPreconditionError("the VM is already paused");
+  // Not under machine_mu_: a vCPU on its way to park may be in Finish(),
+  // which takes it. The runners stay: the Run() thread takes pause_mu_
+  // before it tears them down.
+  std::vector<VcpuRunner*> runners;
+  {
+    absl::MutexLock machine_lock(&machine_mu_);
+    for (auto& runner : runners_) runners.push_back(runner.get());
+  }
+  for (VcpuRunner* runner : runners) runner->Pause();
+  loop_->Hold();
+  {
+    absl::MutexLock machine_lock(&machine_mu_);
+    // Without the clock (a KVM that refuses), the guest sees the pause as
+    // time passed: worse, not wrong.
+    absl::StatusOr<uint64_t> clock = machine_->vm().GetClock();
+    paused_clock_ = clock.ok() ? std::optional<uint64_t>(*clock) : std::nullopt;
+  }
+  paused_timer_left_ = {};
+  if (timeout_timer_.valid()) {
+    const itimerspec disarm{};
+    ::timerfd_settime(timeout_timer_.get(), 0, &disarm, &paused_timer_left_);
+  }
+  paused_since_ = absl::Now();
+  paused_ = true;
+  return absl::OkStatus();
+}
+
+absl::Status VmImpl::Resume() {
+  absl::MutexLock pause_lock(&pause_mu_);
+  if (!paused_) return absl::FailedPreconditionError("the VM is not paused");
+  if (paused_clock_) {
+    absl::MutexLock machine_lock(&machine_mu_);
+    (void)machine_->vm().SetClock(*paused_clock_);
+  }
+  if (timeout_timer_.valid() &&
+      (paused_timer_left_.it_value.tv_sec != 0 || paused_timer_left_.it_value.tv_nsec != 0)) {
+    ::timerfd_settime(timeout_timer_.get(), 0, &paused_timer_left_, nullptr);
+  }
+  loop_->Release();
+  std::vector<VcpuRunner*> runners;
+  {
+    absl::MutexLock machine_lock(&machine_mu_);
+    for (auto& runner : runners_) runners.push_back(runner.get());
+  }
+  for (VcpuRunner* runner : runners) runner->Resume();
+  paused_total_ += absl::Now() - paused_since_;
+  paused_ = false;
+  return absl::OkStatus();
+}
+
+bool VmImpl::paused() const {
+  absl::MutexLock pause_lock(&pause_mu_);
+  return paused_;
+}
+
+void VmImpl::EndPause() {
+  absl::MutexLock pause_lock(&pause_mu_);
+  machine_running_ = false;
+  if (!paused_) return;
+  // The vCPUs are stopping (Stop() ends a parked one); the devices must
+  // run again for the machine's teardown and for a restarted machine.
+  loop_->Release();
+  paused_total_ += absl::Now() - paused_since_;
+  paused_ = false;
+}
+
 ExitStatus VmImpl::Run() {
   if (ran_) {
     ExitStatus error;
@@ -292,7 +386,7 @@ ExitStatus VmImpl::Run() {
     terminal.emplace(STDIN_FILENO);
   }
 
-  UniqueFd timer;
+  UniqueFd& timer = timeout_timer_;
   if (config_.timeout != absl::InfiniteDuration()) {
     timer.Reset(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
     itimerspec spec{};
@@ -305,7 +399,7 @@ ExitStatus VmImpl::Run() {
                status.message = absl::StrFormat("the guest ran for its %s timeout",
                                                 absl::FormatDuration(config_.timeout));
                Finish(std::move(status));
-             }).ok()) {
+             }, EventLoop::Kind::kControl).ok()) {
       ExitStatus status;
       status.message = "cannot arm the --timeout timer";
       Finish(std::move(status));
@@ -347,6 +441,10 @@ ExitStatus VmImpl::RunMachine() {
     absl::MutexLock machine_lock(&machine_mu_);
     for (auto& runner : runners_) runner->Start();
   }
+  {
+    absl::MutexLock pause_lock(&pause_mu_);
+    machine_running_ = true;
+  }
   // After the vCPU threads exist: they must not inherit this filter.
   if (confine_run_thread_ && config_.on_reboot != VmConfig::RebootAction::kRestart) {
     confine_run_thread_ = false;
@@ -380,6 +478,7 @@ ExitStatus VmImpl::RunMachine() {
       runners.push_back(runner.get());
     }
   }
+  EndPause();
   // Joined without the lock: a vCPU thread may be in Finish(). Only this
   // thread replaces runners_, so the pointers stay valid.
   for (VcpuRunner* runner : runners) runner->Join();

@@ -156,6 +156,8 @@ struct VmStats {
   uint64_t virtio_needs_reset = 0;
   // Times the guest was booted again after a reboot (RebootAction::kRestart).
   uint64_t restarts = 0;
+  // Time spent paused (Vm::Pause), the current pause included.
+  absl::Duration paused = absl::ZeroDuration();
   // Instructions KVM's emulator stopped on that vmm finished itself (PVM
   // hosts; see arch/x86_64/emulation_assist.h), and emulation failures in guest
   // programs (outside ring 0) answered with #UD.
@@ -187,8 +189,19 @@ class Vm {
   // opens files and creates a KVM VM again). Call before Run().
   virtual void ConfineRunThread() = 0;
   // Asks a running guest to stop; Run() then returns kStopped. Safe from any
-  // thread, including before Run().
+  // thread, including before Run(). It ends a paused guest too.
   virtual void RequestStop() = 0;
+  // Stops the guest where it is without ending the run: every vCPU leaves
+  // the guest and waits; the devices vmm runs do no work (what their host
+  // side receives waits for Resume); the guest's clock (kvmclock) and
+  // VmConfig::timeout stand still. Returns once all of that holds.
+  // FailedPrecondition unless the guest runs and is not paused. Device data
+  // paths outside vmm (vhost, vhost-user back-ends) are not paused. Safe
+  // from any thread.
+  virtual absl::Status Pause() = 0;
+  // Lets a paused guest run on. FailedPrecondition unless it is paused.
+  virtual absl::Status Resume() = 0;
+  virtual bool paused() const = 0;
   // Safe from any thread at any time.
   virtual VmStats stats() const = 0;
 };

@@ -140,6 +140,18 @@ void vmm_vm_request_stop(vmm_vm* vm) {
   if (vm != nullptr) vm->vm->RequestStop();
 }
 
+vmm_result vmm_vm_pause(vmm_vm* vm, char** error) {
+  if (vm == nullptr) return Fail(absl::InvalidArgumentError("vmm_vm_pause: null vm"), error);
+  const absl::Status status = vm->vm->Pause();
+  return status.ok() ? VMM_OK : Fail(status, error);
+}
+
+vmm_result vmm_vm_resume(vmm_vm* vm, char** error) {
+  if (vm == nullptr) return Fail(absl::InvalidArgumentError("vmm_vm_resume: null vm"), error);
+  const absl::Status status = vm->vm->Resume();
+  return status.ok() ? VMM_OK : Fail(status, error);
+}
+
 vmm_exit_reason vmm_vm_exit_reason(const vmm_vm* vm) {
   return vm == nullptr || !vm->exited ? VMM_EXIT_NONE : ReasonOf(vm->exit.reason);
 }

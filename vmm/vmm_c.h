@@ -108,6 +108,12 @@ int vmm_vm_run(vmm_vm* vm);
  * thread, also before vmm_vm_run (which then returns at once). */
 void vmm_vm_request_stop(vmm_vm* vm);
 
+/* Pauses a running guest (its vCPUs and the devices vmm runs stand still,
+ * its clock and timeout too) and lets it go on; VMM_FAILED_PRECONDITION when
+ * it is not running, or (not) paused. Safe from any thread. */
+vmm_result vmm_vm_pause(vmm_vm* vm, char** error);
+vmm_result vmm_vm_resume(vmm_vm* vm, char** error);
+
 /* How the last vmm_vm_run ended, and in words (owned by `vm`, valid until
  * it is freed; "" when there is nothing to say). */
 vmm_exit_reason vmm_vm_exit_reason(const vmm_vm* vm);

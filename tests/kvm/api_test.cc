@@ -1,5 +1,6 @@
 // The embeddable API (vmm/vmm.h): a program runs guests in-process, gets the
 // console through a callback and the exit status as a value.
+#include <algorithm>
 #include <string>
 #include <thread>
 
@@ -108,6 +109,79 @@ TEST(ApiTest, MissingKernelIsAnErrorNotACrash) {
   auto vm = Vm::Create(std::move(config));
   ASSERT_FALSE(vm.ok());
   EXPECT_THAT(std::string(vm.status().message()), HasSubstr("/nonexistent/kernel"));
+}
+
+// Issue 14: Pause parks the guest (count.elf stops counting), Resume lets
+// it go on; the paused time is in the stats, the timeout stands still
+// while paused, and a stop ends a paused guest.
+size_t Lines(const std::string& text) { return std::count(text.begin(), text.end(), '\n'); }
+
+void WaitForLines(Console& console, size_t n) {
+  for (int i = 0; i < 1200 && Lines(console.Get()) < n; ++i) absl::SleepFor(absl::Milliseconds(50));
+}
+
+TEST(ApiTest, PauseStopsTheGuestAndResumeLetsItGoOn) {
+  REQUIRE_KVM();
+  Console console;
+  VmConfig config = HelloConfig(console, "");
+  config.kernel_path = GuestPath("count.elf");
+  auto vm = Vm::Create(std::move(config));
+  ASSERT_TRUE(vm.ok()) << vm.status();
+  EXPECT_EQ((*vm)->Pause().code(), absl::StatusCode::kFailedPrecondition) << "before Run";
+  ExitStatus status;
+  std::thread runner([&] { status = (*vm)->Run(); });
+
+  WaitForLines(console, 3);
+  ASSERT_GE(Lines(console.Get()), 3u) << "the guest never counted";
+  ASSERT_TRUE((*vm)->Pause().ok());
+  EXPECT_TRUE((*vm)->paused());
+  EXPECT_EQ((*vm)->Pause().code(), absl::StatusCode::kFailedPrecondition) << "paused twice";
+  const size_t at_pause = Lines(console.Get());
+  absl::SleepFor(absl::Milliseconds(500));
+  EXPECT_EQ(Lines(console.Get()), at_pause) << "the guest counted while paused";
+  EXPECT_GE((*vm)->stats().paused, absl::Milliseconds(500));
+
+  ASSERT_TRUE((*vm)->Resume().ok());
+  EXPECT_FALSE((*vm)->paused());
+  EXPECT_EQ((*vm)->Resume().code(), absl::StatusCode::kFailedPrecondition);
+  WaitForLines(console, at_pause + 3);
+  EXPECT_GE(Lines(console.Get()), at_pause + 3) << "the guest did not count on after Resume";
+  // Paused again, a stop still ends the run.
+  ASSERT_TRUE((*vm)->Pause().ok());
+  (*vm)->RequestStop();
+  runner.join();
+  EXPECT_EQ(status.reason, ExitStatus::Reason::kStopped) << status.message;
+  EXPECT_FALSE((*vm)->paused());
+  // Consecutive counts: nothing lost or repeated over the pauses.
+  const std::string text = console.Get();
+  size_t expected = 1;
+  for (size_t at = text.find("count "); at != std::string::npos; at = text.find("count ", at + 1)) {
+    const size_t end = text.find('\n', at);
+    if (end == std::string::npos) break;  // the last line, cut by the stop
+    EXPECT_EQ(text.substr(at + 6, end - at - 6), std::to_string(expected)) << "at " << at;
+    ++expected;
+  }
+}
+
+TEST(ApiTest, TheTimeoutStandsStillWhilePaused) {
+  REQUIRE_KVM();
+  Console console;
+  VmConfig config = HelloConfig(console, "");
+  config.kernel_path = GuestPath("count.elf");
+  config.timeout = absl::Seconds(2);
+  auto vm = Vm::Create(std::move(config));
+  ASSERT_TRUE(vm.ok()) << vm.status();
+  ExitStatus status;
+  const absl::Time start = absl::Now();
+  std::thread runner([&] { status = (*vm)->Run(); });
+  WaitForLines(console, 1);
+  ASSERT_TRUE((*vm)->Pause().ok());
+  absl::SleepFor(absl::Seconds(3));  // longer than the whole timeout
+  EXPECT_TRUE((*vm)->paused()) << "the timeout ended a paused guest";
+  ASSERT_TRUE((*vm)->Resume().ok());
+  runner.join();
+  EXPECT_EQ(status.reason, ExitStatus::Reason::kTimeout) << status.message;
+  EXPECT_GE(absl::Now() - start, absl::Seconds(5)) << "2 s of running and 3 paused";
 }
 
 }  // namespace

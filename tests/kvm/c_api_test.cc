@@ -68,6 +68,10 @@ TEST(CApiKvmTest, AStopBeforeRunEndsTheRunWith130) {
   vmm_vm* vm = nullptr;
   ASSERT_EQ(vmm_vm_create(config, &vm, nullptr), VMM_OK);
   vmm_config_free(config);
+  char* error = nullptr;
+  EXPECT_EQ(vmm_vm_pause(vm, &error), VMM_FAILED_PRECONDITION) << "not running yet";
+  EXPECT_THAT(error, HasSubstr("not running"));
+  vmm_string_free(error);
   vmm_vm_request_stop(vm);
   EXPECT_EQ(vmm_vm_run(vm), 130);
   EXPECT_EQ(vmm_vm_exit_reason(vm), VMM_EXIT_STOPPED);

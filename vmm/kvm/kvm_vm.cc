@@ -37,6 +37,19 @@ absl::Status KvmVm::SetUserMemoryRegion(uint32_t slot, GuestAddress guest, uint6
   return absl::OkStatus();
 }
 
+absl::StatusOr<uint64_t> KvmVm::GetClock() const {
+  kvm_clock_data data{};
+  if (::ioctl(fd_.get(), KVM_GET_CLOCK, &data) != 0) return KvmError("KVM_GET_CLOCK");
+  return static_cast<uint64_t>(data.clock);
+}
+
+absl::Status KvmVm::SetClock(uint64_t ns) {
+  kvm_clock_data data{};
+  data.clock = ns;
+  if (::ioctl(fd_.get(), KVM_SET_CLOCK, &data) != 0) return KvmError("KVM_SET_CLOCK");
+  return absl::OkStatus();
+}
+
 absl::Status KvmVm::SetTssAddr(uint64_t addr) {
   if (::ioctl(fd_.get(), KVM_SET_TSS_ADDR, static_cast<unsigned long>(addr)) != 0) {
     return KvmError(absl::StrFormat("KVM_SET_TSS_ADDR 0x%x", addr));

@@ -36,6 +36,11 @@ class KvmVm final : public VmWiring {
   // exits to user space (without it KVM turns one outside ring 0 into a #UD
   // for the guest). Changes nothing where KVM lacks the capability.
   absl::Status EnableExitOnEmulationFailure();
+  // The guest's kvmclock, in ns (KVM_GET_CLOCK / KVM_SET_CLOCK): a pause
+  // reads it and the resume sets it back, so that the guest's clock does
+  // not jump over the time it was stopped (as QEMU does).
+  absl::StatusOr<uint64_t> GetClock() const;
+  absl::Status SetClock(uint64_t ns);
   // VmWiring (vm_wiring.h says what each does).
   absl::Status SetIrqLine(uint32_t gsi, bool level) override;
   absl::Status AddIoeventfd(int eventfd, IoSpace space, uint64_t addr, uint32_t len,
