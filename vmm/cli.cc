@@ -141,6 +141,23 @@ const std::vector<FlagSpec>& Flags() {
          ASSIGN_OR_RETURN(r.config.timeout, ParseTimeout(v));
          return absl::OkStatus();
        }},
+      {"shutdown-grace", "SECONDS",
+       "SIGTERM presses the guest's ACPI power button and stops it (exit 124) if it has not "
+       "powered off this long after; 0: SIGTERM stops at once (exit 130). A second SIGTERM, "
+       "or Ctrl-C, always stops at once.",
+       [](const VmConfig& d) { return absl::FormatDuration(d.shutdown_grace); },
+       [](absl::string_view v, CliRequest& r) {
+         if (v == "0") {
+           r.config.shutdown_grace = absl::ZeroDuration();
+           return absl::OkStatus();
+         }
+         absl::StatusOr<absl::Duration> grace = ParseTimeout(v);
+         if (!grace.ok() || *grace == absl::InfiniteDuration()) {
+           return absl::InvalidArgumentError("expected seconds, e.g. 10, 0.5 or 1m (0: none)");
+         }
+         r.config.shutdown_grace = *grace;
+         return absl::OkStatus();
+       }},
       {"memfd", "", "Back guest RAM with a memfd (shareable with another process).", nullptr,
        [](absl::string_view v, CliRequest& r) {
          ASSIGN_OR_RETURN(r.config.memfd_backed, ParseBool(v));

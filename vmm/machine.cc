@@ -130,6 +130,10 @@ absl::StatusOr<std::unique_ptr<Machine>> Machine::Create(const VmConfig& config,
   return machine;
 }
 
+bool Machine::PressPowerButton() const {
+  return power_button_.has_value() && power_button_->Write(1).ok();
+}
+
 absl::Status Machine::RegisterMemory() {
   // KVM needs these before the first vCPU runs; both sit in the MMIO hole.
   RETURN_IF_ERROR(vm_.SetTssAddr(x86::kTssStart));
@@ -192,6 +196,13 @@ absl::Status Machine::CreateDevices(const VmConfig& config, EventLoop* loop,
       });
   RETURN_IF_ERROR(pio_bus_.Insert(acpi_pm, x86::kAcpiSleepControlPort, AcpiPm::kSize));
   RETURN_IF_ERROR(CreateRtc(loop));
+  if (config.acpi) {
+    // The power button's GED interrupt: an irqfd, so a press is one
+    // eventfd write from whatever thread asks (the signal thread too).
+    ASSIGN_OR_RETURN(EventFd button, EventFd::Create());
+    RETURN_IF_ERROR(vm_.AddIrqfd(button.fd(), x86::kPowerButtonGsi));
+    power_button_ = std::move(button);
+  }
 
   DeviceManagerDeps deps;
   deps.vm = &vm_;
@@ -285,6 +296,7 @@ absl::Status Machine::LoadAndDescribe(const VmConfig& config) {
     platform.pci = true;
     platform.virtio_mmio_slots = device_manager_->MmioSlotIndices();
     platform.pvpanic = true;
+    platform.power_button = power_button_.has_value();
     ASSIGN_OR_RETURN(GuestAddress rsdp, firmware::acpi::WriteAcpiTables(memory_, platform));
     info.acpi_rsdp_addr = rsdp.value();
   }

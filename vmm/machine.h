@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -13,6 +14,7 @@
 #include "arch/x86_64/loader/loaded_kernel.h"
 #include "base/cancellation.h"
 #include "base/event_loop.h"
+#include "base/eventfd.h"
 #include "base/guest_memory.h"
 #include "devices/bus.h"
 #include "vmm/device_manager.h"
@@ -57,6 +59,9 @@ class Machine {
   const GuestMemory& memory() const { return memory_; }
   const DeviceManager& devices() const { return *device_manager_; }
   KvmVm& vm() { return vm_; }
+  // Presses the ACPI power button (an irqfd on kPowerButtonGsi): false when
+  // the machine has none (ACPI off). Safe from any thread.
+  bool PressPowerButton() const;
 
   // Hands the configured vCPUs (BSP first) to their runners; once only.
   std::vector<KvmVcpu> TakeVcpus() { return std::move(vcpus_); }
@@ -83,6 +88,7 @@ class Machine {
   std::unique_ptr<DeviceManager> device_manager_;
   std::shared_ptr<Serial> serial_;
   UniqueFd rtc_timer_;            // the RTC's second-boundary wake-ups
+  std::optional<EventFd> power_button_;  // the GED's irqfd (ACPI only)
   EventLoop* rtc_loop_ = nullptr;  // where rtc_timer_ is registered
   std::vector<KvmVcpu> vcpus_;
   // Where the BSP starts: filled by LoadAndDescribe, used by CreateVcpus.

@@ -68,7 +68,15 @@ class SignalStopper {
       if (done_.load()) return;
       absl::MutexLock lock(&mu_);
       if (vm_ != nullptr) {
-        vm_->RequestStop();
+        // The first SIGTERM asks the guest to shut down (its power button,
+        // VmConfig::shutdown_grace); any other stop signal, or a second
+        // SIGTERM, stops it at once.
+        if (signal_number == SIGTERM && !shutdown_requested_) {
+          shutdown_requested_ = true;
+          vm_->RequestShutdown();
+        } else {
+          vm_->RequestStop();
+        }
       } else {
         const char* name = sigabbrev_np(signal_number);
         startup_.Cancel(absl::StrCat("start-up interrupted by SIG", name ? name : "?"));
@@ -81,6 +89,7 @@ class SignalStopper {
   vmm::Cancellation& startup_;
   absl::Mutex mu_;
   vmm::Vm* vm_ ABSL_GUARDED_BY(mu_) = nullptr;
+  bool shutdown_requested_ ABSL_GUARDED_BY(mu_) = false;
   std::atomic<bool> done_{false};
   absl::Notification confined_;
   absl::Status status_;  // written before confined_ is notified

@@ -51,6 +51,7 @@ class VmImpl : public Vm {
   ExitStatus Run() override;
   void ConfineRunThread() override { confine_run_thread_ = true; }
   void RequestStop() override;
+  void RequestShutdown() override;
   absl::Status Pause() override;
   absl::Status Resume() override;
   bool paused() const override;
@@ -100,6 +101,9 @@ class VmImpl : public Vm {
   bool confine_run_thread_ = false;
   // The --timeout timer (invalid without one); disarmed while paused.
   UniqueFd timeout_timer_;
+  // RequestShutdown's grace: armed at the first press, watched by the loop
+  // from Run() on.
+  UniqueFd shutdown_timer_;
 
   // Pause state. pause_mu_ comes before machine_mu_ and mu_; the Run()
   // thread takes it before it tears a machine down, so a Pause() in
@@ -160,6 +164,8 @@ absl::Status VmImpl::OpenSerial() {
 }
 
 absl::Status VmImpl::Build(const Cancellation* cancel) {
+  shutdown_timer_.Reset(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+  if (!shutdown_timer_.valid()) return ErrnoStatus("timerfd_create (shutdown grace)");
   RETURN_IF_ERROR(OpenSerial());
   return BuildMachine(cancel);
 }
@@ -302,6 +308,24 @@ void VmImpl::RequestStop() {
   Finish(std::move(status));
 }
 
+void VmImpl::RequestShutdown() {
+  bool pressed = false;
+  if (config_.shutdown_grace > absl::ZeroDuration()) {
+    absl::MutexLock machine_lock(&machine_mu_);
+    pressed = machine_ != nullptr && machine_->PressPowerButton();
+  }
+  if (!pressed) {
+    RequestStop();
+    return;
+  }
+  itimerspec current{};
+  ::timerfd_gettime(shutdown_timer_.get(), &current);
+  if (current.it_value.tv_sec != 0 || current.it_value.tv_nsec != 0) return;  // counting
+  itimerspec grace{};
+  grace.it_value = absl::ToTimespec(config_.shutdown_grace);
+  ::timerfd_settime(shutdown_timer_.get(), 0, &grace, nullptr);
+}
+
 absl::Status VmImpl::Pause() {
   absl::MutexLock pause_lock(&pause_mu_);
   if (!machine_running_) return absl::FailedPreconditionError("the VM is not running");
@@ -404,6 +428,19 @@ ExitStatus VmImpl::Run() {
       status.message = "cannot arm the --timeout timer";
       Finish(std::move(status));
     }
+  }
+
+  if (!loop_->Add(shutdown_timer_.get(), EPOLLIN, [this](uint32_t) {
+         ExitStatus status;
+         status.reason = ExitStatus::Reason::kTimeout;
+         status.message = absl::StrFormat(
+             "the guest did not power off within its %s shutdown grace after the power button",
+             absl::FormatDuration(config_.shutdown_grace));
+         Finish(std::move(status));
+       }, EventLoop::Kind::kControl).ok()) {
+    ExitStatus status;
+    status.message = "cannot watch the shutdown grace timer";
+    Finish(std::move(status));
   }
 
   ExitStatus status = RunMachine();

@@ -81,6 +81,10 @@ struct VmConfig {
   std::vector<DeviceConfig> devices = DefaultVirtioDevices();
   // Stop the guest after this long; the exit status says kTimeout.
   absl::Duration timeout = absl::InfiniteDuration();
+  // How long Vm::RequestShutdown waits for the guest to power off after
+  // pressing its power button before it stops the guest (kTimeout). Zero:
+  // RequestShutdown stops at once, as RequestStop.
+  absl::Duration shutdown_grace = absl::Seconds(10);
   // Back guest RAM with a memfd so it can be shared with another process
   // (always so when a device needs it: a vhost-user back-end).
   bool memfd_backed = false;
@@ -191,6 +195,13 @@ class Vm {
   // Asks a running guest to stop; Run() then returns kStopped. Safe from any
   // thread, including before Run(). It ends a paused guest too.
   virtual void RequestStop() = 0;
+  // Asks the guest's OS to shut down: presses the ACPI power button (a GED
+  // event on hardware-reduced ACPI; Linux's button driver, systemd-logind
+  // or acpid power off), then stops the guest if it has not ended within
+  // VmConfig::shutdown_grace (kTimeout, saying so). Without ACPI, or with a
+  // zero grace, it stops at once (kStopped). Safe from any thread, also
+  // before Run(); a second call presses the button again.
+  virtual void RequestShutdown() = 0;
   // Stops the guest where it is without ending the run: every vCPU leaves
   // the guest and waits; the devices vmm runs do no work (what their host
   // side receives waits for Resume); the guest's clock (kvmclock) and

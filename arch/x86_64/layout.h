@@ -96,6 +96,9 @@ inline constexpr uint32_t kPitIoapicPin = 2;
 // active low), as QEMU's PIIX links A-D do. Only for drivers that never
 // enable MSI-X.
 inline constexpr uint32_t kPciIntxGsis[4] = {5, 9, 10, 11};
+// The ACPI power button's Generic Event Device (firmware/acpi/dsdt.cc):
+// edge, active high, as an ISA IRQ (7 is free: no parallel port here).
+inline constexpr uint32_t kPowerButtonGsi = 7;
 
 // --- Port I/O ---
 inline constexpr uint16_t kSerialPort = 0x3f8;  // COM1, 8 ports

@@ -24,6 +24,10 @@ constexpr uint8_t kMethodOp = 0x14;
 constexpr uint8_t kExtOpPrefix = 0x5b;
 constexpr uint8_t kDeviceOp = 0x82;  // after kExtOpPrefix
 constexpr uint8_t kReturnOp = 0xa4;
+constexpr uint8_t kIfOp = 0xa0;
+constexpr uint8_t kLEqualOp = 0x93;
+constexpr uint8_t kNotifyOp = 0x86;
+constexpr uint8_t kArg0Op = 0x68;
 constexpr uint8_t kDualNamePrefix = 0x2e;
 constexpr uint8_t kMultiNamePrefix = 0x2f;
 constexpr uint8_t kRootChar = '\\';
@@ -255,6 +259,31 @@ Bytes Method(absl::string_view path, uint8_t arg_count, absl::Span<const Bytes> 
 Bytes Return(const Bytes& value) {
   Bytes out = {kReturnOp};
   Append(out, value);
+  return out;
+}
+
+Bytes Arg(int n) {
+  if (n < 0 || n > 6) InvalidAml("method argument", std::to_string(n));
+  return {static_cast<uint8_t>(kArg0Op + n)};
+}
+
+Bytes If(const Bytes& predicate, absl::Span<const Bytes> terms) {
+  Bytes body = predicate;
+  Append(body, Concat(terms));
+  return WithPkgLength({kIfOp}, body);
+}
+
+Bytes LEqual(const Bytes& a, const Bytes& b) {
+  Bytes out = {kLEqualOp};
+  Append(out, a);
+  Append(out, b);
+  return out;
+}
+
+Bytes Notify(absl::string_view object, uint64_t value) {
+  Bytes out = {kNotifyOp};
+  Append(out, NameString(object));
+  Append(out, Integer(value));
   return out;
 }
 

@@ -48,6 +48,14 @@ Bytes Device(absl::string_view path, absl::Span<const Bytes> terms);
 // Method(path, arg_count, NotSerialized) { terms }.
 Bytes Method(absl::string_view path, uint8_t arg_count, absl::Span<const Bytes> terms);
 Bytes Return(const Bytes& value);
+// Control flow and the few expressions a GED's _EVT needs.
+Bytes Arg(int n);  // Arg0..Arg6
+// If (predicate) { terms }.
+Bytes If(const Bytes& predicate, absl::Span<const Bytes> terms);
+// LEqual (a, b): (a == b).
+Bytes LEqual(const Bytes& a, const Bytes& b);
+// Notify (object, value).
+Bytes Notify(absl::string_view object, uint64_t value);
 
 // ResourceTemplate () { descriptors }: a Buffer ending with an EndTag
 // (checksum 0, as iasl emits).

@@ -9,6 +9,10 @@
 //                         power-management ports
 //   \_SB_.VR00 ...        LNRO0005 per populated virtio-mmio slot
 //   \_SB_.COM1/PS2K/RTC_/PEVT  legacy devices, when present
+//   \_SB_.PWRB, \_SB_.GED0      the power button (PNP0C0C) and the Generic
+//                         Event Device (ACPI0013) whose interrupt on
+//                         kPowerButtonGsi notifies it (0x80: pressed), as
+//                         Cloud Hypervisor and QEMU's microvm do
 #include <string>
 
 #include "absl/strings/str_format.h"
@@ -133,6 +137,18 @@ Bytes LegacyDevices(const AcpiPlatform& platform) {
     // QEMU's pvpanic ISA device: Linux's pvpanic driver binds to QEMU0001.
     devices.push_back(aml::Device(
         "PEVT", {HidString("QEMU0001"), Crs({aml::Io(x::kPvpanicPort, x::kPvpanicPort, 1, 1)})}));
+  }
+  if (platform.power_button) {
+    devices.push_back(aml::Device("PWRB", {Hid("PNP0C0C"), Uid(0)}));
+    // The OS calls _EVT with the GSI that fired (ACPI 6.5 section 5.6.9).
+    devices.push_back(aml::Device(
+        "GED0",
+        {HidString("ACPI0013"), Uid(0),
+         Crs({aml::Interrupt(aml::Trigger::kEdge, aml::Polarity::kActiveHigh, /*shared=*/false,
+                             x::kPowerButtonGsi)}),
+         aml::Method("_EVT", 1,
+                     {aml::If(aml::LEqual(aml::Arg(0), aml::Integer(x::kPowerButtonGsi)),
+                              {aml::Notify("\\_SB_.PWRB", 0x80)})})}));
   }
   Bytes out;
   for (const Bytes& d : devices) out.insert(out.end(), d.begin(), d.end());

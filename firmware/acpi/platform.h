@@ -28,6 +28,10 @@ struct AcpiPlatform {
   bool i8042 = true;    // PNP0303; also the FADT's "8042 present" boot flag
   bool rtc = true;      // CMOS RTC, PNP0B00; without it the FADT says "no CMOS RTC"
   bool pvpanic = false; // QEMU0001
+  // An ACPI power button (PNP0C0C) whose presses come through a Generic
+  // Event Device (ACPI0013) on x86_64::kPowerButtonGsi: how a
+  // hardware-reduced platform asks the OS to shut down.
+  bool power_button = false;
 };
 
 }  // namespace vmm::firmware::acpi

@@ -8,6 +8,10 @@
 //   l2tool punch FILE OFFSET LENGTH  fallocate(PUNCH_HOLE | KEEP_SIZE)
 //   l2tool zero FILE OFFSET LENGTH   fallocate(ZERO_RANGE | KEEP_SIZE)
 //   l2tool fiemap FILE               "extent PHYSICAL LENGTH" per extent
+//   l2tool wait-power-key SECONDS    wait for a KEY_POWER press on any
+//                                    /dev/input/event* (the ACPI power
+//                                    button's input device), as acpid or
+//                                    systemd-logind would
 //
 // On a block device, punch and zero become the block layer's
 // write-zeroes (with and without unmapping); on a file system mounted with
@@ -19,10 +23,12 @@
 #include <linux/falloc.h>
 #include <linux/fiemap.h>
 #include <linux/fs.h>
+#include <linux/input.h>
 #include <linux/vm_sockets.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -107,6 +113,38 @@ static int fiemap(const char* path) {
   return 0;
 }
 
+// Input devices appear as their drivers bind: rescanned every 100 ms.
+static int wait_power_key(unsigned seconds) {
+  struct pollfd fds[32];
+  char opened[32] = {0};
+  int n = 0;
+  for (unsigned tick = 0; tick < seconds * 10; ++tick) {
+    for (int i = 0; i < 32 && n < 32; ++i) {
+      if (opened[i]) continue;
+      char path[32];
+      snprintf(path, sizeof(path), "/dev/input/event%d", i);
+      int fd = open(path, O_RDONLY | O_NONBLOCK);
+      if (fd < 0) continue;
+      opened[i] = 1;
+      fds[n].fd = fd;
+      fds[n].events = POLLIN;
+      ++n;
+    }
+    if (poll(fds, n, 100) <= 0) continue;
+    for (int i = 0; i < n; ++i) {
+      struct input_event ev;
+      while (read(fds[i].fd, &ev, sizeof(ev)) == sizeof(ev)) {
+        if (ev.type == EV_KEY && ev.code == KEY_POWER && ev.value == 1) {
+          printf("power key\n");
+          return 0;
+        }
+      }
+    }
+  }
+  errno = ETIMEDOUT;
+  return fail("no power key press");
+}
+
 int main(int argc, char** argv) {
   const char* cmd = argc > 1 ? argv[1] : "";
   if (!strcmp(cmd, "vsock-echo") && argc == 3) return vsock_echo((unsigned)number(argv[2]));
@@ -117,8 +155,9 @@ int main(int argc, char** argv) {
   if (!strcmp(cmd, "zero") && argc == 5)
     return allocate(argv[2], FALLOC_FL_ZERO_RANGE, argv[3], argv[4]);
   if (!strcmp(cmd, "fiemap") && argc == 3) return fiemap(argv[2]);
+  if (!strcmp(cmd, "wait-power-key") && argc == 3) return wait_power_key((unsigned)number(argv[2]));
   fprintf(stderr,
           "usage: l2tool vsock-echo PORT | vsock-send CID PORT TEXT | punch FILE OFF LEN |"
-          " zero FILE OFF LEN | fiemap FILE\n");
+          " zero FILE OFF LEN | fiemap FILE | wait-power-key SECONDS\n");
   return 2;
 }

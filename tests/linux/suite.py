@@ -39,7 +39,7 @@ import initramfs  # noqa: E402
 L2_MODULES = [
     "virtio_pci", "virtio_mmio", "virtio_blk", "virtio_net", "virtio_console",
     "virtio_rng", "vmw_vsock_virtio_transport", "pvpanic_mmio", "crc32c_generic",
-    "ext4", "virtiofs",
+    "ext4", "virtiofs", "button", "evdev",
 ]
 MiB = 1 << 20
 
@@ -907,6 +907,34 @@ def check_exits(s):
                   "virtio_mmio.device=4K@0xd0000000:16" in v.split())
 
 
+def check_shutdown(s):
+    """SIGTERM to vmm presses the guest's ACPI power button (a Generic
+    Event Device, as on hardware-reduced platforms): Linux's GED and button
+    drivers turn it into KEY_POWER, the guest shuts down cleanly (its ext4
+    disk unmounted) and powers off; vmm exits 0 well within its grace, and
+    e2fsck finds the disk clean with the file written after the press."""
+    img = s.path("shutdown.img")
+    ext4_image(img, 16, {"hello.txt": b"before\n"})
+    b = Boot(s, "shutdown", "shutdown",
+             ["--disk", f"path={img},serial=shut", "--shutdown-grace", "120"], timeout=300)
+    waiting = b.wait_for(r"l2: fact waiting=yes", timeout=200)
+    s.expect(b, "the guest mounted its disk and waits for the power key", bool(waiting))
+    s.expect_fact(b, "ged", "1")
+    s.expect_fact(b, "power-button", "1")
+    pressed = time.monotonic()
+    b.proc.send_signal(signal.SIGTERM)
+    s.expect_exit(b, 0, "the guest powered off after the power button")
+    s.tap.diag(f"shutdown: SIGTERM to vmm's exit {time.monotonic() - pressed:.1f} s")
+    s.expect_fact(b, "clean-shutdown", "yes")
+    s.expect(b, "vmm did not need the grace's hard stop", "shutdown grace" not in b.stderr())
+    fsck = subprocess.run(["e2fsck", "-fn", img], capture_output=True, text=True)
+    s.expect(b, "e2fsck -fn finds the disk clean", fsck.returncode == 0, fsck.stdout + fsck.stderr)
+    got = subprocess.run(["debugfs", "-R", "cat /after.txt", img],
+                         capture_output=True, text=True).stdout
+    s.expect(b, "the file written after the press is on the disk",
+             got.startswith("written after the power button"), got)
+
+
 def check_distro(s):
     """A real distribution: Debian 12 minbase with systemd (the image
     tests/linux/debian-root makes) boots from its disk, through the
@@ -961,6 +989,7 @@ CHECKS = {
     "virtiofs": check_virtiofs,
     "serial": check_serial,
     "exits": check_exits,
+    "shutdown": check_shutdown,
     "distro": check_distro,
 }
 

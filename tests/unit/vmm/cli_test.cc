@@ -338,6 +338,20 @@ TEST(CliTest, NonPositiveTimeoutIsRejected) {
   ExpectUsageError({"--kernel", "k", "--timeout=-5s"}, "greater than zero");
 }
 
+// Issue 14: how long SIGTERM's power button waits; 0 means no wait.
+TEST(CliTest, ShutdownGraceTakesSecondsOrZero) {
+  EXPECT_EQ(Parse({"--kernel", "k"})->config.shutdown_grace, absl::Seconds(10));
+  EXPECT_EQ(Parse({"--kernel", "k", "--shutdown-grace", "0"})->config.shutdown_grace,
+            absl::ZeroDuration());
+  EXPECT_EQ(Parse({"--kernel", "k", "--shutdown-grace", "2.5"})->config.shutdown_grace,
+            absl::Milliseconds(2500));
+  EXPECT_EQ(Parse({"--kernel", "k", "--shutdown-grace=1m"})->config.shutdown_grace,
+            absl::Minutes(1));
+  for (const char* bad : {"-1", "none", "inf", "soon", ""}) {
+    ExpectUsageError({"--kernel", "k", "--shutdown-grace", bad}, "--shutdown-grace");
+  }
+}
+
 TEST(CliTest, BadMemfdValueIsRejected) {
   ExpectUsageError({"--kernel", "k", "--memfd=maybe"}, "invalid value 'maybe' for --memfd");
 }

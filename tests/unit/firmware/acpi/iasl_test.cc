@@ -137,6 +137,7 @@ TEST_F(IaslTest, TypicalVmTablesDisassembleAndCompileBack) {
   platform.ram_end = 8ull << 30;
   platform.virtio_mmio_slots = {0, 2};
   platform.pvpanic = true;
+  platform.power_button = true;
   const std::string dsdt = CheckTables(platform);
   ExpectHas(dsdt, "_S5, Package (0x04)");
   ExpectHas(dsdt, "Device (PCI0)");
@@ -152,6 +153,15 @@ TEST_F(IaslTest, TypicalVmTablesDisassembleAndCompileBack) {
   ExpectHas(dsdt, "\"QEMU0001\"");
   ExpectHas(dsdt, "EisaId (\"PNP0B00\")");
   ExpectHas(dsdt, "Device (C003)");
+  // The power button and the GED that presses it (issue 14), as iasl reads
+  // them back.
+  ExpectHas(dsdt, "Device (PWRB)");
+  ExpectHas(dsdt, "EisaId (\"PNP0C0C\")");
+  ExpectHas(dsdt, "Device (GED0)");
+  ExpectHas(dsdt, "\"ACPI0013\"");
+  ExpectHas(dsdt, "Method (_EVT, 1, NotSerialized)");
+  ExpectHas(dsdt, "If ((Arg0 == 0x07))");
+  ExpectHas(dsdt, "Notify (\\_SB.PWRB, 0x80)");
 }
 
 TEST_F(IaslTest, LargestVmTablesDisassembleAndCompileBack) {
