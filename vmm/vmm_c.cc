@@ -140,6 +140,10 @@ void vmm_vm_request_stop(vmm_vm* vm) {
   if (vm != nullptr) vm->vm->RequestStop();
 }
 
+void vmm_vm_request_shutdown(vmm_vm* vm) {
+  if (vm != nullptr) vm->vm->RequestShutdown();
+}
+
 vmm_result vmm_vm_pause(vmm_vm* vm, char** error) {
   if (vm == nullptr) return Fail(absl::InvalidArgumentError("vmm_vm_pause: null vm"), error);
   const absl::Status status = vm->vm->Pause();

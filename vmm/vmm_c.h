@@ -108,6 +108,11 @@ int vmm_vm_run(vmm_vm* vm);
  * thread, also before vmm_vm_run (which then returns at once). */
 void vmm_vm_request_stop(vmm_vm* vm);
 
+/* Asks the guest's OS to shut down (its ACPI power button), stopping it if
+ * it has not powered off within --shutdown-grace (vmm_vm_run then returns
+ * 124). Safe from any thread. */
+void vmm_vm_request_shutdown(vmm_vm* vm);
+
 /* Pauses a running guest (its vCPUs and the devices vmm runs stand still,
  * its clock and timeout too) and lets it go on; VMM_FAILED_PRECONDITION when
  * it is not running, or (not) paused. Safe from any thread. */

@@ -59,6 +59,23 @@ TEST(CApiKvmTest, BootsAGuestWithItsConsoleAndExitStatus) {
   vmm_vm_free(vm);
 }
 
+// A guest without an ACPI power button (--acpi off) is stopped at once.
+TEST(CApiKvmTest, AShutdownRequestWithoutAButtonStopsTheGuest) {
+  REQUIRE_KVM();
+  const std::string halt = GuestPath("halt.elf");
+  const char* args[] = {"--kernel", halt.c_str(), "--memory", "64M", "--serial", "off",
+                        "--acpi", "off"};
+  vmm_config* config = vmm_config_new();
+  ASSERT_EQ(vmm_config_set_args(config, args, 8, nullptr), VMM_OK);
+  vmm_vm* vm = nullptr;
+  ASSERT_EQ(vmm_vm_create(config, &vm, nullptr), VMM_OK);
+  vmm_config_free(config);
+  vmm_vm_request_shutdown(vm);
+  EXPECT_EQ(vmm_vm_run(vm), 130);
+  EXPECT_EQ(vmm_vm_exit_reason(vm), VMM_EXIT_STOPPED);
+  vmm_vm_free(vm);
+}
+
 TEST(CApiKvmTest, AStopBeforeRunEndsTheRunWith130) {
   REQUIRE_KVM();
   const std::string halt = GuestPath("halt.elf");

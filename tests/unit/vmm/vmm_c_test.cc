@@ -74,6 +74,7 @@ TEST(CApiTest, NullsAreErrorsNotCrashes) {
   EXPECT_EQ(vmm_vm_exit_reason(nullptr), VMM_EXIT_NONE);
   EXPECT_STREQ(vmm_vm_exit_message(nullptr), "");
   vmm_vm_request_stop(nullptr);
+  vmm_vm_request_shutdown(nullptr);
   EXPECT_EQ(vmm_vm_pause(nullptr, nullptr), VMM_INVALID_ARGUMENT);
   EXPECT_EQ(vmm_vm_resume(nullptr, nullptr), VMM_INVALID_ARGUMENT);
   vmm_vm_free(nullptr);
