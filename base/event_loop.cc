@@ -65,7 +65,7 @@ void EventLoop::Hold() {
   }
   if (std::this_thread::get_id() == loop_thread_) return;  // from a callback
   mu_.Await(absl::Condition(
-      +[](bool* busy) { return !*busy; }, &in_device_callback_));
+      +[](std::atomic<bool>* busy) { return !busy->load(); }, &in_device_callback_));
 }
 
 void EventLoop::Release() {

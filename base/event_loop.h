@@ -5,6 +5,7 @@
 
 #include <sys/epoll.h>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -64,7 +65,9 @@ class EventLoop {
   absl::Mutex mu_;
   absl::flat_hash_map<int, Watch> watches_ ABSL_GUARDED_BY(mu_);
   bool held_ ABSL_GUARDED_BY(mu_) = false;
-  bool in_device_callback_ ABSL_GUARDED_BY(mu_) = false;
+  // Written under mu_; atomic because abseil may evaluate Hold()'s wait
+  // condition on another thread.
+  std::atomic<bool> in_device_callback_{false};
   std::thread::id loop_thread_ ABSL_GUARDED_BY(mu_);
 };
 

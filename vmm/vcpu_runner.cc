@@ -69,10 +69,7 @@ void VcpuRunner::Pause() {
   }
   absl::MutexLock lock(&park_mu_);
   park_mu_.Await(absl::Condition(
-      +[](VcpuRunner* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(r->park_mu_) {
-        return r->parked_ || r->finished_ || !r->started_;
-      },
-      this));
+      +[](VcpuRunner* r) { return r->parked_ || r->finished_ || !r->started_; }, this));
 }
 
 void VcpuRunner::Resume() {
@@ -84,10 +81,7 @@ void VcpuRunner::Park() {
   absl::MutexLock lock(&park_mu_);
   parked_ = true;
   park_mu_.Await(absl::Condition(
-      +[](VcpuRunner* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(r->park_mu_) {
-        return !r->pause_requested_ || r->stop_;
-      },
-      this));
+      +[](VcpuRunner* r) { return !r->pause_requested_ || r->stop_; }, this));
   parked_ = false;
   // Back into the guest: KVM_RUN must not return at once, unless a Stop()
   // (which takes park_mu_ to set stop_) asked for exactly that.

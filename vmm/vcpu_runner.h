@@ -84,9 +84,11 @@ class VcpuRunner {
   // immediate_exit over a Stop().
   std::atomic<bool> pause_requested_{false};
   absl::Mutex park_mu_;
-  bool parked_ ABSL_GUARDED_BY(park_mu_) = false;
-  bool finished_ ABSL_GUARDED_BY(park_mu_) = false;
-  bool started_ ABSL_GUARDED_BY(park_mu_) = false;
+  // Written under park_mu_; atomic because abseil may evaluate a wait's
+  // condition on another thread.
+  std::atomic<bool> parked_{false};
+  std::atomic<bool> finished_{false};
+  std::atomic<bool> started_{false};
   // Guards the thread handle: Stop() may race with Start() when another vCPU
   // ends the VM while this one is being started.
   absl::Mutex thread_mu_;

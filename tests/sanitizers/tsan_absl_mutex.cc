@@ -11,10 +11,14 @@
 // then derives happens-before from our locks, and still reports a real race
 // on data accessed without the lock.
 //
-// Covered: Lock, Unlock, ReaderLock, ReaderUnlock, TryLock, ReaderTryLock and
-// the destructor (the constructor is inline and already annotated). Not
-// covered: Await, LockWhen, CondVar (unused outside one unit test); TSan
-// reports code using them loudly ("double lock"), never silently.
+// Covered: Lock, Unlock, ReaderLock, ReaderUnlock, TryLock, ReaderTryLock,
+// Await and LockWhen (the event loop's Hold, a vCPU's park, Notification),
+// and the destructor (the constructor is inline and already annotated).
+// Await is told to TSan as an unlock before the wait and a lock after it;
+// a Condition may be evaluated by abseil on another thread, so the state
+// conditions read is atomic in our code. Not covered: CondVar (unused
+// outside one unit test); TSan reports code using it loudly ("double
+// lock"), never silently.
 #include <dlfcn.h>
 #include <sanitizer/tsan_interface.h>
 
@@ -128,6 +132,24 @@ bool Mutex::ReaderTryLock() {
                                 : __tsan_mutex_try_read_lock_failed,
                          0);
   return locked;
+}
+
+using WithCondition = void (*)(absl::Mutex*, const absl::Condition&);
+
+void Mutex::Await(const Condition& cond) {
+  static const WithCondition real = Real<WithCondition>("5Mutex5AwaitERKNS0_9ConditionE");
+  __tsan_mutex_pre_unlock(this, 0);
+  __tsan_mutex_post_unlock(this, 0);
+  real(this, cond);
+  __tsan_mutex_pre_lock(this, 0);
+  __tsan_mutex_post_lock(this, 0, 0);
+}
+
+void Mutex::LockWhen(const Condition& cond) {
+  static const WithCondition real = Real<WithCondition>("5Mutex8LockWhenERKNS0_9ConditionE");
+  __tsan_mutex_pre_lock(this, 0);
+  real(this, cond);
+  __tsan_mutex_post_lock(this, 0, 0);
 }
 
 Mutex::~Mutex() {
