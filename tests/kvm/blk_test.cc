@@ -282,7 +282,7 @@ TEST(BlkTest, SecondVmmCannotOpenAnImageInUseForWriting) {
   ProcessResult r =
       RunProcess({VmmBinary(), "--kernel", GuestPath("hello.elf"), "--disk", "path=" + img},
                  absl::Seconds(30));
-  kill(first, SIGTERM);
+  kill(first, SIGINT);
   int status = 0;
   waitpid(first, &status, 0);
   EXPECT_EQ(r.exit_code, 2) << r.err;

@@ -16,6 +16,7 @@ Exits 77 (meson's "skipped") without /dev/kvm or without the kernel.
 import argparse
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -114,7 +115,7 @@ def run_vmm(cmd, serial_log, timeout, stop_after=None):
             drain()
             if stop_at is not None and time.monotonic() > stop_at:
                 print(f"[host {time.monotonic() - start:7.1f}s] (suite: stopping vmm)", flush=True)
-                proc.terminate()
+                proc.send_signal(signal.SIGINT)  # at once: SIGTERM presses the power button
                 stop_at = float("inf")
             if time.monotonic() - start > timeout + 60:  # vmm ignored --timeout
                 proc.kill()
