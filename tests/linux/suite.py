@@ -724,7 +724,6 @@ SEQ_50000_SHA256 = hashlib.sha256(
     "".join(f"{i}\n" for i in range(1, 50001)).encode()).hexdigest()
 
 
-@contextlib.contextmanager
 def unix_socket_listening(path):
     """True once a Unix socket bound at `path` listens (its __SO_ACCEPTCON
     flag in /proc/net/unix). The file alone is not enough: it appears at
@@ -738,6 +737,7 @@ def unix_socket_listening(path):
     return False
 
 
+@contextlib.contextmanager
 def backend_daemon(s, name, sock, argv):
     """A vhost-user back-end (qemu-storage-daemon, virtiofsd) running `argv`
     for the body: started on a fresh `sock` (waited for, 10 s at most), its
