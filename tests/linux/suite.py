@@ -127,16 +127,25 @@ class Boot:
         finally:
             self.pty_ready.set()
         with open(self.console_path, "ab") as out:
-            while self.proc.poll() is None:
-                if time.monotonic() < self.reader_paused_until:
+            # Until vmm exits, then what it wrote last (the guest's closing
+            # facts, written just before it powered off) is drained: seen
+            # lost once when the loop stopped at the exit.
+            exited = False
+            while True:
+                if not exited and time.monotonic() < self.reader_paused_until:
                     time.sleep(0.05)
                     continue
-                ready, _, _ = select.select([self.pty], [], [], 0.2)
+                ready, _, _ = select.select([self.pty], [], [], 0 if exited else 0.2)
                 if not ready:
+                    if exited:
+                        break
+                    exited = self.proc.poll() is not None
                     continue
                 try:
                     chunk = os.read(self.pty, 4096)
                 except OSError:
+                    break
+                if not chunk:
                     break
                 out.write(chunk)
                 out.flush()
