@@ -23,7 +23,7 @@ namespace {
 
 // Turns the terminating signals (see main) into a stop: during start-up
 // they cancel it (Vm::Create gives up and unwinds), once the VM exists they
-// call Vm::RequestStop. They are blocked in every thread (the mask is set
+// call Vm::RequestStop (the first SIGTERM Vm::RequestShutdown). They are blocked in every thread (the mask is set
 // before anything creates a thread, and threads inherit it) and taken
 // synchronously by one thread in sigwait, so the stop runs in an ordinary
 // thread context, not in a signal handler.
@@ -127,10 +127,11 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
 
   // Blocked before any thread exists (threads inherit the mask), so that
-  // only the stopper's sigwait takes them. Every catchable signal whose default would kill vmm takes this one clean
-  // path (the terminal restored, socket files removed, exit 130), not just
-  // Ctrl-C and SIGTERM: a closed terminal (HUP), Ctrl-\ (QUIT), a stray
-  // kill -USR1 or alarm.
+  // only the stopper's sigwait takes them. Every catchable signal whose
+  // default would kill vmm takes this one clean path (the terminal restored,
+  // socket files removed, exit 130; SIGTERM first asks the guest to shut
+  // down), not just Ctrl-C and SIGTERM: a closed terminal (HUP), Ctrl-\ (QUIT),
+  // a stray kill -USR1 or alarm.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   for (int signal_number : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM}) {

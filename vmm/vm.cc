@@ -70,6 +70,14 @@ class VmImpl : public Vm {
   void Notice(absl::string_view text) const;
   // Records how the VM ended (the first report wins) and wakes Run().
   void Finish(ExitStatus status);
+  // Finish with kError and `message`.
+  void FinishWithError(std::string message);
+  // Watches a timerfd in the loop (control work: it runs while paused):
+  // when it fires the run ends with kTimeout and `message`.
+  absl::Status WatchTimeoutTimer(int timer_fd, std::string message);
+  // The current machine's runners. Valid while the Run() thread keeps the
+  // machine (a caller holding pause_mu_ is sure of that).
+  std::vector<VcpuRunner*> Runners();
   // Lets the devices and vCPUs of a machine that is ending go (a stop while
   // paused); the Run() thread, before the machine is torn down.
   void EndPause();
@@ -302,6 +310,28 @@ void VmImpl::Finish(ExitStatus status) {
   loop_->Stop();
 }
 
+void VmImpl::FinishWithError(std::string message) {
+  ExitStatus error;
+  error.message = std::move(message);
+  Finish(std::move(error));
+}
+
+absl::Status VmImpl::WatchTimeoutTimer(int timer_fd, std::string message) {
+  return loop_->Add(timer_fd, EPOLLIN, [this, message = std::move(message)](uint32_t) {
+    ExitStatus status;
+    status.reason = ExitStatus::Reason::kTimeout;
+    status.message = message;
+    Finish(std::move(status));
+  }, EventLoop::Kind::kControl);
+}
+
+std::vector<VcpuRunner*> VmImpl::Runners() {
+  absl::MutexLock machine_lock(&machine_mu_);
+  std::vector<VcpuRunner*> runners;
+  for (auto& runner : runners_) runners.push_back(runner.get());
+  return runners;
+}
+
 void VmImpl::RequestStop() {
   ExitStatus status;
   status.reason = ExitStatus::Reason::kStopped;
@@ -333,12 +363,7 @@ absl::Status VmImpl::Pause() {
   // Not under machine_mu_: a vCPU on its way to park may be in Finish(),
   // which takes it. The runners stay: the Run() thread takes pause_mu_
   // before it tears them down.
-  std::vector<VcpuRunner*> runners;
-  {
-    absl::MutexLock machine_lock(&machine_mu_);
-    for (auto& runner : runners_) runners.push_back(runner.get());
-  }
-  for (VcpuRunner* runner : runners) runner->Pause();
+  for (VcpuRunner* runner : Runners()) runner->Pause();
   loop_->Hold();
   {
     absl::MutexLock machine_lock(&machine_mu_);
@@ -369,12 +394,7 @@ absl::Status VmImpl::Resume() {
     ::timerfd_settime(timeout_timer_.get(), 0, &paused_timer_left_, nullptr);
   }
   loop_->Release();
-  std::vector<VcpuRunner*> runners;
-  {
-    absl::MutexLock machine_lock(&machine_mu_);
-    for (auto& runner : runners_) runners.push_back(runner.get());
-  }
-  for (VcpuRunner* runner : runners) runner->Resume();
+  for (VcpuRunner* runner : Runners()) runner->Resume();
   paused_total_ += absl::Now() - paused_since_;
   paused_ = false;
   return absl::OkStatus();
@@ -410,37 +430,27 @@ ExitStatus VmImpl::Run() {
     terminal.emplace(STDIN_FILENO);
   }
 
-  UniqueFd& timer = timeout_timer_;
   if (config_.timeout != absl::InfiniteDuration()) {
-    timer.Reset(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+    timeout_timer_.Reset(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
     itimerspec spec{};
     spec.it_value = absl::ToTimespec(config_.timeout);
     if (spec.it_value.tv_sec == 0 && spec.it_value.tv_nsec == 0) spec.it_value.tv_nsec = 1;
-    if (!timer.valid() || ::timerfd_settime(timer.get(), 0, &spec, nullptr) != 0 ||
-        !loop_->Add(timer.get(), EPOLLIN, [this](uint32_t) {
-               ExitStatus status;
-               status.reason = ExitStatus::Reason::kTimeout;
-               status.message = absl::StrFormat("the guest ran for its %s timeout",
-                                                absl::FormatDuration(config_.timeout));
-               Finish(std::move(status));
-             }, EventLoop::Kind::kControl).ok()) {
-      ExitStatus status;
-      status.message = "cannot arm the --timeout timer";
-      Finish(std::move(status));
+    if (!timeout_timer_.valid() ||
+        ::timerfd_settime(timeout_timer_.get(), 0, &spec, nullptr) != 0 ||
+        !WatchTimeoutTimer(timeout_timer_.get(),
+                           absl::StrFormat("the guest ran for its %s timeout",
+                                           absl::FormatDuration(config_.timeout)))
+             .ok()) {
+      FinishWithError("cannot arm the --timeout timer");
     }
   }
-
-  if (!loop_->Add(shutdown_timer_.get(), EPOLLIN, [this](uint32_t) {
-         ExitStatus status;
-         status.reason = ExitStatus::Reason::kTimeout;
-         status.message = absl::StrFormat(
-             "the guest did not power off within its %s shutdown grace after the power button",
-             absl::FormatDuration(config_.shutdown_grace));
-         Finish(std::move(status));
-       }, EventLoop::Kind::kControl).ok()) {
-    ExitStatus status;
-    status.message = "cannot watch the shutdown grace timer";
-    Finish(std::move(status));
+  if (!WatchTimeoutTimer(
+           shutdown_timer_.get(),
+           absl::StrFormat(
+               "the guest did not power off within its %s shutdown grace after the power button",
+               absl::FormatDuration(config_.shutdown_grace)))
+           .ok()) {
+    FinishWithError("cannot watch the shutdown grace timer");
   }
 
   ExitStatus status = RunMachine();
@@ -464,9 +474,7 @@ ExitStatus VmImpl::Run() {
                         status.message.empty() ? "" : absl::StrCat(" (", status.message, ")"),
                         "; starting it again (restart ", restarts, ", --on-reboot restart)"));
     if (absl::Status built = BuildMachine(/*cancel=*/nullptr); !built.ok()) {
-      ExitStatus error;
-      error.message = absl::StrCat("restarting the guest after its reboot: ", built.message());
-      Finish(std::move(error));
+      FinishWithError(absl::StrCat("restarting the guest after its reboot: ", built.message()));
     }
     status = RunMachine();
   }
@@ -488,9 +496,7 @@ ExitStatus VmImpl::RunMachine() {
     if (absl::Status confined = InstallSeccompFilter(SeccompThread::kLoop,
                                                      SeccompModeForThisBuild());
         !confined.ok()) {
-      ExitStatus error;
-      error.message = std::string(confined.message());
-      Finish(std::move(error));
+      FinishWithError(std::string(confined.message()));
     }
   }
   for (;;) {
@@ -502,9 +508,7 @@ ExitStatus VmImpl::RunMachine() {
     // is harmless, the loop just runs again.
     absl::Status loop_status = loop_->Run();
     if (!loop_status.ok()) {
-      ExitStatus status;
-      status.message = std::string(loop_status.message());
-      Finish(std::move(status));
+      FinishWithError(std::string(loop_status.message()));
     }
   }
   std::vector<VcpuRunner*> runners;

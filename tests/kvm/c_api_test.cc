@@ -59,17 +59,28 @@ TEST(CApiKvmTest, BootsAGuestWithItsConsoleAndExitStatus) {
   vmm_vm_free(vm);
 }
 
+// A VM of halt.elf (64M, no serial) with `extra` options; null on failure.
+vmm_vm* CreateHaltVm(std::vector<std::string> extra = {}) {
+  std::vector<std::string> options = {"--kernel", GuestPath("halt.elf"), "--memory", "64M",
+                                      "--serial", "off"};
+  options.insert(options.end(), extra.begin(), extra.end());
+  std::vector<const char*> args;
+  for (const std::string& o : options) args.push_back(o.c_str());
+  vmm_config* config = vmm_config_new();
+  vmm_vm* vm = nullptr;
+  if (vmm_config_set_args(config, args.data(), args.size(), nullptr) != VMM_OK ||
+      vmm_vm_create(config, &vm, nullptr) != VMM_OK) {
+    vm = nullptr;
+  }
+  vmm_config_free(config);
+  return vm;
+}
+
 // A guest without an ACPI power button (--acpi off) is stopped at once.
 TEST(CApiKvmTest, AShutdownRequestWithoutAButtonStopsTheGuest) {
   REQUIRE_KVM();
-  const std::string halt = GuestPath("halt.elf");
-  const char* args[] = {"--kernel", halt.c_str(), "--memory", "64M", "--serial", "off",
-                        "--acpi", "off"};
-  vmm_config* config = vmm_config_new();
-  ASSERT_EQ(vmm_config_set_args(config, args, 8, nullptr), VMM_OK);
-  vmm_vm* vm = nullptr;
-  ASSERT_EQ(vmm_vm_create(config, &vm, nullptr), VMM_OK);
-  vmm_config_free(config);
+  vmm_vm* vm = CreateHaltVm({"--acpi", "off"});
+  ASSERT_NE(vm, nullptr);
   vmm_vm_request_shutdown(vm);
   EXPECT_EQ(vmm_vm_run(vm), 130);
   EXPECT_EQ(vmm_vm_exit_reason(vm), VMM_EXIT_STOPPED);
@@ -78,13 +89,8 @@ TEST(CApiKvmTest, AShutdownRequestWithoutAButtonStopsTheGuest) {
 
 TEST(CApiKvmTest, AStopBeforeRunEndsTheRunWith130) {
   REQUIRE_KVM();
-  const std::string halt = GuestPath("halt.elf");
-  const char* args[] = {"--kernel", halt.c_str(), "--memory", "64M", "--serial", "off"};
-  vmm_config* config = vmm_config_new();
-  ASSERT_EQ(vmm_config_set_args(config, args, 6, nullptr), VMM_OK);
-  vmm_vm* vm = nullptr;
-  ASSERT_EQ(vmm_vm_create(config, &vm, nullptr), VMM_OK);
-  vmm_config_free(config);
+  vmm_vm* vm = CreateHaltVm();
+  ASSERT_NE(vm, nullptr);
   char* error = nullptr;
   EXPECT_EQ(vmm_vm_pause(vm, &error), VMM_FAILED_PRECONDITION) << "not running yet";
   EXPECT_THAT(error, HasSubstr("not running"));

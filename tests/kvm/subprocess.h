@@ -3,6 +3,8 @@
 #ifndef VMM_TESTS_KVM_SUBPROCESS_H_
 #define VMM_TESTS_KVM_SUBPROCESS_H_
 
+#include <sys/types.h>
+
 #include <string>
 #include <vector>
 
@@ -23,6 +25,26 @@ struct ProcessResult {
 // Runs argv[0] with argv (no shell), stdin from /dev/null. After `limit` the
 // process is killed with SIGKILL and killed_after_limit is set.
 ProcessResult RunProcess(const std::vector<std::string>& argv, absl::Duration limit);
+
+// A process left running for a test to signal: argv[0] with argv (no
+// shell), stdin from /dev/null, stdout dropped, stderr kept for Wait().
+class BackgroundProcess {
+ public:
+  explicit BackgroundProcess(const std::vector<std::string>& argv);
+  ~BackgroundProcess();  // SIGKILLs and reaps it unless Wait() did
+  BackgroundProcess(const BackgroundProcess&) = delete;
+  BackgroundProcess& operator=(const BackgroundProcess&) = delete;
+
+  pid_t pid() const { return pid_; }  // -1 if it could not be started
+  // Waits for it to end: its wait status (WIFEXITED, ...); stderr in err().
+  int Wait();
+  const std::string& err() const { return err_; }
+
+ private:
+  pid_t pid_ = -1;
+  int err_fd_ = -1;
+  std::string err_;
+};
 
 // True if /dev/kvm can be opened; otherwise prints a loud SKIP banner once.
 bool KvmAvailable();

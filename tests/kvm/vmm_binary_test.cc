@@ -1,6 +1,5 @@
 // The real `vmm` binary on the test guests: serial output and exit status as
 // a CI user sees them.
-#include <fcntl.h>
 #include <sys/wait.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -301,29 +300,19 @@ struct SigtermRun {
 };
 
 SigtermRun SigtermHalt(int signals) {
-  SigtermRun run;
-  int err_pipe[2];
-  if (::pipe2(err_pipe, O_CLOEXEC) != 0) return run;
-  pid_t pid = fork();
-  if (pid == 0) {
-    ::dup2(err_pipe[1], STDERR_FILENO);
-    execl(VmmBinary().c_str(), VmmBinary().c_str(), "--kernel", GuestPath("halt.elf").c_str(),
-          "--timeout", "60", "--shutdown-grace", "1.5", static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  ::close(err_pipe[1]);
+  BackgroundProcess vmm({VmmBinary(), "--kernel", GuestPath("halt.elf"), "--timeout", "60",
+                         "--shutdown-grace", "1.5"});
   absl::SleepFor(absl::Milliseconds(500));  // built and running
   absl::Time last;
   for (int i = 0; i < signals; ++i) {
     if (i > 0) absl::SleepFor(absl::Milliseconds(200));
-    ::kill(pid, SIGTERM);
+    ::kill(vmm.pid(), SIGTERM);
     last = absl::Now();
   }
-  ::waitpid(pid, &run.status, 0);
+  SigtermRun run;
+  run.status = vmm.Wait();
   run.after_last_signal = absl::Now() - last;
-  run.err.resize(4096);
-  run.err.resize(std::max<ssize_t>(0, ::read(err_pipe[0], run.err.data(), run.err.size())));
-  ::close(err_pipe[0]);
+  run.err = vmm.err();
   return run;
 }
 
@@ -360,18 +349,9 @@ TEST_P(StartupSignalTest, CutsStartUpShortWithExit130) {
   const std::string backend = dir + "/silent.sock", serial = dir + "/serial.sock";
   absl::StatusOr<UniqueFd> silent = ListenUnix(backend, 4, "silent back-end");
   ASSERT_TRUE(silent.ok()) << silent.status();
-  int err_pipe[2];
-  ASSERT_EQ(::pipe2(err_pipe, O_CLOEXEC), 0);
-  pid_t pid = fork();
-  if (pid == 0) {
-    ::dup2(err_pipe[1], STDERR_FILENO);
-    execl(VmmBinary().c_str(), VmmBinary().c_str(), "--kernel", GuestPath("halt.elf").c_str(),
-          "--serial", ("socket=" + serial).c_str(), "--disk", ("vhost_user=" + backend).c_str(),
-          static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  ASSERT_GT(pid, 0);
-  ::close(err_pipe[1]);
+  BackgroundProcess vmm({VmmBinary(), "--kernel", GuestPath("halt.elf"), "--serial",
+                         "socket=" + serial, "--disk", "vhost_user=" + backend});
+  ASSERT_GT(vmm.pid(), 0);
   // COM1's socket exists once start-up is under way; the devices come next.
   for (int i = 0; i < 300 && ::access(serial.c_str(), F_OK) != 0; ++i) {
     absl::SleepFor(absl::Milliseconds(20));
@@ -379,13 +359,10 @@ TEST_P(StartupSignalTest, CutsStartUpShortWithExit130) {
   ASSERT_EQ(::access(serial.c_str(), F_OK), 0) << "vmm never created COM1's socket";
   absl::SleepFor(absl::Milliseconds(300));  // into the wait for the back-end's answer
   const absl::Time sent = absl::Now();
-  ASSERT_EQ(::kill(pid, GetParam()), 0);
-  int status = 0;
-  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_EQ(::kill(vmm.pid(), GetParam()), 0);
+  const int status = vmm.Wait();
   const absl::Duration took = absl::Now() - sent;
-  std::string err(4096, '\0');
-  err.resize(std::max<ssize_t>(0, ::read(err_pipe[0], err.data(), err.size())));
-  ::close(err_pipe[0]);
+  const std::string& err = vmm.err();
   ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
   EXPECT_EQ(WEXITSTATUS(status), 130) << err;
   EXPECT_LT(took, absl::Seconds(2)) << "start-up was not cut short";
