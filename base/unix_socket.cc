@@ -60,6 +60,13 @@ absl::StatusOr<UniqueFd> ListenUnix(const std::string& path, int backlog, absl::
   if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
     return ErrnoStatus(absl::StrCat("cannot listen on ", who, " ", path));
   }
+  // Only this user may connect, whatever the umask; before listen(), so
+  // nobody can have connected in between.
+  if (::chmod(path.c_str(), 0600) != 0) {
+    absl::Status status = ErrnoStatus(absl::StrCat("cannot restrict ", who, " ", path));
+    ::unlink(path.c_str());
+    return status;
+  }
   if (::listen(fd.get(), backlog) != 0) {
     absl::Status status = ErrnoStatus(absl::StrCat("cannot listen on ", who, " ", path));
     ::unlink(path.c_str());

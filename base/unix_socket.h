@@ -20,7 +20,8 @@ bool MakeUnixAddress(const std::string& path, sockaddr_un* addr);
 // (errno set).
 UniqueFd ConnectUnix(const std::string& path);
 
-// A non-blocking listening stream socket bound at `path`. Something already
+// A non-blocking listening stream socket bound at `path`, mode 0600 (only
+// this user may connect). Something already
 // there is replaced only when it is a stale socket (nobody accepts on it: a
 // VMM that did not clean up); a live socket (another VM's console or vsock
 // bridge) or any other kind of file is an error and is left alone. Errors

@@ -158,6 +158,15 @@ const std::vector<FlagSpec>& Flags() {
          r.config.shutdown_grace = *grace;
          return absl::OkStatus();
        }},
+      {"api-socket", "PATH",
+       "Serve the HTTP/1.1 + JSON API at this Unix socket (created 0600): vm.info, "
+       "vm.counters, vm.pause, vm.resume, vm.shutdown, vm.stop; see `vmmctl`.",
+       nullptr,
+       [](absl::string_view v, CliRequest& r) {
+         if (v.empty()) return absl::InvalidArgumentError("expected a socket path");
+         r.config.api_socket_path = std::string(v);
+         return absl::OkStatus();
+       }},
       {"memfd", "", "Back guest RAM with a memfd (shareable with another process).", nullptr,
        [](absl::string_view v, CliRequest& r) {
          ASSIGN_OR_RETURN(r.config.memfd_backed, ParseBool(v));

@@ -109,8 +109,8 @@ absl::Status DeviceManager::AddDevices(absl::Span<const DeviceConfig> configs,
     const VirtioDeviceSpec& spec = (*config)->spec();
     ASSIGN_OR_RETURN(std::shared_ptr<VirtioDevice> device, spec.Create(**config, *this));
     if (device == nullptr) continue;  // "off"
-    absl::Status added =
-        AddVirtioDevice(std::move(device), (*config)->transport, (*config)->pci_slot);
+    absl::Status added = AddVirtioDevice(std::move(device), (*config)->transport,
+                                         (*config)->pci_slot, std::string(spec.name()));
     if (!added.ok()) {
       const std::string addr =
           (*config)->pci_slot ? absl::StrCat(" addr=", *(*config)->pci_slot) : "";
@@ -123,12 +123,13 @@ absl::Status DeviceManager::AddDevices(absl::Span<const DeviceConfig> configs,
 
 absl::Status DeviceManager::AddVirtioDevice(std::shared_ptr<VirtioDevice> device,
                                             VirtioTransport transport,
-                                            std::optional<int> pci_slot) {
+                                            std::optional<int> pci_slot, std::string kind) {
+  if (kind.empty()) kind = absl::StrCat("virtio-device-", device->device_type());
   if (transport == VirtioTransport::kMmio) {
     if (pci_slot) return absl::InvalidArgumentError("addr= is for PCI devices");
-    return AddMmio(std::move(device));
+    return AddMmio(std::move(device), std::move(kind));
   }
-  return AddPci(std::move(device), pci_slot);
+  return AddPci(std::move(device), pci_slot, std::move(kind));
 }
 
 absl::Status DeviceManager::WireTransport(VirtioTransportState& state, Wiring* wiring) {
@@ -177,7 +178,7 @@ void DeviceManager::Rewire(Wiring& wiring) {
   wiring.wired = want;
 }
 
-absl::Status DeviceManager::AddMmio(std::shared_ptr<VirtioDevice> device) {
+absl::Status DeviceManager::AddMmio(std::shared_ptr<VirtioDevice> device, std::string kind) {
   // Devices are added on one thread before the VM runs; mu_ is not held
   // while calling into the transport (its hook takes the transport's lock,
   // then mu_).
@@ -204,12 +205,13 @@ absl::Status DeviceManager::AddMmio(std::shared_ptr<VirtioDevice> device) {
   wiring->first_notify = base + VirtioMmioTransport::kQueueNotifyOffset;
   RETURN_IF_ERROR(WireTransport(transport->state(), wiring.get()));
   absl::MutexLock lock(&mu_);
-  mmio_slots_.push_back(MmioSlot{std::move(transport), base, gsi, std::move(wiring)});
+  mmio_slots_.push_back(
+      MmioSlot{std::move(transport), base, gsi, std::move(wiring), std::move(kind)});
   return absl::OkStatus();
 }
 
 absl::Status DeviceManager::AddPci(std::shared_ptr<VirtioDevice> device,
-                                   std::optional<int> wanted_slot) {
+                                   std::optional<int> wanted_slot, std::string kind) {
   // One MSI-X vector per queue plus the configuration vector.
   uint16_t vectors = static_cast<uint16_t>(device->queue_max_sizes().size() + 1);
   ASSIGN_OR_RETURN(std::unique_ptr<KvmMsiVectors> msi,
@@ -228,7 +230,7 @@ absl::Status DeviceManager::AddPci(std::shared_ptr<VirtioDevice> device,
     // Recorded before AddDevice: placing the BARs calls OnBarMove, which
     // looks the function up (and takes mu_, so it must not be held here).
     absl::MutexLock lock(&mu_);
-    pci_functions_.push_back(PciFunction{transport, sink, std::move(wiring)});
+    pci_functions_.push_back(PciFunction{transport, sink, std::move(wiring), std::move(kind)});
   }
   absl::StatusOr<int> slot = pci_->AddDevice(transport, wanted_slot);
   if (!slot.ok()) {
@@ -236,6 +238,10 @@ absl::Status DeviceManager::AddPci(std::shared_ptr<VirtioDevice> device,
     for (int fd : pci_functions_.back().wiring->watched) (void)deps_.loop->Remove(fd);
     pci_functions_.pop_back();
     return slot.status();
+  }
+  absl::MutexLock lock(&mu_);
+  for (PciFunction& function : pci_functions_) {
+    if (function.transport == transport) function.slot = *slot;
   }
   return absl::OkStatus();
 }
@@ -297,6 +303,67 @@ VirtioCounters DeviceManager::counters() const {
   for (const auto& t : mmio) add(t->counters());
   for (const auto& t : pci) add(t->counters());
   return total;
+}
+
+namespace {
+
+DeviceInfo DescribeDevice(std::string kind, std::string transport, std::string address,
+                          VirtioTransportState& state) {
+  DeviceInfo info;
+  info.kind = std::move(kind);
+  info.transport = std::move(transport);
+  info.address = std::move(address);
+  const uint8_t status = state.status();
+  info.needs_reset = (status & kVirtioStatusNeedsReset) != 0;
+  info.active = (status & kVirtioStatusDriverOk) != 0 && !info.needs_reset;
+  const VirtioTransportCounters c = state.counters();
+  info.counters = {
+      {"notify_exits", c.notify_exits},
+      {"notifies_dropped", c.notifies_dropped},
+      {"used_interrupts", c.used_interrupts},
+      {"config_interrupts", c.config_interrupts},
+      {"needs_reset", c.needs_reset},
+      {"features_ok_refused", c.features_ok_refused},
+      {"queue_enable_refused", c.queue_enable_refused},
+      {"bad_accesses", c.bad_accesses},
+      {"activations", c.activations},
+      {"resets", c.resets},
+  };
+  for (const DeviceCounter& counter : state.device().counters()) {
+    info.counters.emplace_back(counter.name, counter.value);
+  }
+  return info;
+}
+
+}  // namespace
+
+std::vector<DeviceInfo> DeviceManager::devices() const {
+  // As in counters(): the transports are asked without mu_ held.
+  struct Entry {
+    std::string kind, transport, address;
+    std::shared_ptr<VirtioMmioTransport> mmio;
+    std::shared_ptr<VirtioPciTransport> pci;
+  };
+  std::vector<Entry> entries;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const MmioSlot& slot : mmio_slots_) {
+      entries.push_back({slot.kind, "mmio", absl::StrFormat("0x%x", slot.base), slot.transport,
+                         nullptr});
+    }
+    for (const PciFunction& function : pci_functions_) {
+      entries.push_back({function.kind, "pci",
+                         absl::StrFormat("0000:00:%02x.0", function.slot < 0 ? 0 : function.slot),
+                         nullptr, function.transport});
+    }
+  }
+  std::vector<DeviceInfo> infos;
+  for (Entry& entry : entries) {
+    VirtioTransportState& state = entry.mmio ? entry.mmio->state() : entry.pci->state();
+    infos.push_back(DescribeDevice(std::move(entry.kind), std::move(entry.transport),
+                                   std::move(entry.address), state));
+  }
+  return infos;
 }
 
 }  // namespace vmm

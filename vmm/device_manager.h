@@ -77,8 +77,11 @@ class DeviceManager : public VirtioDeviceHost {
   // Puts `device` behind a new transport of the given kind: a PCI function
   // (MSI-X, notify ioeventfds in its BAR) in `pci_slot` or the lowest free
   // one, or the next free virtio-mmio slot (layout.h).
+  // `kind` names the device in devices() (its spec's name; empty: from
+  // its virtio device type).
   absl::Status AddVirtioDevice(std::shared_ptr<VirtioDevice> device, VirtioTransport transport,
-                               std::optional<int> pci_slot = std::nullopt);
+                               std::optional<int> pci_slot = std::nullopt,
+                               std::string kind = "");
 
   // VirtioDeviceHost: what device factories need from the VM: the event
   // loop their host-side I/O runs on (the same thread as ProcessQueue) and
@@ -98,6 +101,9 @@ class DeviceManager : public VirtioDeviceHost {
   std::vector<PciSlotInfo> PciSlots() const { return pci_->Slots(); }
 
   VirtioCounters counters() const;
+  // Every device with its transport's state and counters and its own,
+  // virtio-mmio slots then PCI functions, each in the order added.
+  std::vector<DeviceInfo> devices() const;
 
  private:
   // One virtio transport's notify eventfds and where KVM listens for them.
@@ -114,8 +120,9 @@ class DeviceManager : public VirtioDeviceHost {
   };
 
   explicit DeviceManager(DeviceManagerDeps deps) : deps_(std::move(deps)) {}
-  absl::Status AddMmio(std::shared_ptr<VirtioDevice> device);
-  absl::Status AddPci(std::shared_ptr<VirtioDevice> device, std::optional<int> slot);
+  absl::Status AddMmio(std::shared_ptr<VirtioDevice> device, std::string kind);
+  absl::Status AddPci(std::shared_ptr<VirtioDevice> device, std::optional<int> slot,
+                      std::string kind);
   // Puts the transport's queue notify eventfds in the event loop (for a
   // queue in a back-end, its call eventfd instead: the back-end reads the
   // notify eventfd itself) and makes its activation hook wire them to KVM
@@ -136,11 +143,14 @@ class DeviceManager : public VirtioDeviceHost {
     uint64_t base;
     uint32_t gsi;
     std::unique_ptr<Wiring> wiring;
+    std::string kind;
   };
   struct PciFunction {
     std::shared_ptr<VirtioPciTransport> transport;
     std::shared_ptr<KvmMsiVectors> vectors;
     std::unique_ptr<Wiring> wiring;
+    std::string kind;
+    int slot = -1;  // once placed on the bus
   };
   std::vector<MmioSlot> mmio_slots_ ABSL_GUARDED_BY(mu_);
   std::vector<PciFunction> pci_functions_ ABSL_GUARDED_BY(mu_);

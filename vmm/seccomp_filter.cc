@@ -60,6 +60,13 @@ constexpr int kSignalSyscalls[] = {
     SCMP_SYS(rt_sigtimedwait),
 };
 
+// The API thread: its own epoll loop, accepting and serving connections
+// (libevent reads with readv after FIONREAD, writes with writev).
+constexpr int kApiSyscalls[] = {
+    SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(accept4),  SCMP_SYS(accept),
+    SCMP_SYS(recvfrom),   SCMP_SYS(sendto),      SCMP_SYS(shutdown), SCMP_SYS(getsockopt),
+};
+
 // The event-loop thread's device backends: block I/O, sockets (console,
 // vsock), io_uring, waiting for events and for stop signals.
 constexpr int kLoopSyscalls[] = {
@@ -121,6 +128,14 @@ constexpr unsigned long kLoopIoctls[] = {
     // vhost: a reset during teardown stops the kernel's rings.
     vhost_uapi::kGetVringBase, vhost_uapi::kSetVringKick, vhost_uapi::kSetVringCall,
     vhost_uapi::kNetSetBackend, vhost_uapi::kVsockSetRunning,
+};
+
+// The API thread: FIONREAD on its sockets; a pause reads the guest clock
+// and a resume sets it.
+constexpr unsigned long kApiIoctls[] = {
+    FIONREAD,
+    KVM_GET_CLOCK,
+    KVM_SET_CLOCK,
 };
 
 absl::Status Error(int rc, absl::string_view what) {
@@ -199,6 +214,11 @@ absl::Status InstallSeccompFilter(SeccompThread thread, SeccompMode mode) {
     case SeccompThread::kSignal:
       status = AllowAll(ctx, {kCommonSyscalls, kSignalSyscalls},
                         {std::size(kCommonSyscalls), std::size(kSignalSyscalls)});
+      break;
+    case SeccompThread::kApi:
+      status = AllowAll(ctx, {kCommonSyscalls, kApiSyscalls},
+                        {std::size(kCommonSyscalls), std::size(kApiSyscalls)});
+      if (status.ok()) status = AllowIoctls(ctx, kApiIoctls);
       break;
   }
   if (!status.ok()) return status;

@@ -12,6 +12,10 @@
 //          getrandom, timers), stdin, and the VM's teardown after Run.
 //   kSignal  the vmm binary's signal thread: it waits in sigwait and asks
 //          the VM to stop (a mutex, an eventfd write), nothing else.
+//   kApi   the API socket's thread (vmm/api/api_server.h): accepting and
+//          serving its Unix-socket connections, and what the requests do to
+//          the VM (stop, shutdown, pause and resume: vCPU kicks, the guest
+//          clock's KVM_GET_CLOCK/KVM_SET_CLOCK, timers). No open, no socket.
 //
 // A filter is per thread and inherited by threads the filtered thread starts
 // later. Disallowed calls kill the whole process (SIGSYS) in kEnforce, or are
@@ -24,7 +28,7 @@
 
 namespace vmm {
 
-enum class SeccompThread { kVcpu, kLoop, kSignal };
+enum class SeccompThread { kVcpu, kLoop, kSignal, kApi };
 
 // `mode` as this build can honour it: sanitizer runtimes make system calls of
 // their own (LeakSanitizer's thread at exit, shadow memory), so their builds

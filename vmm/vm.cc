@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
@@ -20,6 +21,8 @@
 #include "base/status_macros.h"
 #include "devices/bus.h"
 #include "devices/chardev/chardev.h"
+#include "vmm/api/api_server.h"
+#include "vmm/api/vm_routes.h"
 #include "vmm/kvm/kvm_system.h"
 #include "vmm/kvm/kvm_vm.h"
 #include "vmm/machine.h"
@@ -45,9 +48,14 @@ class VmImpl : public Vm {
  public:
   VmImpl(VmConfig config, std::unique_ptr<EventLoop> loop)
       : config_(std::move(config)), loop_(std::move(loop)) {}
-  ~VmImpl() override { TearDownMachine(); }
+  ~VmImpl() override {
+    api_server_.reset();  // no request may reach a VM being torn down
+    TearDownMachine();
+  }
 
   absl::Status Build(const Cancellation* cancel);
+  // Serves config_.api_socket_path, if set (last: the VM is complete).
+  absl::Status StartApiServer();
   ExitStatus Run() override;
   void ConfineRunThread() override { confine_run_thread_ = true; }
   void RequestStop() override;
@@ -56,6 +64,9 @@ class VmImpl : public Vm {
   absl::Status Resume() override;
   bool paused() const override;
   VmStats stats() const override;
+  VmState state() const override;
+  const VmConfig& config() const override { return config_; }
+  std::vector<DeviceInfo> devices() const override;
 
  private:
   // Builds the machine and its vCPU runners from config_ (again after a
@@ -105,7 +116,7 @@ class VmImpl : public Vm {
   uint64_t restarts_ ABSL_GUARDED_BY(machine_mu_) = 0;
   uint64_t past_assists_ ABSL_GUARDED_BY(machine_mu_) = 0;
   uint64_t past_user_ud_ ABSL_GUARDED_BY(machine_mu_) = 0;
-  bool ran_ = false;
+  std::atomic<bool> ran_{false};
   bool confine_run_thread_ = false;
   // The --timeout timer (invalid without one); disarmed while paused.
   UniqueFd timeout_timer_;
@@ -129,6 +140,8 @@ class VmImpl : public Vm {
   absl::Time create_started_ = absl::Now();
   absl::Time first_kvm_run_ ABSL_GUARDED_BY(mu_) = absl::UnixEpoch();
   uint64_t rss_at_first_run_ ABSL_GUARDED_BY(mu_) = 0;
+  // Last: its thread calls this object's methods until it is stopped.
+  std::unique_ptr<ApiServer> api_server_;
 };
 
 bool VmImpl::ConsoleOwnsStdin() const {
@@ -176,6 +189,19 @@ absl::Status VmImpl::Build(const Cancellation* cancel) {
   if (!shutdown_timer_.valid()) return ErrnoStatus("timerfd_create (shutdown grace)");
   RETURN_IF_ERROR(OpenSerial());
   return BuildMachine(cancel);
+}
+
+absl::Status VmImpl::StartApiServer() {
+  if (config_.api_socket_path.empty()) return absl::OkStatus();
+  ApiServerOptions options;
+  options.seccomp = SeccompModeForThisBuild();
+  ASSIGN_OR_RETURN(api_server_,
+                   ApiServer::Start(config_.api_socket_path,
+                                    [this](const ApiRequest& request) {
+                                      return HandleVmRequest(*this, request);
+                                    },
+                                    options));
+  return absl::OkStatus();
 }
 
 absl::Status VmImpl::BuildMachine(const Cancellation* cancel) {
@@ -288,6 +314,25 @@ VmStats VmImpl::stats() const {
     stats.mmio_exits += runner->counts().mmio.load(std::memory_order_relaxed);
   }
   return stats;
+}
+
+VmState VmImpl::state() const {
+  {
+    absl::MutexLock lock(&mu_);
+    // A reboot waiting to be restarted is not an end.
+    if (exit_ && !(exit_->reason == ExitStatus::Reason::kReset &&
+                   config_.on_reboot == VmConfig::RebootAction::kRestart)) {
+      return VmState::kEnded;
+    }
+  }
+  if (!ran_.load()) return VmState::kCreated;
+  return paused() ? VmState::kPaused : VmState::kRunning;
+}
+
+std::vector<DeviceInfo> VmImpl::devices() const {
+  absl::MutexLock machine_lock(&machine_mu_);
+  if (!machine_) return {};
+  return machine_->devices().devices();
 }
 
 void VmImpl::Finish(ExitStatus status) {
@@ -417,12 +462,11 @@ void VmImpl::EndPause() {
 }
 
 ExitStatus VmImpl::Run() {
-  if (ran_) {
+  if (ran_.exchange(true)) {
     ExitStatus error;
     error.message = "Vm::Run called twice";
     return error;
   }
-  ran_ = true;
 
   // A terminal on stdin is put in raw mode when the guest reads it.
   std::optional<RawTerminal> terminal;
@@ -540,11 +584,23 @@ ExitStatus VmImpl::RunMachine() {
 
 }  // namespace
 
+std::string_view VmStateName(VmState state) {
+  switch (state) {
+    case VmState::kCreated: return "created";
+    case VmState::kRunning: return "running";
+    case VmState::kPaused: return "paused";
+    case VmState::kEnded: return "ended";
+  }
+  return "unknown";
+}
+
 absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(VmConfig config, const Cancellation* cancel) {
   RETURN_IF_ERROR(CancellationStatus(cancel));
   ASSIGN_OR_RETURN(std::unique_ptr<EventLoop> loop, EventLoop::Create());
   auto vm = std::make_unique<VmImpl>(std::move(config), std::move(loop));
   RETURN_IF_ERROR(vm->Build(cancel));
+  RETURN_IF_ERROR(CancellationStatus(cancel));
+  RETURN_IF_ERROR(vm->StartApiServer());
   return std::unique_ptr<Vm>(std::move(vm));
 }
 

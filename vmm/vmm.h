@@ -26,6 +26,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -111,6 +112,9 @@ struct VmConfig {
   // Sanitizer builds turn kEnforce into kLog: their runtimes make calls no
   // allow-list should carry.
   SeccompMode seccomp = SeccompMode::kEnforce;
+  // Serve the API socket (HTTP/1.1 + JSON; README.md, "API socket") at
+  // this path from Create() until the Vm is destroyed. Empty: none.
+  std::string api_socket_path;
   // One-line notices about what the VMM did on the user's behalf. Empty:
   // "vmm: <notice>" on stderr.
   std::function<void(std::string_view)> notice;
@@ -169,6 +173,28 @@ struct VmStats {
   uint64_t emulation_user_ud = 0;
 };
 
+// What a VM is doing (Vm::state).
+enum class VmState {
+  kCreated,  // built; Run() not called yet
+  kRunning,  // in Run(), the guest running
+  kPaused,   // in Run(), paused (Vm::Pause)
+  kEnded,    // the guest has ended (Run() returns or has returned)
+};
+// "created", "running", "paused", "ended".
+std::string_view VmStateName(VmState state);
+
+// One virtio device of a VM, for diagnostics and the API socket.
+struct DeviceInfo {
+  std::string kind;       // the device kind's name (`--device help`): "virtio-blk"
+  std::string transport;  // "pci" or "mmio"
+  std::string address;    // PCI "0000:00:03.0", or the virtio-mmio window "0xd0000000"
+  bool active = false;    // the guest's driver has set it up (DRIVER_OK) and not reset it
+  bool needs_reset = false;  // DEVICE_NEEDS_RESET: the driver broke the protocol, or the back-end failed
+  // Counters by name: the transport's (notify_exits, used_interrupts,
+  // needs_reset, resets, ...) then the device's own (requests, rx_bytes, ...).
+  std::vector<std::pair<std::string, uint64_t>> counters;
+};
+
 class Vm {
  public:
   // Loads the kernel and builds the machine. Fails with a one-line message for
@@ -215,6 +241,13 @@ class Vm {
   virtual bool paused() const = 0;
   // Safe from any thread at any time.
   virtual VmStats stats() const = 0;
+  virtual VmState state() const = 0;
+  // The configuration the VM was created from. Safe from any thread.
+  virtual const VmConfig& config() const = 0;
+  // The virtio devices: virtio-mmio ones, then PCI functions, each in the
+  // order they were created (empty once Run() has torn the machine down).
+  // Safe from any thread.
+  virtual std::vector<DeviceInfo> devices() const = 0;
 };
 
 }  // namespace vmm

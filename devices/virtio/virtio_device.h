@@ -133,6 +133,12 @@ void ReadConfigBytes(const Config& config, uint64_t offset, absl::Span<uint8_t> 
                   offset, data);
 }
 
+// One of a device's own counters, by name ("requests", "rx_bytes").
+struct DeviceCounter {
+  const char* name;  // a string literal
+  uint64_t value;
+};
+
 class VirtioDevice {
  public:
   virtual ~VirtioDevice() = default;
@@ -171,6 +177,9 @@ class VirtioDevice {
   // same time as ProcessQueue or a back-end callback: devices serialise them
   // with their own lock.
   virtual void Reset() = 0;
+  // The device's own counters (what it did with the guest's requests), for
+  // Vm::devices() and the API socket's vm.counters. Safe from any thread.
+  virtual std::vector<DeviceCounter> counters() const { return {}; }
 };
 
 }  // namespace vmm

@@ -97,6 +97,16 @@ VirtioBlockStats VirtioBlock::stats() const {
   return stats_;
 }
 
+std::vector<DeviceCounter> VirtioBlock::counters() const {
+  const VirtioBlockStats s = stats();
+  return {
+      {"requests", s.requests},
+      {"io_errors", s.io_errors},
+      {"unsupported", s.unsupported},
+      {"no_status", s.no_status},
+  };
+}
+
 void VirtioBlock::ProcessQueue(uint16_t queue) {
   QueuePass pass("virtio-blk");
   {

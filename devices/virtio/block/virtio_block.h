@@ -89,6 +89,7 @@ class VirtioBlock : public VirtioDevice {
   void Reset() override;
 
   VirtioBlockStats stats() const;
+  std::vector<DeviceCounter> counters() const override;
   uint64_t capacity_sectors() const { return config_.capacity; }
 
  private:

@@ -75,6 +75,16 @@ VirtioConsoleStats VirtioConsole::stats() const {
   return stats_;
 }
 
+std::vector<DeviceCounter> VirtioConsole::counters() const {
+  const VirtioConsoleStats s = stats();
+  return {
+      {"bytes_out", s.bytes_out},
+      {"bytes_in", s.bytes_in},
+      {"malformed", s.malformed},
+      {"tx_blocked", s.tx_blocked},
+  };
+}
+
 bool VirtioConsole::QueueUsable(uint16_t queue) const {
   return active_ && active_->QueueUsable(queue);
 }

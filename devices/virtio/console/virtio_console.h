@@ -74,6 +74,7 @@ class VirtioConsole : public VirtioDevice {
   void OnResize();
 
   VirtioConsoleStats stats() const;
+  std::vector<DeviceCounter> counters() const override;
 
  private:
   struct Active : VirtioActiveQueues {

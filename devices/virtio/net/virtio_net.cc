@@ -205,6 +205,24 @@ VirtioNetStats VirtioNet::stats() const {
   return stats_;
 }
 
+std::vector<DeviceCounter> VirtioNet::counters() const {
+  const VirtioNetStats s = stats();
+  return {
+      {"tx_frames", s.tx_frames},
+      {"tx_bytes", s.tx_bytes},
+      {"tx_malformed", s.tx_malformed},
+      {"tx_dropped", s.tx_dropped},
+      {"rx_frames", s.rx_frames},
+      {"rx_bytes", s.rx_bytes},
+      {"rx_malformed", s.rx_malformed},
+      {"rx_too_big", s.rx_too_big},
+      {"rx_errors", s.rx_errors},
+      {"rx_stalls", s.rx_stalls},
+      {"ctrl_commands", s.ctrl_commands},
+      {"ctrl_errors", s.ctrl_errors},
+  };
+}
+
 bool VirtioNet::rx_watching(int pair) const {
   absl::MutexLock lock(&mu_);
   return pair >= 0 && pair < static_cast<int>(rx_.size()) && rx_[pair].watching;

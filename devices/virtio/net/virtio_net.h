@@ -124,6 +124,7 @@ class VirtioNet : public VirtioDevice {
   void OnBackendReadable(int pair);
 
   VirtioNetStats stats() const;
+  std::vector<DeviceCounter> counters() const override;
   // Whether the device is watching backend queue `pair` for frames.
   bool rx_watching(int pair) const;
   // Queue pairs in use (1 until the driver sends MQ_VQ_PAIRS_SET).

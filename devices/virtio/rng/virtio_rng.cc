@@ -83,6 +83,17 @@ VirtioRngStats VirtioRng::stats() const {
   return stats_;
 }
 
+std::vector<DeviceCounter> VirtioRng::counters() const {
+  const VirtioRngStats s = stats();
+  return {
+      {"requests", s.requests},
+      {"bytes", s.bytes},
+      {"malformed", s.malformed},
+      {"throttled", s.throttled},
+      {"entropy_failures", s.entropy_failures},
+  };
+}
+
 uint64_t VirtioRng::Budget() {
   const uint64_t rate = options_.rate_limit_bytes_per_second;
   if (rate == 0) return UINT64_MAX;

@@ -85,6 +85,7 @@ class VirtioRng : public VirtioDevice {
   void OnRetryTimer();
 
   VirtioRngStats stats() const;
+  std::vector<DeviceCounter> counters() const override;
 
  private:
   struct Active : VirtioActiveQueues {

@@ -81,6 +81,22 @@ VsockStats VirtioVsock::stats() const {
   return stats_;
 }
 
+std::vector<DeviceCounter> VirtioVsock::counters() const {
+  const VsockStats s = stats();
+  return {
+      {"tx_packets", s.tx_packets},
+      {"rx_packets", s.rx_packets},
+      {"malformed", s.malformed},
+      {"bad_address", s.bad_address},
+      {"bad_packet", s.bad_packet},
+      {"credit_violations", s.credit_violations},
+      {"connections_refused", s.connections_refused},
+      {"host_rejected", s.host_rejected},
+      {"rst_dropped", s.rst_dropped},
+      {"shutdown_timeouts", s.shutdown_timeouts},
+  };
+}
+
 int VirtioVsock::host_event_fd() const {
   absl::MutexLock lock(&mu_);
   return muxer_->epoll_fd();

@@ -74,6 +74,7 @@ class VirtioVsock : public VirtioDevice {
   int host_event_fd() const;
 
   VsockStats stats() const;
+  std::vector<DeviceCounter> counters() const override;
   size_t connection_count() const;
   // Flow-control state of one connection, for tests; nullopt if none.
   struct ConnectionInfo {
