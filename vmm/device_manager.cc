@@ -42,6 +42,13 @@ absl::StatusOr<std::unique_ptr<DeviceManager>> DeviceManager::Create(DeviceManag
     return std::make_shared<KvmIrqLine>(vm, gsi);
   };
   self->pci_ = std::make_shared<PciBus>(std::move(pci));
+  if (self->deps_.on_needs_reset) {
+    ASSIGN_OR_RETURN(EventFd event, EventFd::Create());
+    self->needs_reset_event_.emplace(std::move(event));
+    RETURN_IF_ERROR(self->deps_.loop->Add(
+        self->needs_reset_event_->fd(), EPOLLIN, [self](uint32_t) { self->ReportNeedsReset(); },
+        EventLoop::Kind::kControl));
+  }
   RETURN_IF_ERROR(self->deps_.pio_bus->Insert(std::make_shared<PciConfigIo>(self->pci_),
                                               x86::kPciConfigAddressPort, PciConfigIo::kSize));
   RETURN_IF_ERROR(self->deps_.mmio_bus->Insert(std::make_shared<PciEcam>(self->pci_),
@@ -59,8 +66,15 @@ DeviceManager::~DeviceManager() {
     for (MmioSlot& slot : mmio_slots_) mmio.push_back(slot.transport);
     for (PciFunction& function : pci_functions_) pci.push_back(function.transport);
   }
-  for (auto& t : mmio) t->SetActivationHook({});
-  for (auto& t : pci) t->SetActivationHook({});
+  for (auto& t : mmio) {
+    t->SetActivationHook({});
+    t->state().SetNeedsResetSignal(nullptr);
+  }
+  for (auto& t : pci) {
+    t->SetActivationHook({});
+    t->state().SetNeedsResetSignal(nullptr);
+  }
+  if (needs_reset_event_) (void)deps_.loop->Remove(needs_reset_event_->fd());
   // Unwire every ioeventfd before the eventfds (owned by the transports) go.
   absl::MutexLock lock(&mu_);
   for (MmioSlot& slot : mmio_slots_) {
@@ -133,6 +147,7 @@ absl::Status DeviceManager::AddVirtioDevice(std::shared_ptr<VirtioDevice> device
 }
 
 absl::Status DeviceManager::WireTransport(VirtioTransportState& state, Wiring* wiring) {
+  if (needs_reset_event_) state.SetNeedsResetSignal(&*needs_reset_event_);
   // Device work runs on the event loop only, whichever way a notify arrives.
   state.DeferNotifiesToEventFds();
   for (uint16_t q = 0; q < state.num_queues(); ++q) {
@@ -316,6 +331,7 @@ DeviceInfo DescribeDevice(std::string kind, std::string transport, std::string a
   const uint8_t status = state.status();
   info.needs_reset = (status & kVirtioStatusNeedsReset) != 0;
   info.active = (status & kVirtioStatusDriverOk) != 0 && !info.needs_reset;
+  info.needs_reset_reason = state.needs_reset_reason();
   const VirtioTransportCounters c = state.counters();
   info.counters = {
       {"notify_exits", c.notify_exits},
@@ -364,6 +380,21 @@ std::vector<DeviceInfo> DeviceManager::devices() const {
                                    std::move(entry.address), state));
   }
   return infos;
+}
+
+void DeviceManager::ReportNeedsReset() {
+  (void)needs_reset_event_->Read();
+  const std::vector<DeviceInfo> infos = devices();
+  needs_reset_reported_.resize(infos.size(), 0);
+  for (size_t i = 0; i < infos.size(); ++i) {
+    uint64_t count = 0;
+    for (const auto& [name, value] : infos[i].counters) {
+      if (name == "needs_reset") count = value;
+    }
+    if (count <= needs_reset_reported_[i]) continue;
+    needs_reset_reported_[i] = count;
+    deps_.on_needs_reset(infos[i]);
+  }
 }
 
 }  // namespace vmm

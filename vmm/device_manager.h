@@ -44,6 +44,9 @@ struct DeviceManagerDeps {
   // One-line notices for the user (e.g. an image whose size is not a whole
   // number of sectors).
   std::function<void(absl::string_view)> notice;
+  // Called on the loop thread when a device enters DEVICE_NEEDS_RESET (its
+  // driver broke the protocol, or its back-end failed). May be empty.
+  std::function<void(const DeviceInfo&)> on_needs_reset;
 };
 
 // Counters over all virtio transports.
@@ -131,11 +134,19 @@ class DeviceManager : public VirtioDeviceHost {
   // Registers (or removes) the ioeventfds so they match the wiring's state.
   void Rewire(Wiring& wiring) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OnBarMove(PciDevice& device, int bar, std::optional<uint64_t> new_base);
+  // needs_reset_event_ fired: reports each device whose needs-reset count
+  // grew since the last report (the loop thread).
+  void ReportNeedsReset();
 
   DeviceManagerDeps deps_;
   std::shared_ptr<PciBus> pci_;
   // AddDevices' `cancel`, during that call only (the factories' thread).
   const Cancellation* adding_cancel_ = nullptr;
+  // Every transport writes it on entering DEVICE_NEEDS_RESET (with
+  // deps_.on_needs_reset only); the loop watches it.
+  std::optional<EventFd> needs_reset_event_;
+  // Needs-reset counts already reported, in devices() order (loop thread).
+  std::vector<uint64_t> needs_reset_reported_;
 
   mutable absl::Mutex mu_;
   struct MmioSlot {

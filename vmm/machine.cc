@@ -212,6 +212,7 @@ absl::Status Machine::CreateDevices(const VmConfig& config, EventLoop* loop,
   deps.memory = &memory_;
   deps.loop = loop;
   deps.notice = hooks_.notice;
+  deps.on_needs_reset = hooks_.on_device_needs_reset;
   ASSIGN_OR_RETURN(device_manager_, DeviceManager::Create(std::move(deps), memory_.end().value()));
   RETURN_IF_ERROR(device_manager_->AddDevices(config.devices, cancel));
   return absl::OkStatus();

@@ -41,6 +41,8 @@ struct MachineHooks {
   // Cuts Machine::Create short between its steps and in device factories'
   // waits (may be null). Used during Create only: dropped when it returns.
   const Cancellation* cancel = nullptr;
+  // A device entered DEVICE_NEEDS_RESET (on the loop thread). May be empty.
+  std::function<void(const DeviceInfo&)> on_device_needs_reset;
 };
 
 class Machine {

@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <atomic>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -60,8 +61,17 @@ class VmImpl : public Vm {
   void ConfineRunThread() override { confine_run_thread_ = true; }
   void RequestStop() override;
   void RequestShutdown() override;
-  absl::Status Pause() override;
-  absl::Status Resume() override;
+  absl::Status Pause() override {
+    absl::Status paused = DoPause();
+    if (paused.ok()) EmitStateChange(VmState::kPaused, "");
+    return paused;
+  }
+  absl::Status Resume() override {
+    absl::Status resumed = DoResume();
+    if (resumed.ok()) EmitStateChange(VmState::kRunning, "");
+    return resumed;
+  }
+  absl::StatusOr<size_t> SendConsoleInput(std::string_view bytes) override;
   bool paused() const override;
   VmStats stats() const override;
   VmState state() const override;
@@ -92,6 +102,15 @@ class VmImpl : public Vm {
   // Lets the devices and vCPUs of a machine that is ending go (a stop while
   // paused); the Run() thread, before the machine is torn down.
   void EndPause();
+  absl::Status DoPause();
+  absl::Status DoResume();
+  // Hands `event` to config_.on_event: one at a time, in order, without the
+  // VM's locks; an event raised from inside the callback is delivered after
+  // it returns.
+  void Emit(VmEvent event);
+  void EmitStateChange(VmState state, std::string detail) {
+    Emit(VmEvent{VmEvent::Kind::kStateChanged, state, "", std::move(detail)});
+  }
   // COM1's chardev from config_.serial (none for kOff).
   absl::Status OpenSerial();
   // Whether the virtio console reads stdin (--console stdio): then COM1 does not.
@@ -101,6 +120,8 @@ class VmImpl : public Vm {
   std::unique_ptr<EventLoop> loop_;
   // COM1's host side; outlives the machines (declared before them).
   std::unique_ptr<Chardev> serial_chardev_;
+  // serial_chardev_ when it takes the host program's input (kCallback).
+  CallbackChardev* console_input_ = nullptr;
   // The current machine. Replaced only by the thread in Run() (or Build()),
   // under machine_mu_, while no vCPU runs; other threads (Finish, stats) read
   // it under machine_mu_.
@@ -140,6 +161,9 @@ class VmImpl : public Vm {
   absl::Time create_started_ = absl::Now();
   absl::Time first_kvm_run_ ABSL_GUARDED_BY(mu_) = absl::UnixEpoch();
   uint64_t rss_at_first_run_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Mutex event_mu_;
+  std::deque<VmEvent> events_ ABSL_GUARDED_BY(event_mu_);
+  bool dispatching_ ABSL_GUARDED_BY(event_mu_) = false;
   // Last: its thread calls this object's methods until it is stopped.
   std::unique_ptr<ApiServer> api_server_;
 };
@@ -171,7 +195,14 @@ absl::Status VmImpl::OpenSerial() {
       if (!serial.sink) {
         return absl::InvalidArgumentError("serial mode is callback but no sink was given");
       }
-      made = MakeCallbackChardev(serial.sink);
+      if (absl::StatusOr<std::unique_ptr<CallbackChardev>> callback =
+              CallbackChardev::Create(serial.sink, loop_.get());
+          callback.ok()) {
+        console_input_ = callback->get();
+        made = std::unique_ptr<Chardev>(*std::move(callback));
+      } else {
+        made = callback.status();
+      }
       break;
   }
   if (!made.ok()) {
@@ -211,6 +242,13 @@ absl::Status VmImpl::BuildMachine(const Cancellation* cancel) {
   hooks.on_exit = [this](ExitStatus status) { Finish(std::move(status)); };
   hooks.notice = [this](absl::string_view text) { Notice(text); };
   hooks.cancel = cancel;
+  if (config_.on_event) {
+    hooks.on_device_needs_reset = [this](const DeviceInfo& device) {
+      Emit(VmEvent{VmEvent::Kind::kDeviceNeedsReset, state(),
+                   absl::StrCat(device.kind, " at ", device.address),
+                   device.needs_reset_reason});
+    };
+  }
   auto notice = hooks.notice;
   ASSIGN_OR_RETURN(machine_, Machine::Create(config_, std::move(hooks), loop_.get()));
   assists_ = std::make_unique<x86_64::EmulationAssists>(&machine_->memory(), notice);
@@ -335,6 +373,29 @@ std::vector<DeviceInfo> VmImpl::devices() const {
   return machine_->devices().devices();
 }
 
+void VmImpl::Emit(VmEvent event) {
+  if (!config_.on_event) return;
+  {
+    absl::MutexLock lock(&event_mu_);
+    events_.push_back(std::move(event));
+    if (dispatching_) return;  // the thread dispatching delivers it
+    dispatching_ = true;
+  }
+  for (;;) {
+    VmEvent next;
+    {
+      absl::MutexLock lock(&event_mu_);
+      if (events_.empty()) {
+        dispatching_ = false;
+        return;
+      }
+      next = std::move(events_.front());
+      events_.pop_front();
+    }
+    config_.on_event(next);
+  }
+}
+
 void VmImpl::Finish(ExitStatus status) {
   {
     absl::MutexLock lock(&mu_);
@@ -401,7 +462,7 @@ void VmImpl::RequestShutdown() {
   ::timerfd_settime(shutdown_timer_.get(), 0, &grace, nullptr);
 }
 
-absl::Status VmImpl::Pause() {
+absl::Status VmImpl::DoPause() {
   absl::MutexLock pause_lock(&pause_mu_);
   if (!machine_running_) return absl::FailedPreconditionError("the VM is not running");
   if (paused_) return absl::FailedPreconditionError("the VM is already paused");
@@ -427,7 +488,7 @@ absl::Status VmImpl::Pause() {
   return absl::OkStatus();
 }
 
-absl::Status VmImpl::Resume() {
+absl::Status VmImpl::DoResume() {
   absl::MutexLock pause_lock(&pause_mu_);
   if (!paused_) return absl::FailedPreconditionError("the VM is not paused");
   if (paused_clock_) {
@@ -443,6 +504,14 @@ absl::Status VmImpl::Resume() {
   paused_total_ += absl::Now() - paused_since_;
   paused_ = false;
   return absl::OkStatus();
+}
+
+absl::StatusOr<size_t> VmImpl::SendConsoleInput(std::string_view bytes) {
+  if (console_input_ == nullptr) {
+    return absl::FailedPreconditionError(
+        "console input needs the serial console in callback mode (SerialConfig::kCallback)");
+  }
+  return console_input_->SendInput(bytes);
 }
 
 bool VmImpl::paused() const {
@@ -497,6 +566,7 @@ ExitStatus VmImpl::Run() {
     FinishWithError("cannot watch the shutdown grace timer");
   }
 
+  EmitStateChange(VmState::kRunning, "");
   ExitStatus status = RunMachine();
   while (status.reason == ExitStatus::Reason::kReset &&
          config_.on_reboot == VmConfig::RebootAction::kRestart) {
@@ -522,6 +592,13 @@ ExitStatus VmImpl::Run() {
     }
     status = RunMachine();
   }
+  if (status.reason == ExitStatus::Reason::kGuestPanic) {
+    Emit(VmEvent{VmEvent::Kind::kGuestPanic, VmState::kEnded, "", status.message});
+  }
+  std::string how(ExitReasonName(status.reason));
+  if (status.reason == ExitStatus::Reason::kDebugExit) absl::StrAppend(&how, " ", status.debug_code);
+  if (!status.message.empty()) absl::StrAppend(&how, ": ", status.message);
+  EmitStateChange(VmState::kEnded, std::move(how));
   return status;
 }
 
@@ -583,16 +660,6 @@ ExitStatus VmImpl::RunMachine() {
 }
 
 }  // namespace
-
-std::string_view VmStateName(VmState state) {
-  switch (state) {
-    case VmState::kCreated: return "created";
-    case VmState::kRunning: return "running";
-    case VmState::kPaused: return "paused";
-    case VmState::kEnded: return "ended";
-  }
-  return "unknown";
-}
 
 absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(VmConfig config, const Cancellation* cancel) {
   RETURN_IF_ERROR(CancellationStatus(cancel));

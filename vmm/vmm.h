@@ -44,7 +44,7 @@ struct SerialConfig {
     kStdio,     // output to stdout, input from stdin (raw mode on a TTY)
     kFile,      // output appended to `path`, no input
     kOff,       // UART present, output discarded
-    kCallback,  // output handed to `sink`, no input
+    kCallback,  // output handed to `sink`, input from Vm::SendConsoleInput
     kSocket,    // a Unix socket at `path` vmm listens on, one client at a time, both ways
     kPty,       // a new pseudo-terminal, both ways; its /dev/pts/N is given as a notice
   };
@@ -65,6 +65,8 @@ enum class SeccompMode {
 // (firmware/mp_table.h; vmm/machine.cc checks the two agree). A host's KVM
 // may allow fewer (Vm::Create then says so).
 inline constexpr int kMaxVcpus = 37;
+
+struct VmEvent;
 
 struct VmConfig {
   std::string kernel_path;   // bzImage, ELF vmlinux, or ELF with a PVH note
@@ -115,10 +117,42 @@ struct VmConfig {
   // Serve the API socket (HTTP/1.1 + JSON; README.md, "API socket") at
   // this path from Create() until the Vm is destroyed. Empty: none.
   std::string api_socket_path;
+  // Told of what happens to the VM while it runs: state changes (running
+  // at Run(), paused, running again, ended with how), a guest panic, a
+  // device that needs a reset. Called on the thread that caused the event
+  // (the one in Run(), or the caller of Pause/Resume), one event at a time,
+  // without any of the VM's locks held: it may call the Vm's methods, but
+  // must not block for long. Empty: none.
+  std::function<void(const VmEvent&)> on_event;
   // One-line notices about what the VMM did on the user's behalf. Empty:
   // "vmm: <notice>" on stderr.
   std::function<void(std::string_view)> notice;
 };
+
+// What a VM is doing (Vm::state).
+enum class VmState {
+  kCreated,  // built; Run() not called yet
+  kRunning,  // in Run(), the guest running
+  kPaused,   // in Run(), paused (Vm::Pause)
+  kEnded,    // the guest has ended (Run() returns or has returned)
+};
+// "created", "running", "paused", "ended".
+std::string_view VmStateName(VmState state);
+
+// Something that happened to a running VM (VmConfig::on_event).
+struct VmEvent {
+  enum class Kind {
+    kStateChanged,      // `state` is the new state: running, paused, ended
+    kGuestPanic,        // the guest kernel reported a panic (pvpanic); the VM ends
+    kDeviceNeedsReset,  // `device` entered DEVICE_NEEDS_RESET; the VM runs on
+  };
+  Kind kind = Kind::kStateChanged;
+  VmState state = VmState::kCreated;  // the VM's state after the event
+  std::string device;  // kDeviceNeedsReset: "<kind> at <address>" (virtio-blk at 0000:00:01.0)
+  std::string detail;  // in words: how it ended, why the device needs a reset
+};
+// "state-changed", "guest-panic", "device-needs-reset".
+std::string_view VmEventKindName(VmEvent::Kind kind);
 
 // How a VM ended.
 struct ExitStatus {
@@ -144,6 +178,9 @@ struct ExitStatus {
   // 130; error 1.
   int ProcessExitCode() const;
 };
+// "power-off", "reset", "debug-exit", "guest-panic", "timeout", "stopped",
+// "error".
+std::string_view ExitReasonName(ExitStatus::Reason reason);
 
 // Figures about a VM, for diagnostics and benchmarks.
 struct VmStats {
@@ -173,15 +210,6 @@ struct VmStats {
   uint64_t emulation_user_ud = 0;
 };
 
-// What a VM is doing (Vm::state).
-enum class VmState {
-  kCreated,  // built; Run() not called yet
-  kRunning,  // in Run(), the guest running
-  kPaused,   // in Run(), paused (Vm::Pause)
-  kEnded,    // the guest has ended (Run() returns or has returned)
-};
-// "created", "running", "paused", "ended".
-std::string_view VmStateName(VmState state);
 
 // One virtio device of a VM, for diagnostics and the API socket.
 struct DeviceInfo {
@@ -190,6 +218,8 @@ struct DeviceInfo {
   std::string address;    // PCI "0000:00:03.0", or the virtio-mmio window "0xd0000000"
   bool active = false;    // the guest's driver has set it up (DRIVER_OK) and not reset it
   bool needs_reset = false;  // DEVICE_NEEDS_RESET: the driver broke the protocol, or the back-end failed
+  // Why it last entered DEVICE_NEEDS_RESET, in words (empty if it never did).
+  std::string needs_reset_reason;
   // Counters by name: the transport's (notify_exits, used_interrupts,
   // needs_reset, resets, ...) then the device's own (requests, rx_bytes, ...).
   std::vector<std::pair<std::string, uint64_t>> counters;
@@ -238,6 +268,12 @@ class Vm {
   virtual absl::Status Pause() = 0;
   // Lets a paused guest run on. FailedPrecondition unless it is paused.
   virtual absl::Status Resume() = 0;
+  // Input for the guest's serial console (COM1), as if typed, with
+  // SerialConfig::Mode::kCallback (FailedPrecondition otherwise). Returns
+  // how many of `bytes` were taken: up to 64 KiB wait for the guest to read
+  // them; beyond that fewer are taken (0 when full): send the rest later.
+  // Safe from any thread.
+  virtual absl::StatusOr<size_t> SendConsoleInput(std::string_view bytes) = 0;
   virtual bool paused() const = 0;
   // Safe from any thread at any time.
   virtual VmStats stats() const = 0;

@@ -19,6 +19,8 @@ struct vmm_config {
   vmm::VmConfig config;
   vmm_output_fn output = nullptr;
   void* output_data = nullptr;
+  vmm_event_fn on_event = nullptr;
+  void* event_data = nullptr;
 };
 
 struct vmm_vm {
@@ -100,6 +102,39 @@ void vmm_config_set_serial_output(vmm_config* config, vmm_output_fn output, void
   config->output_data = user_data;
 }
 
+void vmm_config_set_event_callback(vmm_config* config, vmm_event_fn callback, void* user_data) {
+  if (config == nullptr) return;
+  config->on_event = callback;
+  config->event_data = user_data;
+}
+
+namespace {
+
+vmm_state StateOf(vmm::VmState state) {
+  switch (state) {
+    case vmm::VmState::kCreated: return VMM_STATE_CREATED;
+    case vmm::VmState::kRunning: return VMM_STATE_RUNNING;
+    case vmm::VmState::kPaused: return VMM_STATE_PAUSED;
+    case vmm::VmState::kEnded: return VMM_STATE_ENDED;
+  }
+  return VMM_STATE_ENDED;
+}
+
+vmm_event_kind EventKindOf(vmm::VmEvent::Kind kind) {
+  switch (kind) {
+    case vmm::VmEvent::Kind::kStateChanged: return VMM_EVENT_STATE_CHANGED;
+    case vmm::VmEvent::Kind::kGuestPanic: return VMM_EVENT_GUEST_PANIC;
+    case vmm::VmEvent::Kind::kDeviceNeedsReset: return VMM_EVENT_DEVICE_NEEDS_RESET;
+  }
+  return VMM_EVENT_STATE_CHANGED;
+}
+
+}  // namespace
+
+vmm_state vmm_vm_state(const vmm_vm* vm) {
+  return vm == nullptr ? VMM_STATE_ENDED : StateOf(vm->vm->state());
+}
+
 vmm_result vmm_vm_create(const vmm_config* config, vmm_vm** vm, char** error) {
   if (config == nullptr || vm == nullptr) {
     return Fail(absl::InvalidArgumentError("vmm_vm_create: null config or vm"), error);
@@ -109,6 +144,13 @@ vmm_result vmm_vm_create(const vmm_config* config, vmm_vm** vm, char** error) {
     copy.serial.mode = vmm::SerialConfig::Mode::kCallback;
     copy.serial.sink = [output = config->output, data = config->output_data](
                            std::string_view bytes) { output(data, bytes.data(), bytes.size()); };
+  }
+  if (config->on_event != nullptr) {
+    copy.on_event = [on_event = config->on_event,
+                     data = config->event_data](const vmm::VmEvent& event) {
+      on_event(data, EventKindOf(event.kind), StateOf(event.state), event.device.c_str(),
+               event.detail.c_str());
+    };
   }
   auto handle = std::unique_ptr<vmm_vm>(new (std::nothrow) vmm_vm);
   if (handle == nullptr) return Fail(absl::ResourceExhaustedError("out of memory"), error);
@@ -154,6 +196,19 @@ vmm_result vmm_vm_resume(vmm_vm* vm, char** error) {
   if (vm == nullptr) return Fail(absl::InvalidArgumentError("vmm_vm_resume: null vm"), error);
   const absl::Status status = vm->vm->Resume();
   return status.ok() ? VMM_OK : Fail(status, error);
+}
+
+vmm_result vmm_vm_send_console_input(vmm_vm* vm, const char* bytes, size_t length,
+                                     size_t* taken, char** error) {
+  if (taken != nullptr) *taken = 0;
+  if (vm == nullptr || (bytes == nullptr && length > 0)) {
+    return Fail(absl::InvalidArgumentError("vmm_vm_send_console_input: null vm or bytes"), error);
+  }
+  absl::StatusOr<size_t> sent =
+      vm->vm->SendConsoleInput(std::string_view(bytes == nullptr ? "" : bytes, length));
+  if (!sent.ok()) return Fail(sent.status(), error);
+  if (taken != nullptr) *taken = *sent;
+  return VMM_OK;
 }
 
 vmm_exit_reason vmm_vm_exit_reason(const vmm_vm* vm) {

@@ -64,6 +64,21 @@ typedef enum vmm_exit_reason {
   VMM_EXIT_ERROR = 7,       /* the VMM failed; vmm_vm_exit_message says why */
 } vmm_exit_reason;
 
+/* What a VM is doing (vmm_vm_state). */
+typedef enum vmm_state {
+  VMM_STATE_CREATED = 0,  /* vmm_vm_run not called yet */
+  VMM_STATE_RUNNING = 1,
+  VMM_STATE_PAUSED = 2,
+  VMM_STATE_ENDED = 3,
+} vmm_state;
+
+/* What happened (vmm_config_set_event_callback). */
+typedef enum vmm_event_kind {
+  VMM_EVENT_STATE_CHANGED = 1,       /* `state` is the new one; `detail` says how it ended */
+  VMM_EVENT_GUEST_PANIC = 2,         /* the guest kernel panicked; the VM ends */
+  VMM_EVENT_DEVICE_NEEDS_RESET = 3,  /* `device` needs a reset (`detail`: why); the VM runs on */
+} vmm_event_kind;
+
 typedef struct vmm_config vmm_config;
 typedef struct vmm_vm vmm_vm;
 
@@ -93,6 +108,15 @@ vmm_result vmm_config_set_args(vmm_config* config, const char* const* args, size
 typedef void (*vmm_output_fn)(void* user_data, const char* bytes, size_t length);
 void vmm_config_set_serial_output(vmm_config* config, vmm_output_fn output, void* user_data);
 
+/* Called for each event while the VM runs, one at a time, on the thread
+ * that caused it (vmm_vm_run's, or the caller of vmm_vm_pause/resume);
+ * `device` and `detail` are "" when they say nothing and valid during the
+ * call only. It may call the vmm_vm_* functions but should not block for
+ * long. NULL turns it off again. */
+typedef void (*vmm_event_fn)(void* user_data, vmm_event_kind kind, vmm_state state,
+                             const char* device, const char* detail);
+void vmm_config_set_event_callback(vmm_config* config, vmm_event_fn callback, void* user_data);
+
 /* Builds the VM `config` describes (loads the kernel, creates the devices);
  * `config` may be freed or reused afterwards. On success *vm is a new VM
  * that vmm_vm_free releases. */
@@ -118,6 +142,17 @@ void vmm_vm_request_shutdown(vmm_vm* vm);
  * it is not running, or (not) paused. Safe from any thread. */
 vmm_result vmm_vm_pause(vmm_vm* vm, char** error);
 vmm_result vmm_vm_resume(vmm_vm* vm, char** error);
+
+/* Input for the guest's serial console (COM1), as if typed; needs
+ * vmm_config_set_serial_output (VMM_FAILED_PRECONDITION otherwise). Stores
+ * in *taken how many of the `length` bytes were taken: up to 64 KiB wait
+ * for the guest to read them, beyond that fewer (0 when full): send the rest
+ * later. Safe from any thread. */
+vmm_result vmm_vm_send_console_input(vmm_vm* vm, const char* bytes, size_t length,
+                                     size_t* taken, char** error);
+
+/* The VM's state now. Safe from any thread. */
+vmm_state vmm_vm_state(const vmm_vm* vm);
 
 /* How the last vmm_vm_run ended, and in words (owned by `vm`, valid until
  * it is freed; "" when there is nothing to say). */

@@ -126,24 +126,6 @@ class FdChardev : public Chardev {
   Watch resize_watch_;
 };
 
-class CallbackChardev : public Chardev {
- public:
-  explicit CallbackChardev(std::function<void(std::string_view)> sink) : sink_(std::move(sink)) {}
-  void Start(Callbacks) override {}
-  void Stop() override {}
-  size_t Read(absl::Span<uint8_t>) override { return 0; }
-  size_t Write(absl::Span<const uint8_t> bytes) override {
-    if (sink_ && !bytes.empty()) {
-      sink_(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
-    }
-    return bytes.size();
-  }
-  void WatchInput(bool) override {}
-  void WatchOutput(bool) override {}
-
- private:
-  const std::function<void(std::string_view)> sink_;
-};
 
 }  // namespace
 
@@ -165,8 +147,70 @@ absl::StatusOr<std::unique_ptr<Chardev>> MakeFileChardev(const std::string& path
   return std::make_unique<FdChardev>(loop, -1, fd, UniqueFd(fd), true);
 }
 
+struct CallbackChardev::Input {
+  UniqueFd read_end;
+  UniqueFd write_end;
+  Watch watch;
+  Input(EventLoop& loop, UniqueFd r, UniqueFd w)
+      : read_end(std::move(r)), write_end(std::move(w)), watch(loop, EPOLLIN) {}
+};
+
+absl::StatusOr<std::unique_ptr<CallbackChardev>> CallbackChardev::Create(
+    std::function<void(std::string_view)> sink, EventLoop* loop) {
+  std::unique_ptr<Input> input;
+  if (loop != nullptr) {
+    int fds[2];
+    if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
+      return ErrnoStatus("console input: pipe2");
+    }
+    input = std::make_unique<Input>(*loop, UniqueFd(fds[0]), UniqueFd(fds[1]));
+  }
+  return std::unique_ptr<CallbackChardev>(new CallbackChardev(std::move(sink), std::move(input)));
+}
+
+CallbackChardev::CallbackChardev(std::function<void(std::string_view)> sink,
+                                 std::unique_ptr<Input> input)
+    : sink_(std::move(sink)), input_(std::move(input)) {}
+
+CallbackChardev::~CallbackChardev() { Stop(); }
+
+size_t CallbackChardev::SendInput(std::string_view bytes) {
+  if (input_ == nullptr || bytes.empty()) return 0;
+  ssize_t n;
+  do {
+    n = ::write(input_->write_end.get(), bytes.data(), bytes.size());
+  } while (n < 0 && errno == EINTR);
+  return n > 0 ? static_cast<size_t>(n) : 0;
+}
+
+void CallbackChardev::Start(Callbacks callbacks) { callbacks_ = std::move(callbacks); }
+
+void CallbackChardev::Stop() {
+  if (input_ != nullptr) input_->watch.Off();
+  callbacks_ = {};
+}
+
+size_t CallbackChardev::Read(absl::Span<uint8_t> out) {
+  if (input_ == nullptr || out.empty()) return 0;
+  ssize_t n = ::read(input_->read_end.get(), out.data(), out.size());
+  return n > 0 ? static_cast<size_t>(n) : 0;
+}
+
+size_t CallbackChardev::Write(absl::Span<const uint8_t> bytes) {
+  if (sink_ && !bytes.empty()) {
+    sink_(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+  }
+  return bytes.size();
+}
+
+void CallbackChardev::WatchInput(bool watch) {
+  if (input_ != nullptr) input_->watch.Set(input_->read_end.get(), watch, callbacks_.readable);
+}
+
 std::unique_ptr<Chardev> MakeCallbackChardev(std::function<void(std::string_view)> sink) {
-  return std::make_unique<CallbackChardev>(std::move(sink));
+  absl::StatusOr<std::unique_ptr<CallbackChardev>> made =
+      CallbackChardev::Create(std::move(sink), nullptr);  // no pipe: cannot fail
+  return *std::move(made);
 }
 
 }  // namespace vmm

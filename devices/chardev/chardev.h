@@ -90,7 +90,36 @@ inline constexpr int kPtyReconnectPollMs = 250;
 // Output that would block on a pty is also retried this often (the kernel
 // does not always wake a pty's writer when its reader makes room).
 inline constexpr int kPtyOutputRetryMs = 20;
-// Output handed to `sink` (on the thread that writes), no input.
+// Output handed to `sink` (on the thread that writes); input is what the
+// host program sends with SendInput, from any thread. The input waits in a
+// pipe (the kernel's 64 KiB) until the device reads it; what does not fit
+// is refused, not buffered without bound.
+class CallbackChardev : public Chardev {
+ public:
+  // `loop` runs the readable callback; null: no input (SendInput takes none).
+  static absl::StatusOr<std::unique_ptr<CallbackChardev>> Create(
+      std::function<void(std::string_view)> sink, EventLoop* loop);
+  ~CallbackChardev() override;
+
+  // How many of `bytes` were taken (0 when the pipe is full or there is no
+  // input). Safe from any thread.
+  size_t SendInput(std::string_view bytes);
+
+  void Start(Callbacks callbacks) override;
+  void Stop() override;
+  size_t Read(absl::Span<uint8_t> out) override;
+  size_t Write(absl::Span<const uint8_t> bytes) override;
+  void WatchInput(bool watch) override;
+  void WatchOutput(bool) override {}
+
+ private:
+  struct Input;
+  CallbackChardev(std::function<void(std::string_view)> sink, std::unique_ptr<Input> input);
+  const std::function<void(std::string_view)> sink_;
+  std::unique_ptr<Input> input_;  // null without a loop
+  Callbacks callbacks_;
+};
+// A CallbackChardev without input.
 std::unique_ptr<Chardev> MakeCallbackChardev(std::function<void(std::string_view)> sink);
 
 }  // namespace vmm

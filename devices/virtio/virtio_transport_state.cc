@@ -436,6 +436,7 @@ void VirtioTransportState::SetNeedsResetLocked(absl::string_view why) {
   status_ |= kVirtioStatusNeedsReset;
   needs_reset_reason_ = std::string(why);
   ++counters_.needs_reset;
+  if (needs_reset_signal_ != nullptr) (void)needs_reset_signal_->Write(1);
   // A driver that is running learns about it through a config interrupt.
   if (status_ & kVirtioStatusDriverOk) SendConfigInterruptLocked();
 }
@@ -549,6 +550,11 @@ void VirtioTransportState::NotifyRegisterWritten(uint32_t queue) {
 void VirtioTransportState::SetActivationHook(ActivationHook hook) {
   absl::MutexLock lock(&status_mu_);
   hook_ = std::move(hook);
+}
+
+void VirtioTransportState::SetNeedsResetSignal(const EventFd* signal) {
+  absl::MutexLock lock(&mu_);
+  needs_reset_signal_ = signal;
 }
 
 void VirtioTransportState::CountBadAccess() {

@@ -193,6 +193,10 @@ class VirtioTransportState final : private VirtioDeviceContext {
   void DeferNotifiesToEventFds() { defer_notifies_.store(true, std::memory_order_relaxed); }
 
   void SetActivationHook(ActivationHook hook) ABSL_LOCKS_EXCLUDED(status_mu_);
+  // Written (+1) each time the device enters DEVICE_NEEDS_RESET, so that
+  // whoever watches it (the device manager, for the VM's events) learns of
+  // it on its own thread; it must outlive this object. Null: none.
+  void SetNeedsResetSignal(const EventFd* signal) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Counts a malformed register access (wrong width, offset...).
   void CountBadAccess() ABSL_LOCKS_EXCLUDED(mu_);
@@ -269,6 +273,7 @@ class VirtioTransportState final : private VirtioDeviceContext {
   uint8_t interrupt_status_ ABSL_GUARDED_BY(mu_) = 0;
   std::string needs_reset_reason_ ABSL_GUARDED_BY(mu_);
   VirtioTransportCounters counters_ ABSL_GUARDED_BY(mu_);
+  const EventFd* needs_reset_signal_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
 
 }  // namespace vmm

@@ -41,6 +41,9 @@ class FakeVm : public Vm {
     state_ = VmState::kRunning;
     return absl::OkStatus();
   }
+  absl::StatusOr<size_t> SendConsoleInput(std::string_view bytes) override {
+    return bytes.size();
+  }
   bool paused() const override { return state() == VmState::kPaused; }
   VmStats stats() const override {
     absl::MutexLock lock(&mu_);

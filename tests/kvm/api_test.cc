@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/kvm/subprocess.h"
@@ -109,6 +110,48 @@ TEST(ApiTest, MissingKernelIsAnErrorNotACrash) {
   auto vm = Vm::Create(std::move(config));
   ASSERT_FALSE(vm.ok());
   EXPECT_THAT(std::string(vm.status().message()), HasSubstr("/nonexistent/kernel"));
+}
+
+// Issue 14: console input from the host program. echo.elf answers each
+// line typed on COM1 and leaves on "quit" (debug-exit 3).
+TEST(ApiTest, ConsoleInputFromTheHostProgramReachesTheGuest) {
+  REQUIRE_KVM();
+  Console console;
+  VmConfig config = HelloConfig(console, "");
+  config.kernel_path = GuestPath("echo.elf");
+  auto vm = Vm::Create(std::move(config));
+  ASSERT_TRUE(vm.ok()) << vm.status();
+  ExitStatus status;
+  std::thread runner([&] { status = (*vm)->Run(); });
+  for (int i = 0; i < 1200 && console.Get().find("ready") == std::string::npos; ++i) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  auto send = [&](std::string_view bytes) {
+    absl::StatusOr<size_t> taken = (*vm)->SendConsoleInput(bytes);
+    ASSERT_TRUE(taken.ok()) << taken.status();
+    EXPECT_EQ(*taken, bytes.size());
+  };
+  send("hello from the host\n");
+  for (int i = 0; i < 1200 && console.Get().find("got: hello") == std::string::npos; ++i) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_THAT(console.Get(), HasSubstr("got: hello from the host\n"));
+  send("quit\r");
+  runner.join();
+  EXPECT_EQ(status.reason, ExitStatus::Reason::kDebugExit) << status.message;
+  EXPECT_EQ(status.debug_code, 3u);
+}
+
+TEST(ApiTest, ConsoleInputNeedsTheCallbackConsole) {
+  REQUIRE_KVM();
+  VmConfig config;
+  config.kernel_path = GuestPath("halt.elf");
+  config.memory_bytes = 64 << 20;
+  config.serial.mode = SerialConfig::Mode::kOff;
+  auto vm = Vm::Create(std::move(config));
+  ASSERT_TRUE(vm.ok()) << vm.status();
+  EXPECT_EQ((*vm)->SendConsoleInput("x").status().code(),
+            absl::StatusCode::kFailedPrecondition);
 }
 
 // Issue 14: Pause parks the guest (count.elf stops counting), Resume lets

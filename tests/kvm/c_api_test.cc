@@ -7,9 +7,12 @@
 #include <cstdlib>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/kvm/subprocess.h"
@@ -56,6 +59,78 @@ TEST(CApiKvmTest, BootsAGuestWithItsConsoleAndExitStatus) {
   EXPECT_EQ(vmm_vm_run(vm), 1) << "a VM runs once";
   EXPECT_EQ(vmm_vm_exit_reason(vm), VMM_EXIT_ERROR);
   EXPECT_THAT(vmm_vm_exit_message(vm), HasSubstr("already run"));
+  vmm_vm_free(vm);
+}
+
+// Console input through the C API: echo.elf answers a line, then "quit"
+// ends it (debug-exit 3: exit code 7).
+TEST(CApiKvmTest, ConsoleInputReachesTheGuest) {
+  REQUIRE_KVM();
+  const std::string echo = GuestPath("echo.elf");
+  const char* args[] = {"--kernel", echo.c_str(), "--memory", "64M", "--timeout", "120"};
+  vmm_config* config = vmm_config_new();
+  char* error = nullptr;
+  ASSERT_EQ(vmm_config_set_args(config, args, 6, &error), VMM_OK) << error;
+  Console console;
+  vmm_config_set_serial_output(config, Collect, &console);
+  vmm_vm* vm = nullptr;
+  ASSERT_EQ(vmm_vm_create(config, &vm, &error), VMM_OK) << error;
+  vmm_config_free(config);
+  int code = -1;
+  std::thread runner([&] { code = vmm_vm_run(vm); });
+  auto seen = [&](const char* text) {
+    for (int i = 0; i < 1200; ++i) {
+      {
+        absl::MutexLock lock(&console.mu);
+        if (console.bytes.find(text) != std::string::npos) return true;
+      }
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    return false;
+  };
+  EXPECT_TRUE(seen("ready"));
+  size_t taken = 0;
+  ASSERT_EQ(vmm_vm_send_console_input(vm, "abc\n", 4, &taken, &error), VMM_OK) << error;
+  EXPECT_EQ(taken, 4u);
+  EXPECT_TRUE(seen("got: abc"));
+  ASSERT_EQ(vmm_vm_send_console_input(vm, "quit\n", 5, &taken, &error), VMM_OK) << error;
+  runner.join();
+  EXPECT_EQ(code, 7);
+  vmm_vm_free(vm);
+}
+
+// The event callback through the C API: hello.elf panics (pvpanic).
+struct Events {
+  absl::Mutex mu;
+  std::vector<std::string> seen;
+};
+void Record(void* data, vmm_event_kind kind, vmm_state state, const char* device,
+            const char* detail) {
+  auto* events = static_cast<Events*>(data);
+  absl::MutexLock lock(&events->mu);
+  events->seen.push_back(absl::StrCat(kind, "/", state, "/", device, "/", detail));
+}
+
+TEST(CApiKvmTest, EventsComeToTheCallback) {
+  REQUIRE_KVM();
+  const std::string hello = GuestPath("hello.elf");
+  const char* args[] = {"--kernel", hello.c_str(), "--memory", "64M", "--cmdline", "exit=panic",
+                        "--timeout", "120", "--serial", "off"};
+  vmm_config* config = vmm_config_new();
+  ASSERT_EQ(vmm_config_set_args(config, args, 10, nullptr), VMM_OK);
+  Events events;
+  vmm_config_set_event_callback(config, Record, &events);
+  vmm_vm* vm = nullptr;
+  ASSERT_EQ(vmm_vm_create(config, &vm, nullptr), VMM_OK);
+  vmm_config_free(config);
+  EXPECT_EQ(vmm_vm_state(vm), VMM_STATE_CREATED);
+  EXPECT_EQ(vmm_vm_run(vm), 4);
+  EXPECT_EQ(vmm_vm_state(vm), VMM_STATE_ENDED);
+  absl::MutexLock lock(&events.mu);
+  ASSERT_EQ(events.seen.size(), 3u);
+  EXPECT_EQ(events.seen[0], "1/1//");
+  EXPECT_THAT(events.seen[1], ::testing::StartsWith("2/3//"));
+  EXPECT_THAT(events.seen[2], ::testing::StartsWith("1/3//guest-panic"));
   vmm_vm_free(vm);
 }
 

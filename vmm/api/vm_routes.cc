@@ -68,7 +68,8 @@ Json InfoJson(const Vm& vm) {
                        {"transport", device.transport},
                        {"address", device.address},
                        {"active", device.active},
-                       {"needs_reset", device.needs_reset}});
+                       {"needs_reset", device.needs_reset},
+                       {"needs_reset_reason", device.needs_reset_reason}});
   }
   return {
       {"state", std::string(VmStateName(vm.state()))},

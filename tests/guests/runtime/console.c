@@ -8,11 +8,13 @@
 
 #define COM1 0x3f8
 #define UART_THR 0  // transmit holding register (write)
+#define UART_RBR 0  // receive buffer (read)
 #define UART_IER 1  // interrupt enable
 #define UART_LCR 3  // line control
 #define UART_LSR 5  // line status
 #define UART_LCR_8N1 0x03
 #define UART_LSR_THRE 0x20
+#define UART_LSR_DR 0x01  // data ready
 // A missing or stuck UART must not hang the guest: give up on a byte after
 // this many polls (the emulator runs ~1.6 M instructions/s).
 #define UART_POLL_LIMIT 100000
@@ -31,6 +33,11 @@ static void uart_putc(char c) {
     if (inb(COM1 + UART_LSR) & UART_LSR_THRE) break;
   }
   outb(COM1 + UART_THR, (uint8_t)c);
+}
+
+int console_try_getc(void) {
+  if (!(inb(COM1 + UART_LSR) & UART_LSR_DR)) return -1;
+  return inb(COM1 + UART_RBR);
 }
 
 static void put_string(const char* s) {

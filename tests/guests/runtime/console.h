@@ -17,6 +17,9 @@ void console_puts(const char* s);
 void console_printf(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 void console_vprintf(const char* fmt, va_list args);
 
+// A byte the host typed (COM1's receive buffer), or -1 when there is none.
+int console_try_getc(void);
+
 // For the exception handler: takes the lock only if it is free within a
 // bounded number of tries, so a fault inside printf still gets reported.
 void console_printf_unlocked_fallback(const char* fmt, ...)

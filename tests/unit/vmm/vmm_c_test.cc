@@ -77,6 +77,11 @@ TEST(CApiTest, NullsAreErrorsNotCrashes) {
   vmm_vm_request_shutdown(nullptr);
   EXPECT_EQ(vmm_vm_pause(nullptr, nullptr), VMM_INVALID_ARGUMENT);
   EXPECT_EQ(vmm_vm_resume(nullptr, nullptr), VMM_INVALID_ARGUMENT);
+  size_t taken = 99;
+  EXPECT_EQ(vmm_vm_send_console_input(nullptr, "x", 1, &taken, nullptr), VMM_INVALID_ARGUMENT);
+  EXPECT_EQ(taken, 0u);
+  EXPECT_EQ(vmm_vm_state(nullptr), VMM_STATE_ENDED);
+  vmm_config_set_event_callback(nullptr, nullptr, nullptr);
   vmm_vm_free(nullptr);
   vmm_config_free(nullptr);
   vmm_string_free(nullptr);

@@ -231,6 +231,42 @@ TEST(CallbackChardevTest, HandsOutputToTheSinkAndHasNoInput) {
   EXPECT_EQ(seen, "abc");
 }
 
+TEST(CallbackChardevTest, InputFromTheHostProgramReachesTheDevice) {
+  LoopThread loop;
+  auto chardev = CallbackChardev::Create([](std::string_view) {}, &loop.loop());
+  ASSERT_TRUE(chardev.ok()) << chardev.status();
+  std::atomic<int> readable{0};
+  (*chardev)->Start({.readable = [&] { ++readable; }});
+  (*chardev)->WatchInput(true);
+  uint8_t buf[16];
+  EXPECT_EQ((*chardev)->Read(absl::MakeSpan(buf)), 0u) << "no input yet";
+  EXPECT_EQ((*chardev)->SendInput("ls\r"), 3u);
+  ASSERT_TRUE(Eventually([&] { return readable > 0; })) << "the device was not told";
+  (*chardev)->WatchInput(false);
+  ASSERT_EQ((*chardev)->Read(absl::MakeSpan(buf)), 3u);
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(buf), 3), "ls\r");
+  (*chardev)->Stop();
+}
+
+TEST(CallbackChardevTest, InputBeyondThePipeIsRefusedNotBuffered) {
+  LoopThread loop;
+  auto chardev = CallbackChardev::Create([](std::string_view) {}, &loop.loop());
+  ASSERT_TRUE(chardev.ok()) << chardev.status();
+  const std::string big(1 << 20, 'x');
+  const size_t taken = (*chardev)->SendInput(big);
+  EXPECT_GT(taken, 0u);
+  EXPECT_LT(taken, big.size()) << "a device that does not read must not make the VMM buffer";
+  EXPECT_EQ((*chardev)->SendInput("more"), 0u) << "full";
+  uint8_t buf[4096];
+  EXPECT_EQ((*chardev)->Read(absl::MakeSpan(buf)), sizeof(buf));
+  EXPECT_GT((*chardev)->SendInput("more"), 0u) << "room again after the device read";
+}
+
+TEST(CallbackChardevTest, WithoutALoopThereIsNoInput) {
+  auto chardev = MakeCallbackChardev([](std::string_view) {});
+  EXPECT_EQ(static_cast<CallbackChardev*>(chardev.get())->SendInput("x"), 0u);
+}
+
 class PtyChardevTest : public ::testing::Test {
  protected:
   void SetUp() override {
