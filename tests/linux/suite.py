@@ -17,6 +17,7 @@ check prints its tail. Guest side: tests/linux/l2-init.
 import argparse
 import contextlib
 import hashlib
+import json
 import math
 import os
 import re
@@ -944,6 +945,63 @@ def check_shutdown(s):
              got.startswith("written after the power button"), got)
 
 
+def vmmctl(s, sock, command):
+    """vmmctl (built beside vmm) on the API socket: (exit code, JSON or None)."""
+    ctl = os.path.join(os.path.dirname(s.vmm), "vmmctl")
+    r = subprocess.run([ctl, sock, command], capture_output=True, text=True, timeout=60)
+    try:
+        answer = json.loads(r.stdout) if r.stdout.strip() else None
+    except ValueError:
+        answer = None
+    return r.returncode, answer, r.stderr
+
+
+def check_api(s):
+    """The API socket (--api-socket) with Linux: vmmctl reads the VM's
+    state and its disk's counters, pauses the running guest for 3 s and
+    resumes it, then presses the power button through vm.shutdown: Linux
+    shuts down cleanly and powers off (vmm exits 0), its ext4 disk clean
+    under e2fsck. The same guest side as the shutdown check."""
+    img = s.path("api.img")
+    ext4_image(img, 16, {"hello.txt": b"before\n"})
+    sock = s.path("api.sock")
+    b = Boot(s, "api", "shutdown",
+             ["--disk", f"path={img},serial=shut", "--shutdown-grace", "120",
+              "--api-socket", sock], timeout=300)
+    waiting = b.wait_for(r"l2: fact waiting=yes", timeout=200)
+    s.expect(b, "the guest mounted its disk and waits for the power key", bool(waiting))
+    code, info, err = vmmctl(s, sock, "info")
+    s.expect(b, "vmmctl info answers", code == 0 and info is not None, err)
+    info = info or {}
+    s.expect(b, "vm.info: running", info.get("state") == "running", str(info))
+    disks = [d for d in info.get("devices", []) if d.get("kind") == "virtio-blk"]
+    s.expect(b, "vm.info: the disk, set up by Linux's driver",
+             len(disks) == 1 and disks[0].get("active") is True, str(info.get("devices")))
+    code, counters, err = vmmctl(s, sock, "counters")
+    blk = [d for d in (counters or {}).get("devices", []) if d.get("kind") == "virtio-blk"]
+    requests = blk[0]["counters"].get("requests", 0) if blk else 0
+    s.expect(b, "vm.counters: the disk served Linux's requests", code == 0 and requests > 0,
+             str(counters) + err)
+    code, _, err = vmmctl(s, sock, "pause")
+    s.expect(b, "vmmctl pause", code == 0, err)
+    time.sleep(3)
+    code, info, err = vmmctl(s, sock, "info")
+    info = info or {}
+    s.expect(b, "vm.info: paused, for at least the 3 s slept",
+             info.get("state") == "paused" and info.get("paused_seconds", 0) >= 3, str(info))
+    code, _, err = vmmctl(s, sock, "resume")
+    s.expect(b, "vmmctl resume", code == 0, err)
+    pressed = time.monotonic()
+    code, _, err = vmmctl(s, sock, "shutdown")
+    s.expect(b, "vmmctl shutdown", code == 0, err)
+    s.expect_exit(b, 0, "the guest powered off after vm.shutdown's power button")
+    s.tap.diag(f"api: vm.shutdown to vmm's exit {time.monotonic() - pressed:.1f} s")
+    s.expect_fact(b, "clean-shutdown", "yes")
+    s.expect(b, "the API socket is removed at exit", not os.path.exists(sock))
+    fsck = subprocess.run(["e2fsck", "-fn", img], capture_output=True, text=True)
+    s.expect(b, "e2fsck -fn finds the disk clean", fsck.returncode == 0, fsck.stdout + fsck.stderr)
+
+
 def check_distro(s):
     """A real distribution: Debian 12 minbase with systemd (the image
     tests/linux/debian-root makes) boots from its disk, through the
@@ -999,6 +1057,7 @@ CHECKS = {
     "serial": check_serial,
     "exits": check_exits,
     "shutdown": check_shutdown,
+    "api": check_api,
     "distro": check_distro,
 }
 
