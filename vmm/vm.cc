@@ -1,5 +1,6 @@
-// VmImpl: builds the machine from a VmConfig (KVM VM, guest memory, devices,
-// loaded kernel, vCPUs) and runs it until the guest ends.
+// VmImpl (vmm/vm_impl.h): builds the machine from a VmConfig (KVM VM, guest
+// memory, devices, loaded kernel, vCPUs) and runs it until the guest ends;
+// vm_control.cc holds what other threads ask of it.
 #include <fcntl.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -30,6 +31,7 @@
 #include "vmm/seccomp_filter.h"
 #include "vmm/terminal.h"
 #include "vmm/vcpu_runner.h"
+#include "vmm/vm_impl.h"
 #include "vmm/vmm.h"
 
 namespace vmm {
@@ -45,128 +47,7 @@ uint64_t ResidentSetBytes() {
   return n == 2 ? resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE)) : 0;
 }
 
-class VmImpl : public Vm {
- public:
-  VmImpl(VmConfig config, std::unique_ptr<EventLoop> loop)
-      : config_(std::move(config)), loop_(std::move(loop)) {}
-  ~VmImpl() override {
-    api_server_.reset();  // no request may reach a VM being torn down
-    TearDownMachine();
-  }
-
-  absl::Status Build(const Cancellation* cancel);
-  // Serves config_.api_socket_path, if set (last: the VM is complete).
-  absl::Status StartApiServer();
-  ExitStatus Run() override;
-  void ConfineRunThread() override { confine_run_thread_ = true; }
-  void RequestStop() override;
-  void RequestShutdown() override;
-  absl::Status Pause() override {
-    absl::Status paused = DoPause();
-    if (paused.ok()) EmitStateChange(VmState::kPaused, "");
-    return paused;
-  }
-  absl::Status Resume() override {
-    absl::Status resumed = DoResume();
-    if (resumed.ok()) EmitStateChange(VmState::kRunning, "");
-    return resumed;
-  }
-  absl::StatusOr<size_t> SendConsoleInput(std::string_view bytes) override;
-  bool paused() const override;
-  VmStats stats() const override;
-  VmState state() const override;
-  const VmConfig& config() const override { return config_; }
-  std::vector<DeviceInfo> devices() const override;
-
- private:
-  // Builds the machine and its vCPU runners from config_ (again after a
-  // restart, when `cancel` is null).
-  absl::Status BuildMachine(const Cancellation* cancel);
-  // Stops and joins the vCPUs and destroys the machine, keeping its counts.
-  void TearDownMachine();
-  // Runs the current machine until something ends it; returns how.
-  ExitStatus RunMachine();
-  SeccompMode SeccompModeForThisBuild() const { return EffectiveSeccompMode(config_.seccomp); }
-  // A one-line notice to the user (VmConfig::notice, or stderr).
-  void Notice(absl::string_view text) const;
-  // Records how the VM ended (the first report wins) and wakes Run().
-  void Finish(ExitStatus status);
-  // Finish with kError and `message`.
-  void FinishWithError(std::string message);
-  // Watches a timerfd in the loop (control work: it runs while paused):
-  // when it fires the run ends with kTimeout and `message`.
-  absl::Status WatchTimeoutTimer(int timer_fd, std::string message);
-  // The current machine's runners. Valid while the Run() thread keeps the
-  // machine (a caller holding pause_mu_ is sure of that).
-  std::vector<VcpuRunner*> Runners();
-  // Lets the devices and vCPUs of a machine that is ending go (a stop while
-  // paused); the Run() thread, before the machine is torn down.
-  void EndPause();
-  absl::Status DoPause();
-  absl::Status DoResume();
-  // Hands `event` to config_.on_event: one at a time, in order, without the
-  // VM's locks; an event raised from inside the callback is delivered after
-  // it returns.
-  void Emit(VmEvent event);
-  void EmitStateChange(VmState state, std::string detail) {
-    Emit(VmEvent{VmEvent::Kind::kStateChanged, state, "", std::move(detail)});
-  }
-  // COM1's chardev from config_.serial (none for kOff).
-  absl::Status OpenSerial();
-  // Whether the virtio console reads stdin (--console stdio): then COM1 does not.
-  bool ConsoleOwnsStdin() const;
-
-  VmConfig config_;
-  std::unique_ptr<EventLoop> loop_;
-  // COM1's host side; outlives the machines (declared before them).
-  std::unique_ptr<Chardev> serial_chardev_;
-  // serial_chardev_ when it takes the host program's input (kCallback).
-  CallbackChardev* console_input_ = nullptr;
-  // The current machine. Replaced only by the thread in Run() (or Build()),
-  // under machine_mu_, while no vCPU runs; other threads (Finish, stats) read
-  // it under machine_mu_.
-  mutable absl::Mutex machine_mu_;
-  std::unique_ptr<Machine> machine_ ABSL_GUARDED_BY(machine_mu_);
-  std::unique_ptr<x86_64::EmulationAssists> assists_ ABSL_GUARDED_BY(machine_mu_);
-  std::vector<std::unique_ptr<VcpuRunner>> runners_ ABSL_GUARDED_BY(machine_mu_);
-  // Exit counts and restarts of machines already torn down.
-  uint64_t past_pio_exits_ ABSL_GUARDED_BY(machine_mu_) = 0;
-  uint64_t past_mmio_exits_ ABSL_GUARDED_BY(machine_mu_) = 0;
-  uint64_t past_notify_exits_ ABSL_GUARDED_BY(machine_mu_) = 0;
-  uint64_t past_needs_reset_ ABSL_GUARDED_BY(machine_mu_) = 0;
-  uint64_t restarts_ ABSL_GUARDED_BY(machine_mu_) = 0;
-  uint64_t past_assists_ ABSL_GUARDED_BY(machine_mu_) = 0;
-  uint64_t past_user_ud_ ABSL_GUARDED_BY(machine_mu_) = 0;
-  std::atomic<bool> ran_{false};
-  bool confine_run_thread_ = false;
-  // The --timeout timer (invalid without one); disarmed while paused.
-  UniqueFd timeout_timer_;
-  // RequestShutdown's grace: armed at the first press, watched by the loop
-  // from Run() on.
-  UniqueFd shutdown_timer_;
-
-  // Pause state. pause_mu_ comes before machine_mu_ and mu_; the Run()
-  // thread takes it before it tears a machine down, so a Pause() in
-  // progress keeps its runners.
-  mutable absl::Mutex pause_mu_;
-  bool machine_running_ ABSL_GUARDED_BY(pause_mu_) = false;
-  bool paused_ ABSL_GUARDED_BY(pause_mu_) = false;
-  std::optional<uint64_t> paused_clock_ ABSL_GUARDED_BY(pause_mu_);
-  itimerspec paused_timer_left_ ABSL_GUARDED_BY(pause_mu_) = {};
-  absl::Time paused_since_ ABSL_GUARDED_BY(pause_mu_);
-  absl::Duration paused_total_ ABSL_GUARDED_BY(pause_mu_) = absl::ZeroDuration();
-
-  mutable absl::Mutex mu_;
-  std::optional<ExitStatus> exit_ ABSL_GUARDED_BY(mu_);
-  absl::Time create_started_ = absl::Now();
-  absl::Time first_kvm_run_ ABSL_GUARDED_BY(mu_) = absl::UnixEpoch();
-  uint64_t rss_at_first_run_ ABSL_GUARDED_BY(mu_) = 0;
-  absl::Mutex event_mu_;
-  std::deque<VmEvent> events_ ABSL_GUARDED_BY(event_mu_);
-  bool dispatching_ ABSL_GUARDED_BY(event_mu_) = false;
-  // Last: its thread calls this object's methods until it is stopped.
-  std::unique_ptr<ApiServer> api_server_;
-};
+}  // namespace
 
 bool VmImpl::ConsoleOwnsStdin() const {
   return absl::c_any_of(config_.devices,
@@ -317,85 +198,6 @@ void VmImpl::TearDownMachine() {
   machine.reset();
 }
 
-VmStats VmImpl::stats() const {
-  VmStats stats;
-  stats.create_started = create_started_;
-  {
-    // Before machine_mu_: pause_mu_ comes first.
-    absl::MutexLock pause_lock(&pause_mu_);
-    stats.paused = paused_total_ + (paused_ ? absl::Now() - paused_since_ : absl::ZeroDuration());
-  }
-  {
-    absl::MutexLock lock(&mu_);
-    stats.first_kvm_run = first_kvm_run_;
-    stats.rss_at_first_run_bytes = rss_at_first_run_;
-  }
-  absl::MutexLock machine_lock(&machine_mu_);
-  stats.pio_exits = past_pio_exits_;
-  stats.mmio_exits = past_mmio_exits_;
-  stats.virtio_notify_exits = past_notify_exits_;
-  stats.restarts = restarts_;
-  stats.virtio_needs_reset = past_needs_reset_;
-  stats.emulation_assists = past_assists_;
-  stats.emulation_user_ud = past_user_ud_;
-  if (assists_) {
-    stats.emulation_assists += assists_->counts().Finished();
-    stats.emulation_user_ud += assists_->counts().user_ud.load(std::memory_order_relaxed);
-  }
-  if (machine_) {
-    const VirtioCounters counters = machine_->devices().counters();
-    stats.virtio_notify_exits += counters.notify_exits;
-    stats.virtio_needs_reset += counters.needs_reset;
-  }
-  for (const auto& runner : runners_) {
-    stats.pio_exits += runner->counts().pio.load(std::memory_order_relaxed);
-    stats.mmio_exits += runner->counts().mmio.load(std::memory_order_relaxed);
-  }
-  return stats;
-}
-
-VmState VmImpl::state() const {
-  {
-    absl::MutexLock lock(&mu_);
-    // A reboot waiting to be restarted is not an end.
-    if (exit_ && !(exit_->reason == ExitStatus::Reason::kReset &&
-                   config_.on_reboot == VmConfig::RebootAction::kRestart)) {
-      return VmState::kEnded;
-    }
-  }
-  if (!ran_.load()) return VmState::kCreated;
-  return paused() ? VmState::kPaused : VmState::kRunning;
-}
-
-std::vector<DeviceInfo> VmImpl::devices() const {
-  absl::MutexLock machine_lock(&machine_mu_);
-  if (!machine_) return {};
-  return machine_->devices().devices();
-}
-
-void VmImpl::Emit(VmEvent event) {
-  if (!config_.on_event) return;
-  {
-    absl::MutexLock lock(&event_mu_);
-    events_.push_back(std::move(event));
-    if (dispatching_) return;  // the thread dispatching delivers it
-    dispatching_ = true;
-  }
-  for (;;) {
-    VmEvent next;
-    {
-      absl::MutexLock lock(&event_mu_);
-      if (events_.empty()) {
-        dispatching_ = false;
-        return;
-      }
-      next = std::move(events_.front());
-      events_.pop_front();
-    }
-    config_.on_event(next);
-  }
-}
-
 void VmImpl::Finish(ExitStatus status) {
   {
     absl::MutexLock lock(&mu_);
@@ -429,105 +231,6 @@ absl::Status VmImpl::WatchTimeoutTimer(int timer_fd, std::string message) {
     status.message = message;
     Finish(std::move(status));
   }, EventLoop::Kind::kControl);
-}
-
-std::vector<VcpuRunner*> VmImpl::Runners() {
-  absl::MutexLock machine_lock(&machine_mu_);
-  std::vector<VcpuRunner*> runners;
-  for (auto& runner : runners_) runners.push_back(runner.get());
-  return runners;
-}
-
-void VmImpl::RequestStop() {
-  ExitStatus status;
-  status.reason = ExitStatus::Reason::kStopped;
-  Finish(std::move(status));
-}
-
-void VmImpl::RequestShutdown() {
-  bool pressed = false;
-  if (config_.shutdown_grace > absl::ZeroDuration()) {
-    absl::MutexLock machine_lock(&machine_mu_);
-    pressed = machine_ != nullptr && machine_->PressPowerButton();
-  }
-  if (!pressed) {
-    RequestStop();
-    return;
-  }
-  itimerspec current{};
-  ::timerfd_gettime(shutdown_timer_.get(), &current);
-  if (current.it_value.tv_sec != 0 || current.it_value.tv_nsec != 0) return;  // counting
-  itimerspec grace{};
-  grace.it_value = absl::ToTimespec(config_.shutdown_grace);
-  ::timerfd_settime(shutdown_timer_.get(), 0, &grace, nullptr);
-}
-
-absl::Status VmImpl::DoPause() {
-  absl::MutexLock pause_lock(&pause_mu_);
-  if (!machine_running_) return absl::FailedPreconditionError("the VM is not running");
-  if (paused_) return absl::FailedPreconditionError("the VM is already paused");
-  // Not under machine_mu_: a vCPU on its way to park may be in Finish(),
-  // which takes it. The runners stay: the Run() thread takes pause_mu_
-  // before it tears them down.
-  for (VcpuRunner* runner : Runners()) runner->Pause();
-  loop_->Hold();
-  {
-    absl::MutexLock machine_lock(&machine_mu_);
-    // Without the clock (a KVM that refuses), the guest sees the pause as
-    // time passed: worse, not wrong.
-    absl::StatusOr<uint64_t> clock = machine_->vm().GetClock();
-    paused_clock_ = clock.ok() ? std::optional<uint64_t>(*clock) : std::nullopt;
-  }
-  paused_timer_left_ = {};
-  if (timeout_timer_.valid()) {
-    const itimerspec disarm{};
-    ::timerfd_settime(timeout_timer_.get(), 0, &disarm, &paused_timer_left_);
-  }
-  paused_since_ = absl::Now();
-  paused_ = true;
-  return absl::OkStatus();
-}
-
-absl::Status VmImpl::DoResume() {
-  absl::MutexLock pause_lock(&pause_mu_);
-  if (!paused_) return absl::FailedPreconditionError("the VM is not paused");
-  if (paused_clock_) {
-    absl::MutexLock machine_lock(&machine_mu_);
-    (void)machine_->vm().SetClock(*paused_clock_);
-  }
-  if (timeout_timer_.valid() &&
-      (paused_timer_left_.it_value.tv_sec != 0 || paused_timer_left_.it_value.tv_nsec != 0)) {
-    ::timerfd_settime(timeout_timer_.get(), 0, &paused_timer_left_, nullptr);
-  }
-  loop_->Release();
-  for (VcpuRunner* runner : Runners()) runner->Resume();
-  paused_total_ += absl::Now() - paused_since_;
-  paused_ = false;
-  return absl::OkStatus();
-}
-
-absl::StatusOr<size_t> VmImpl::SendConsoleInput(std::string_view bytes) {
-  if (console_input_ == nullptr) {
-    return absl::FailedPreconditionError(
-        "console input needs the serial console in callback mode (SerialConfig::kCallback)");
-  }
-  return console_input_->SendInput(bytes);
-}
-
-bool VmImpl::paused() const {
-  absl::MutexLock pause_lock(&pause_mu_);
-  return paused_;
-}
-
-void VmImpl::EndPause() {
-  absl::MutexLock pause_lock(&pause_mu_);
-  machine_running_ = false;
-  if (!paused_) return;
-  // The vCPUs are stopping (Stop() ends a parked one); the devices must
-  // run again for the machine's teardown and for a restarted machine.
-  loop_->Release();
-  paused_total_ += absl::Now() - paused_since_;
-  paused_ = false;
 }
 
 ExitStatus VmImpl::Run() {
@@ -658,8 +361,6 @@ ExitStatus VmImpl::RunMachine() {
   }
   return *exit_;
 }
-
-}  // namespace
 
 absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(VmConfig config, const Cancellation* cancel) {
   RETURN_IF_ERROR(CancellationStatus(cancel));
