@@ -61,6 +61,7 @@ class Machine {
   const GuestMemory& memory() const { return memory_; }
   const DeviceManager& devices() const { return *device_manager_; }
   KvmVm& vm() { return vm_; }
+  const KvmSystem& kvm() const { return kvm_; }
   // Presses the ACPI power button (an irqfd on kPowerButtonGsi): false when
   // the machine has none (ACPI off). Safe from any thread.
   bool PressPowerButton() const;

@@ -29,6 +29,7 @@
 #include "vmm/kvm/kvm_vm.h"
 #include "vmm/machine.h"
 #include "vmm/seccomp_filter.h"
+#include "vmm/snapshot.h"
 #include "vmm/terminal.h"
 #include "vmm/vcpu_runner.h"
 #include "vmm/vm_impl.h"
@@ -100,7 +101,31 @@ absl::Status VmImpl::Build(const Cancellation* cancel) {
   shutdown_timer_.Reset(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
   if (!shutdown_timer_.valid()) return ErrnoStatus("timerfd_create (shutdown grace)");
   RETURN_IF_ERROR(OpenSerial());
-  return BuildMachine(cancel);
+  RETURN_IF_ERROR(BuildMachine(cancel));
+  if (!config_.restore_from.empty()) {
+    if (absl::Status restored = RestoreSnapshot(); !restored.ok()) {
+      return absl::Status(restored.code(), absl::StrCat("restoring the snapshot in ",
+                                                        config_.restore_from, ": ",
+                                                        restored.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status VmImpl::RestoreSnapshot() {
+  const std::string& dir = config_.restore_from;
+  ASSIGN_OR_RETURN(StateFile file,
+                   snapshot::ReadStateFile(absl::StrCat(dir, "/", snapshot::kStateFile)));
+  RETURN_IF_ERROR(snapshot::CheckShape(
+      file, {config_.memory_bytes, static_cast<uint32_t>(config_.cpus)}));
+  absl::MutexLock machine_lock(&machine_mu_);
+  RETURN_IF_ERROR(snapshot::ReadMemoryFile(machine_->memory(),
+                                           absl::StrCat(dir, "/", snapshot::kMemoryFile)));
+  RETURN_IF_ERROR(snapshot::RestoreVm(machine_->vm(), file));
+  for (auto& runner : runners_) {
+    RETURN_IF_ERROR(snapshot::RestoreVcpu(runner->vcpu(), file, /*refused_msrs=*/nullptr));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status VmImpl::StartApiServer() {

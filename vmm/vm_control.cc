@@ -1,7 +1,12 @@
 // VmImpl (vmm/vm_impl.h): what other threads ask of a running VM — stop,
 // shutdown, pause and resume, console input — and what they may read of it
 // (state, devices, stats), and the events it reports.
+#include <sys/stat.h>
 #include <sys/timerfd.h>
+
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <deque>
 #include <string>
@@ -9,6 +14,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "base/status_macros.h"
+#include "vmm/snapshot.h"
 #include "vmm/vm_impl.h"
 
 namespace vmm {
@@ -173,6 +180,44 @@ absl::StatusOr<size_t> VmImpl::SendConsoleInput(std::string_view bytes) {
         "console input needs the serial console in callback mode (SerialConfig::kCallback)");
   }
   return console_input_->SendInput(bytes);
+}
+
+absl::Status VmImpl::SaveSnapshot(const std::string& dir) {
+  absl::MutexLock pause_lock(&pause_mu_);
+  if (!paused_) return absl::FailedPreconditionError("a snapshot needs a paused VM (Pause first)");
+  absl::MutexLock machine_lock(&machine_mu_);
+  for (const DeviceInfo& device : machine_->devices().devices()) {
+    if (device.active) {
+      return absl::UnimplementedError(absl::StrCat(
+          device.kind, " at ", device.address,
+          " is in use by the guest, and device state is not saved yet: only a machine whose "
+          "virtio devices the guest has not set up can be snapshotted"));
+    }
+  }
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("cannot create the snapshot directory ", dir));
+  }
+  StateFile file;
+  RETURN_IF_ERROR(snapshot::SaveShape(
+      {config_.memory_bytes, static_cast<uint32_t>(config_.cpus)}, &file));
+  uint64_t clock = 0;
+  if (paused_clock_) {
+    clock = *paused_clock_;
+  } else {
+    ASSIGN_OR_RETURN(clock, machine_->vm().GetClock());
+  }
+  RETURN_IF_ERROR(snapshot::SaveVm(machine_->vm(), clock, &file));
+  ASSIGN_OR_RETURN(std::vector<uint32_t> msrs, machine_->kvm().GetMsrIndexList());
+  for (auto& runner : runners_) RETURN_IF_ERROR(snapshot::SaveVcpu(runner->vcpu(), msrs, &file));
+  // An earlier snapshot's state goes first: it must never pair with this
+  // memory should writing fail half-way.
+  const std::string state_path = absl::StrCat(dir, "/", snapshot::kStateFile);
+  ::unlink(state_path.c_str());
+  RETURN_IF_ERROR(snapshot::WriteMemoryFile(machine_->memory(),
+                                            absl::StrCat(dir, "/", snapshot::kMemoryFile)));
+  // The state last: a directory with a state file has the memory that goes
+  // with it.
+  return snapshot::WriteStateFile(file, state_path);
 }
 
 bool VmImpl::paused() const {

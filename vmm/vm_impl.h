@@ -40,6 +40,8 @@ class VmImpl : public Vm {
   }
 
   absl::Status Build(const Cancellation* cancel);
+  // Sets the machine just built from config_.restore_from's snapshot.
+  absl::Status RestoreSnapshot();
   // Serves config_.api_socket_path, if set (last: the VM is complete).
   absl::Status StartApiServer();
   ExitStatus Run() override;
@@ -58,6 +60,7 @@ class VmImpl : public Vm {
   }
   absl::StatusOr<size_t> SendConsoleInput(std::string_view bytes) override;
   bool paused() const override;
+  absl::Status SaveSnapshot(const std::string& dir) override;
   VmStats stats() const override;
   VmState state() const override;
   const VmConfig& config() const override { return config_; }

@@ -124,6 +124,13 @@ struct VmConfig {
   // without any of the VM's locks held: it may call the Vm's methods, but
   // must not block for long. Empty: none.
   std::function<void(const VmEvent&)> on_event;
+  // Start from the snapshot Vm::SaveSnapshot wrote in this directory
+  // instead of booting: the machine is built from this config as usual (the
+  // same memory size and vCPU count as the snapshot's, or Create fails
+  // saying so), then guest RAM, the vCPUs, the interrupt controllers and the
+  // clock are set from the snapshot, and Run() continues the guest where it
+  // was paused. Empty: boot.
+  std::string restore_from;
   // One-line notices about what the VMM did on the user's behalf. Empty:
   // "vmm: <notice>" on stderr.
   std::function<void(std::string_view)> notice;
@@ -275,6 +282,15 @@ class Vm {
   // Safe from any thread.
   virtual absl::StatusOr<size_t> SendConsoleInput(std::string_view bytes) = 0;
   virtual bool paused() const = 0;
+  // Writes a snapshot of the paused VM into directory `dir` (created if
+  // missing; files there are replaced): `state` (vCPUs, interrupt
+  // controllers, clock; a versioned, checksummed file) and `memory` (guest
+  // RAM, a sparse file). VmConfig::restore_from starts a VM from it.
+  // FailedPrecondition unless paused. Not yet saved: device state — a VM
+  // whose virtio devices the guest has set up is refused (Unimplemented,
+  // naming the device), and the legacy devices (UART, RTC, i8042) start
+  // afresh. Safe from any thread.
+  virtual absl::Status SaveSnapshot(const std::string& dir) = 0;
   // Safe from any thread at any time.
   virtual VmStats stats() const = 0;
   virtual VmState state() const = 0;

@@ -4,6 +4,7 @@
 #ifndef VMM_TESTS_FAKES_FAKE_VM_H_
 #define VMM_TESTS_FAKES_FAKE_VM_H_
 
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -45,6 +46,9 @@ class FakeVm : public Vm {
     return bytes.size();
   }
   bool paused() const override { return state() == VmState::kPaused; }
+  absl::Status SaveSnapshot(const std::string&) override {
+    return absl::UnimplementedError("a fake VM has no state to save");
+  }
   VmStats stats() const override {
     absl::MutexLock lock(&mu_);
     return stats_;

@@ -60,6 +60,20 @@ absl::StatusOr<int> KvmSystem::VcpuMmapSize() const {
   return size;
 }
 
+absl::StatusOr<std::vector<uint32_t>> KvmSystem::GetMsrIndexList() const {
+  // Grow the buffer until KVM stops answering E2BIG.
+  for (uint32_t n = 64; n <= 16384; n *= 2) {
+    kvm_uapi::FlexBuffer<kvm_uapi::MsrListHeader, uint32_t> buf(n);
+    buf.header()->nmsrs = n;
+    if (::ioctl(fd_.get(), kvm_uapi::kGetMsrIndexList, buf.data()) == 0) {
+      const uint32_t got = buf.header()->nmsrs < n ? buf.header()->nmsrs : n;
+      return std::vector<uint32_t>(buf.entries(), buf.entries() + got);
+    }
+    if (errno != E2BIG) return KvmError("KVM_GET_MSR_INDEX_LIST");
+  }
+  return absl::InternalError("KVM_GET_MSR_INDEX_LIST: more than 16384 MSRs");
+}
+
 absl::StatusOr<std::vector<kvm_cpuid_entry2>> KvmSystem::GetSupportedCpuid() const {
   // Grow the buffer until KVM stops answering E2BIG.
   for (uint32_t n = 128; n <= 4096; n *= 2) {

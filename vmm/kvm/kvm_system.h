@@ -26,6 +26,8 @@ class KvmSystem {
   int MaxVcpus() const;
   absl::StatusOr<int> VcpuMmapSize() const;
   absl::StatusOr<std::vector<kvm_cpuid_entry2>> GetSupportedCpuid() const;
+  // The MSRs KVM saves and restores for a guest (KVM_GET_MSR_INDEX_LIST).
+  absl::StatusOr<std::vector<uint32_t>> GetMsrIndexList() const;
   // True when /dev/kvm is backed by PVM (kvm_pvm module): guests that are not
   // PVM guests run under KVM's instruction emulator (see PLATFORM.md).
   static bool IsPvmHost();

@@ -33,6 +33,11 @@ struct IrqRoutingHeader {
   uint32_t nr;
   uint32_t flags;
 };
+// The fixed part of struct kvm_msr_list; uint32_t indices[nmsrs] follow.
+struct MsrListHeader {
+  uint32_t nmsrs;
+};
+static_assert(sizeof(MsrListHeader) == 4);
 static_assert(sizeof(Cpuid2Header) == 8 && sizeof(MsrsHeader) == 8 &&
               sizeof(IrqRoutingHeader) == 8);
 static_assert(sizeof(kvm_cpuid_entry2) == 40 && sizeof(kvm_msr_entry) == 16 &&
@@ -41,6 +46,7 @@ static_assert(sizeof(kvm_cpuid_entry2) == 40 && sizeof(kvm_msr_entry) == 16 &&
 inline constexpr unsigned long kGetSupportedCpuid = _IOWR(KVMIO, 0x05, Cpuid2Header);
 inline constexpr unsigned long kSetCpuid2 = _IOW(KVMIO, 0x90, Cpuid2Header);
 inline constexpr unsigned long kGetCpuid2 = _IOWR(KVMIO, 0x91, Cpuid2Header);
+inline constexpr unsigned long kGetMsrIndexList = _IOWR(KVMIO, 0x02, MsrListHeader);
 inline constexpr unsigned long kGetMsrs = _IOWR(KVMIO, 0x88, MsrsHeader);
 inline constexpr unsigned long kSetMsrs = _IOW(KVMIO, 0x89, MsrsHeader);
 inline constexpr unsigned long kSetGsiRouting = _IOW(KVMIO, 0x6a, IrqRoutingHeader);

@@ -94,6 +94,26 @@ absl::StatusOr<kvm_mp_state> KvmVcpu::GetMpState() const {
   return IoctlGet<kvm_mp_state>(fd_.get(), KVM_GET_MP_STATE, "KVM_GET_MP_STATE");
 }
 
+absl::Status KvmVcpu::SetMpState(const kvm_mp_state& state) {
+  return IoctlSet(fd_.get(), KVM_SET_MP_STATE, state, "KVM_SET_MP_STATE");
+}
+
+absl::StatusOr<kvm_xcrs> KvmVcpu::GetXcrs() const {
+  return IoctlGet<kvm_xcrs>(fd_.get(), KVM_GET_XCRS, "KVM_GET_XCRS");
+}
+
+absl::Status KvmVcpu::SetXcrs(const kvm_xcrs& xcrs) {
+  return IoctlSet(fd_.get(), KVM_SET_XCRS, xcrs, "KVM_SET_XCRS");
+}
+
+absl::StatusOr<kvm_debugregs> KvmVcpu::GetDebugRegs() const {
+  return IoctlGet<kvm_debugregs>(fd_.get(), KVM_GET_DEBUGREGS, "KVM_GET_DEBUGREGS");
+}
+
+absl::Status KvmVcpu::SetDebugRegs(const kvm_debugregs& regs) {
+  return IoctlSet(fd_.get(), KVM_SET_DEBUGREGS, regs, "KVM_SET_DEBUGREGS");
+}
+
 absl::StatusOr<kvm_translation> KvmVcpu::Translate(uint64_t linear_address) const {
   kvm_translation tr{};
   tr.linear_address = linear_address;
@@ -109,9 +129,28 @@ using kvm_uapi::kSetXsave;
 // KVM_SET_XSAVE reads the guest's whole uabi size, which may exceed 4096
 // with large features: the buffer is generous.
 constexpr size_t kXsaveBuffer = 16384;
+constexpr size_t kXsaveLegacySize = 4096;  // struct kvm_xsave's region
 constexpr size_t kMxcsrOffset = 24;
 constexpr size_t kXstateBvOffset = 512;
 }  // namespace
+
+absl::StatusOr<std::vector<uint8_t>> KvmVcpu::GetXsave() const {
+  std::vector<uint8_t> area(kXsaveBuffer);
+  if (::ioctl(fd_.get(), kGetXsave, area.data()) != 0) return KvmError("KVM_GET_XSAVE");
+  area.resize(kXsaveLegacySize);
+  return area;
+}
+
+absl::Status KvmVcpu::SetXsave(absl::Span<const uint8_t> area) {
+  if (area.size() != kXsaveLegacySize) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("KVM_SET_XSAVE: %d bytes, not %d", area.size(), kXsaveLegacySize));
+  }
+  std::vector<uint8_t> buffer(kXsaveBuffer, 0);
+  std::memcpy(buffer.data(), area.data(), area.size());
+  if (::ioctl(fd_.get(), kSetXsave, buffer.data()) != 0) return KvmError("KVM_SET_XSAVE");
+  return absl::OkStatus();
+}
 
 absl::StatusOr<uint32_t> KvmVcpu::GetMxcsr() const {
   std::vector<uint8_t> area(kXsaveBuffer);

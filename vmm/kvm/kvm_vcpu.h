@@ -74,6 +74,15 @@ class KvmVcpu {
   absl::StatusOr<kvm_vcpu_events> GetVcpuEvents() const;
   absl::Status SetVcpuEvents(const kvm_vcpu_events& events);
   absl::StatusOr<kvm_mp_state> GetMpState() const;
+  absl::Status SetMpState(const kvm_mp_state& state);
+  // The legacy 4 KiB XSAVE area (FPU, SSE, AVX, ...), as KVM_GET_XSAVE
+  // gives it.
+  absl::StatusOr<std::vector<uint8_t>> GetXsave() const;
+  absl::Status SetXsave(absl::Span<const uint8_t> area);
+  absl::StatusOr<kvm_xcrs> GetXcrs() const;
+  absl::Status SetXcrs(const kvm_xcrs& xcrs);
+  absl::StatusOr<kvm_debugregs> GetDebugRegs() const;
+  absl::Status SetDebugRegs(const kvm_debugregs& regs);
   absl::StatusOr<kvm_translation> Translate(uint64_t linear_address) const;
   // MXCSR through the XSAVE legacy area (KVM_GET_FPU/KVM_SET_FPU ignore it).
   absl::StatusOr<uint32_t> GetMxcsr() const;

@@ -50,6 +50,33 @@ absl::Status KvmVm::SetClock(uint64_t ns) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<kvm_irqchip> KvmVm::GetIrqchip(uint32_t chip_id) const {
+  kvm_irqchip chip{};
+  chip.chip_id = chip_id;
+  if (::ioctl(fd_.get(), KVM_GET_IRQCHIP, &chip) != 0) {
+    return KvmError(absl::StrFormat("KVM_GET_IRQCHIP %d", chip_id));
+  }
+  return chip;
+}
+
+absl::Status KvmVm::SetIrqchip(const kvm_irqchip& chip) {
+  if (::ioctl(fd_.get(), KVM_SET_IRQCHIP, &chip) != 0) {
+    return KvmError(absl::StrFormat("KVM_SET_IRQCHIP %d", chip.chip_id));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<kvm_pit_state2> KvmVm::GetPit2() const {
+  kvm_pit_state2 state{};
+  if (::ioctl(fd_.get(), KVM_GET_PIT2, &state) != 0) return KvmError("KVM_GET_PIT2");
+  return state;
+}
+
+absl::Status KvmVm::SetPit2(const kvm_pit_state2& state) {
+  if (::ioctl(fd_.get(), KVM_SET_PIT2, &state) != 0) return KvmError("KVM_SET_PIT2");
+  return absl::OkStatus();
+}
+
 absl::Status KvmVm::SetTssAddr(uint64_t addr) {
   if (::ioctl(fd_.get(), KVM_SET_TSS_ADDR, static_cast<unsigned long>(addr)) != 0) {
     return KvmError(absl::StrFormat("KVM_SET_TSS_ADDR 0x%x", addr));

@@ -41,6 +41,12 @@ class KvmVm final : public VmWiring {
   // not jump over the time it was stopped (as QEMU does).
   absl::StatusOr<uint64_t> GetClock() const;
   absl::Status SetClock(uint64_t ns);
+  // The in-kernel interrupt controllers (KVM_IRQCHIP_PIC_MASTER, _SLAVE,
+  // _IOAPIC) and PIT, for snapshots.
+  absl::StatusOr<kvm_irqchip> GetIrqchip(uint32_t chip_id) const;
+  absl::Status SetIrqchip(const kvm_irqchip& chip);
+  absl::StatusOr<kvm_pit_state2> GetPit2() const;
+  absl::Status SetPit2(const kvm_pit_state2& state);
   // VmWiring (vm_wiring.h says what each does).
   absl::Status SetIrqLine(uint32_t gsi, bool level) override;
   absl::Status AddIoeventfd(int eventfd, IoSpace space, uint64_t addr, uint32_t len,

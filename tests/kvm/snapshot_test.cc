@@ -1,0 +1,214 @@
+// Issue 15 (first part): a paused guest's CPU state, interrupt controllers,
+// clock and RAM saved by Vm::SaveSnapshot and restored into new VMs
+// (VmConfig::restore_from), which go on from where it was paused. count.elf
+// counts in memory and on COM1: a restored VM continues the count instead
+// of starting again. Two VMs restored from one snapshot run side by side.
+// Mismatched or damaged snapshots are one-line errors.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <regex>
+#include <string>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "devices/virtio/rng/rng_config.h"
+#include "tests/kvm/subprocess.h"
+#include "vmm/vmm.h"
+
+namespace vmm::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+struct Console {
+  absl::Mutex mu;
+  std::string text;
+  SerialConfig Config() {
+    SerialConfig serial;
+    serial.mode = SerialConfig::Mode::kCallback;
+    serial.sink = [this](std::string_view bytes) {
+      absl::MutexLock lock(&mu);
+      text.append(bytes);
+    };
+    return serial;
+  }
+  std::string Get() {
+    absl::MutexLock lock(&mu);
+    return text;
+  }
+  // The numbers of the complete "count N" lines, in order.
+  std::vector<uint64_t> Counts() {
+    std::vector<uint64_t> counts;
+    const std::string text = Get();
+    static const std::regex line("count ([0-9]+)\n");
+    for (auto it = std::sregex_iterator(text.begin(), text.end(), line);
+         it != std::sregex_iterator(); ++it) {
+      counts.push_back(std::stoull((*it)[1].str()));
+    }
+    return counts;
+  }
+  bool WaitForCounts(size_t n) {
+    for (int i = 0; i < 1200 && Counts().size() < n; ++i) absl::SleepFor(absl::Milliseconds(50));
+    return Counts().size() >= n;
+  }
+};
+
+VmConfig CountConfig(Console& console) {
+  VmConfig config;
+  config.kernel_path = GuestPath("count.elf");
+  config.memory_bytes = 64 << 20;
+  config.serial = console.Config();
+  config.timeout = absl::Seconds(120);
+  return config;
+}
+
+std::string SnapshotDir(const std::string& name) {
+  return ::testing::TempDir() + "/snapshot-" + name;
+}
+
+// Runs count.elf until it has counted a little, snapshots it paused into
+// `dir`, stops it; returns the last count it printed.
+uint64_t CountThenSnapshot(const std::string& dir) {
+  Console console;
+  auto vm = Vm::Create(CountConfig(console));
+  EXPECT_TRUE(vm.ok()) << vm.status();
+  if (!vm.ok()) return 0;
+  std::thread runner([&] { (*vm)->Run(); });
+  EXPECT_TRUE(console.WaitForCounts(5));
+  EXPECT_EQ((*vm)->SaveSnapshot(dir).code(), absl::StatusCode::kFailedPrecondition)
+      << "a running VM is refused";
+  EXPECT_TRUE((*vm)->Pause().ok());
+  const absl::Status saved = (*vm)->SaveSnapshot(dir);
+  EXPECT_TRUE(saved.ok()) << saved;
+  const std::vector<uint64_t> counts = console.Counts();
+  (*vm)->RequestStop();
+  runner.join();
+  return counts.empty() ? 0 : counts.back();
+}
+
+TEST(SnapshotTest, ARestoredGuestContinuesWhereItWasPaused) {
+  REQUIRE_KVM();
+  const std::string dir = SnapshotDir("continue");
+  const uint64_t last = CountThenSnapshot(dir);
+  ASSERT_GE(last, 5u);
+  struct stat st;
+  ASSERT_EQ(::stat((dir + "/memory").c_str(), &st), 0);
+  EXPECT_EQ(static_cast<uint64_t>(st.st_size), 64ull << 20);
+  EXPECT_LT(static_cast<uint64_t>(st.st_blocks) * 512, 16ull << 20)
+      << "guest RAM never written is a hole in the memory file";
+
+  Console console;
+  VmConfig config = CountConfig(console);
+  config.restore_from = dir;
+  auto vm = Vm::Create(std::move(config));
+  ASSERT_TRUE(vm.ok()) << vm.status();
+  std::thread runner([&] { (*vm)->Run(); });
+  ASSERT_TRUE(console.WaitForCounts(3)) << console.Get();
+  (*vm)->RequestStop();
+  runner.join();
+  const std::vector<uint64_t> counts = console.Counts();
+  EXPECT_GT(counts.front(), last - 1) << "the restored guest counted from the start again:\n"
+                                      << console.Get();
+  EXPECT_LE(counts.front(), last + 2) << "the restored guest skipped ahead";
+  for (size_t i = 1; i < counts.size(); ++i) EXPECT_EQ(counts[i], counts[i - 1] + 1);
+  EXPECT_THAT(console.Get(), ::testing::Not(HasSubstr("count 1\n")));
+}
+
+TEST(SnapshotTest, TwoVmsFromOneSnapshotRunSideBySide) {
+  REQUIRE_KVM();
+  const std::string dir = SnapshotDir("twice");
+  const uint64_t last = CountThenSnapshot(dir);
+  ASSERT_GE(last, 5u);
+  Console first_console, second_console;
+  VmConfig first_config = CountConfig(first_console), second_config = CountConfig(second_console);
+  first_config.restore_from = second_config.restore_from = dir;
+  auto first = Vm::Create(std::move(first_config));
+  auto second = Vm::Create(std::move(second_config));
+  ASSERT_TRUE(first.ok() && second.ok());
+  std::thread a([&] { (*first)->Run(); });
+  std::thread b([&] { (*second)->Run(); });
+  EXPECT_TRUE(first_console.WaitForCounts(5));
+  EXPECT_TRUE(second_console.WaitForCounts(5));
+  (*first)->RequestStop();
+  (*second)->RequestStop();
+  a.join();
+  b.join();
+  for (Console* console : {&first_console, &second_console}) {
+    const std::vector<uint64_t> counts = console->Counts();
+    ASSERT_FALSE(counts.empty());
+    EXPECT_GE(counts.front(), last) << console->Get();
+  }
+}
+
+TEST(SnapshotTest, AMismatchedOrDamagedSnapshotIsOneLine) {
+  REQUIRE_KVM();
+  const std::string dir = SnapshotDir("damaged");
+  ASSERT_GE(CountThenSnapshot(dir), 5u);
+  {
+    Console console;
+    VmConfig config = CountConfig(console);
+    config.cpus = 2;
+    config.restore_from = dir;
+    auto vm = Vm::Create(std::move(config));
+    ASSERT_FALSE(vm.ok());
+    EXPECT_EQ(vm.status().code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_THAT(vm.status().message(), HasSubstr("1 vCPUs"));
+  }
+  {
+    // One byte of the state file changed.
+    std::fstream state(dir + "/state", std::ios::in | std::ios::out | std::ios::binary);
+    state.seekp(40);
+    state.put('\x5a');
+  }
+  Console console;
+  VmConfig config = CountConfig(console);
+  config.restore_from = dir;
+  auto vm = Vm::Create(std::move(config));
+  ASSERT_FALSE(vm.ok());
+  EXPECT_EQ(vm.status().code(), absl::StatusCode::kDataLoss) << vm.status();
+  EXPECT_THAT(vm.status().message(), HasSubstr("corrupted"));
+  EXPECT_EQ(std::string(vm.status().message()).find('\n'), std::string::npos);
+  config = CountConfig(console);
+  config.restore_from = SnapshotDir("never-written");
+  vm = Vm::Create(std::move(config));
+  ASSERT_FALSE(vm.ok());
+  EXPECT_THAT(vm.status().message(), HasSubstr("never-written/state"));
+}
+
+// A device the guest has set up holds state the snapshot cannot save yet.
+TEST(SnapshotTest, AVmWithAnActiveVirtioDeviceIsRefusedNamingIt) {
+  REQUIRE_KVM();
+  Console console;
+  VmConfig config = CountConfig(console);
+  config.kernel_path = GuestPath("rng.elf");
+  // 16 requests of 256 bytes at 256 bytes/s: the guest keeps its device
+  // busy for seconds.
+  config.cmdline = "requests=16 bytes=256";
+  RngConfig rng;
+  rng.rate_limit_bytes_per_second = 256;
+  config.devices = {rng};
+  auto vm = Vm::Create(std::move(config));
+  ASSERT_TRUE(vm.ok()) << vm.status();
+  std::thread runner([&] { (*vm)->Run(); });
+  bool active = false;
+  for (int i = 0; i < 1200 && !active; ++i) {
+    for (const DeviceInfo& device : (*vm)->devices()) active |= device.active;
+    if (!active) absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_TRUE(active) << console.Get();
+  ASSERT_TRUE((*vm)->Pause().ok()) << "the guest finished too soon:\n" << console.Get();
+  const absl::Status saved = (*vm)->SaveSnapshot(SnapshotDir("rng"));
+  EXPECT_EQ(saved.code(), absl::StatusCode::kUnimplemented) << saved;
+  EXPECT_THAT(saved.message(), HasSubstr("virtio-rng"));
+  (*vm)->RequestStop();
+  runner.join();
+}
+
+}  // namespace
+}  // namespace vmm::testing
