@@ -158,9 +158,18 @@ const std::vector<FlagSpec>& Flags() {
          r.config.shutdown_grace = *grace;
          return absl::OkStatus();
        }},
+      {"restore", "DIR",
+       "Start from the snapshot in DIR (written by the API's vm.snapshot) instead of booting; "
+       "give the same --kernel, --memory, --cpus and devices as the snapshotted VM.",
+       nullptr,
+       [](absl::string_view v, CliRequest& r) {
+         if (v.empty()) return absl::InvalidArgumentError("expected a snapshot directory");
+         r.config.restore_from = std::string(v);
+         return absl::OkStatus();
+       }},
       {"api-socket", "PATH",
        "Serve the HTTP/1.1 + JSON API at this Unix socket (created 0600): vm.info, "
-       "vm.counters, vm.pause, vm.resume, vm.shutdown, vm.stop; see `vmmctl`.",
+       "vm.counters, vm.pause, vm.resume, vm.shutdown, vm.stop, vm.snapshot; see `vmmctl`.",
        nullptr,
        [](absl::string_view v, CliRequest& r) {
          if (v.empty()) return absl::InvalidArgumentError("expected a socket path");

@@ -61,10 +61,15 @@ constexpr int kSignalSyscalls[] = {
 };
 
 // The API thread: its own epoll loop, accepting and serving connections
-// (libevent reads with readv after FIONREAD, writes with writev).
+// (libevent reads with readv after FIONREAD, writes with writev); and
+// vm.snapshot, which writes the snapshot's files into the directory the
+// client names (no socket, no exec, no new KVM objects).
 constexpr int kApiSyscalls[] = {
-    SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(accept4),  SCMP_SYS(accept),
-    SCMP_SYS(recvfrom),   SCMP_SYS(sendto),      SCMP_SYS(shutdown), SCMP_SYS(getsockopt),
+    SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(accept4),   SCMP_SYS(accept),
+    SCMP_SYS(recvfrom),   SCMP_SYS(sendto),      SCMP_SYS(shutdown),  SCMP_SYS(getsockopt),
+    SCMP_SYS(mkdir),      SCMP_SYS(mkdirat),     SCMP_SYS(open),      SCMP_SYS(openat),
+    SCMP_SYS(pwrite64),   SCMP_SYS(ftruncate),   SCMP_SYS(fsync),     SCMP_SYS(rename),
+    SCMP_SYS(renameat),   SCMP_SYS(renameat2),   SCMP_SYS(unlink),    SCMP_SYS(unlinkat),
 };
 
 // The event-loop thread's device backends: block I/O, sockets (console,
@@ -131,11 +136,24 @@ constexpr unsigned long kLoopIoctls[] = {
 };
 
 // The API thread: FIONREAD on its sockets; a pause reads the guest clock
-// and a resume sets it.
+// and a resume sets it; a snapshot reads every vCPU's state, the
+// interrupt controllers and the PIT (vmm/snapshot.cc) — reads only.
 constexpr unsigned long kApiIoctls[] = {
     FIONREAD,
     KVM_GET_CLOCK,
     KVM_SET_CLOCK,
+    KVM_GET_MP_STATE,
+    KVM_GET_REGS,
+    KVM_GET_SREGS,
+    kvm_uapi::kGetXsave,
+    KVM_GET_XCRS,
+    KVM_GET_DEBUGREGS,
+    KVM_GET_LAPIC,
+    KVM_GET_VCPU_EVENTS,
+    kvm_uapi::kGetMsrs,
+    kvm_uapi::kGetMsrIndexList,
+    KVM_GET_IRQCHIP,
+    KVM_GET_PIT2,
 };
 
 absl::Status Error(int rc, absl::string_view what) {

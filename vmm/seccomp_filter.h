@@ -15,7 +15,9 @@
 //   kApi   the API socket's thread (vmm/api/api_server.h): accepting and
 //          serving its Unix-socket connections, and what the requests do to
 //          the VM (stop, shutdown, pause and resume: vCPU kicks, the guest
-//          clock's KVM_GET_CLOCK/KVM_SET_CLOCK, timers). No open, no socket.
+//          clock's KVM_GET_CLOCK/KVM_SET_CLOCK, timers; a snapshot: the
+//          KVM_GET_* of the vCPUs and VM, creating and writing its files).
+//          No socket, no exec, no KVM object created or changed but the clock.
 //
 // A filter is per thread and inherited by threads the filtered thread starts
 // later. Disallowed calls kill the whole process (SIGSYS) in kEnforce, or are

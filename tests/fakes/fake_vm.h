@@ -46,8 +46,16 @@ class FakeVm : public Vm {
     return bytes.size();
   }
   bool paused() const override { return state() == VmState::kPaused; }
-  absl::Status SaveSnapshot(const std::string&) override {
-    return absl::UnimplementedError("a fake VM has no state to save");
+  // Records the directory; refuses unless paused, as a real one does.
+  absl::Status SaveSnapshot(const std::string& dir) override {
+    absl::MutexLock lock(&mu_);
+    if (state_ != VmState::kPaused) return absl::FailedPreconditionError("not paused");
+    snapshots_.push_back(dir);
+    return absl::OkStatus();
+  }
+  std::vector<std::string> snapshots() const {
+    absl::MutexLock lock(&mu_);
+    return snapshots_;
   }
   VmStats stats() const override {
     absl::MutexLock lock(&mu_);
@@ -88,6 +96,7 @@ class FakeVm : public Vm {
   std::vector<DeviceInfo> devices_ ABSL_GUARDED_BY(mu_);
   int stops_ ABSL_GUARDED_BY(mu_) = 0;
   int shutdowns_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<std::string> snapshots_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace vmm::testing

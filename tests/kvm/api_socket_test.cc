@@ -36,8 +36,11 @@ std::string VmmctlBinary() {
   return vmm.substr(0, vmm.rfind('/') + 1) + "vmmctl";
 }
 
-ProcessResult Ctl(const std::string& socket, const std::string& command) {
-  return RunProcess({VmmctlBinary(), socket, command}, absl::Seconds(60));
+ProcessResult Ctl(const std::string& socket, const std::string& command,
+                  const std::string& argument = "") {
+  std::vector<std::string> argv = {VmmctlBinary(), socket, command};
+  if (!argument.empty()) argv.push_back(argument);
+  return RunProcess(argv, absl::Seconds(60));
 }
 
 std::string ReadFile(const std::string& path) {
@@ -155,6 +158,41 @@ TEST(ApiSocketTest, BadRequestsGetOneLineErrorsAndTheVmRunsOn) {
   EXPECT_TRUE(run.Counting(lines + 2)) << "the guest stopped after a refused request";
   ::kill(run.vmm->pid(), SIGINT);
   EXPECT_EQ(WEXITSTATUS(run.vmm->Wait()), 130);
+}
+
+// Issue 15 through the binary: vmmctl snapshots the paused guest (on the
+// API thread, its filter enforced), and `vmm --restore` counts on from
+// there.
+TEST(ApiSocketTest, SnapshotThroughTheSocketAndRestoreWithTheBinary) {
+  REQUIRE_KVM();
+  const std::string dir = ::testing::TempDir() + "/api-snapshot";
+  size_t last = 0;
+  {
+    CountingVmm run({"--memory", "64M"});
+    ASSERT_TRUE(run.Counting(5));
+    ProcessResult refused = Ctl(run.socket, "snapshot", dir);
+    EXPECT_EQ(refused.exit_code, 1) << "a running VM is refused";
+    EXPECT_THAT(refused.err, HasSubstr("paused"));
+    ASSERT_EQ(Ctl(run.socket, "pause").exit_code, 0);
+    ProcessResult saved = Ctl(run.socket, "snapshot", dir);
+    ASSERT_EQ(saved.exit_code, 0) << saved.err;
+    last = Lines(run.serial);
+    ProcessResult stop = Ctl(run.socket, "stop");
+    const int status = run.vmm->Wait();
+    ASSERT_EQ(stop.exit_code, 0) << stop.err << "; vmm: " << status << " " << run.vmm->err();
+    ASSERT_TRUE(WIFEXITED(status)) << "vmm died (SIGSYS?): " << status << run.vmm->err();
+  }
+  const std::string serial = ::testing::TempDir() + "/restored.log";
+  ::unlink(serial.c_str());
+  BackgroundProcess restored({VmmBinary(), "--kernel", GuestPath("count.elf"), "--memory", "64M",
+                              "--serial", "file=" + serial, "--restore", dir, "--timeout", "300"});
+  ASSERT_TRUE(WaitFor([&] { return Lines(serial) >= 3; })) << ReadFile(serial);
+  ::kill(restored.pid(), SIGINT);
+  EXPECT_EQ(WEXITSTATUS(restored.Wait()), 130) << restored.err();
+  const std::string text = ReadFile(serial);
+  EXPECT_THAT(text, ::testing::Not(HasSubstr("count 1\n"))) << "it booted afresh";
+  EXPECT_THAT(text, HasSubstr(absl::StrCat("count ", last + 2, "\n")))
+      << "it did not count on from " << last << ":\n" << text;
 }
 
 TEST(ApiSocketTest, ALiveApiSocketIsNotTakenOver) {

@@ -5,6 +5,8 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -12,6 +14,7 @@
 #include <thread>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -78,6 +81,8 @@ struct ApiServer::State {
   // Connections that have sent a request and are still open (the loop
   // thread only).
   absl::flat_hash_set<evhttp_connection*> connections;
+  // ApiResponse::then of the answer being sent on a connection.
+  absl::flat_hash_map<evhttp_connection*, std::function<void()>> pending;
   absl::Status confined;  // written before `started` is notified
   absl::Notification started;
   std::thread thread;
@@ -90,6 +95,14 @@ struct ApiServer::State {
   }
 
   void Serve() {
+    // An answer written to a client that has gone raises SIGPIPE, whose
+    // default kills the process — the embedding program's too. Blocked on
+    // this thread, the write fails with EPIPE instead (the signal stays
+    // pending on this thread, harmlessly).
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
     // Each answer's Date header comes from gmtime_r, and glibc reads the
     // time zone (opens /etc/localtime) the first time: now, unfiltered.
     const time_t now = ::time(nullptr);
@@ -105,7 +118,21 @@ struct ApiServer::State {
   }
 
   static void OnConnectionClosed(evhttp_connection* connection, void* arg) {
-    static_cast<State*>(arg)->connections.erase(connection);
+    State* state = static_cast<State*>(arg);
+    state->connections.erase(connection);
+    state->RunPending(connection);  // its answer never got out
+  }
+
+  static void OnReplyComplete(evhttp_request* request, void* arg) {
+    static_cast<State*>(arg)->RunPending(evhttp_request_get_connection(request));
+  }
+
+  void RunPending(evhttp_connection* connection) {
+    auto it = pending.find(connection);
+    if (it == pending.end()) return;
+    std::function<void()> action = std::move(it->second);
+    pending.erase(it);
+    action();
   }
 
   static void OnStop(evutil_socket_t, short, void* arg) {
@@ -165,7 +192,12 @@ struct ApiServer::State {
     const size_t length = evbuffer_get_length(input);
     api_request.body.resize(length);
     if (length > 0) evbuffer_copyout(input, api_request.body.data(), length);
-    Reply(request, handler(api_request));
+    ApiResponse response = handler(api_request);
+    if (response.then) {
+      pending[connection] = std::move(response.then);
+      evhttp_request_set_on_complete_cb(request, &State::OnReplyComplete, this);
+    }
+    Reply(request, response);
   }
 };
 

@@ -35,6 +35,10 @@ struct ApiResponse {
   int status = 200;
   std::string body;   // JSON; empty for 204
   std::string allow;  // 405 only: the methods the path takes ("GET")
+  // Run on the server's thread once the answer is out (or its client has
+  // gone): for an action that would end the VM, and with it the server,
+  // before its own answer could be sent (vm.stop).
+  std::function<void()> then;
 };
 
 // Answers one request; runs on the server's thread, one request at a time.

@@ -122,26 +122,51 @@ absl::Status RequireNotEnded(const Vm& vm) {
 struct Endpoint {
   absl::string_view name;    // after /api/v1/
   absl::string_view method;  // the one method it takes
-  ApiResponse (*handle)(Vm& vm);
+  // The one member its JSON body must have (a string); empty: it takes no
+  // body (or "{}").
+  absl::string_view parameter;
+  ApiResponse (*handle)(Vm& vm, const std::string& argument);
 };
 
-constexpr std::array<Endpoint, 7> kEndpoints = {{
-    {"vmm.ping", "GET", [](Vm&) { return Ok({{"version", VMM_VERSION}}); }},
-    {"vm.info", "GET", [](Vm& vm) { return Ok(InfoJson(vm)); }},
-    {"vm.counters", "GET", [](Vm& vm) { return Ok(CountersJson(vm)); }},
-    {"vm.pause", "PUT", [](Vm& vm) { return ActionResult(vm.Pause()); }},
-    {"vm.resume", "PUT", [](Vm& vm) { return ActionResult(vm.Resume()); }},
-    {"vm.shutdown", "PUT",
-     [](Vm& vm) {
+// A directory for vm.snapshot: absolute (vmm's working directory is no
+// business of the client's), and bounded.
+constexpr size_t kMaxPathBytes = 4096;
+
+constexpr std::array<Endpoint, 8> kEndpoints = {{
+    {"vmm.ping", "GET", "",
+     [](Vm&, const std::string&) { return Ok({{"version", VMM_VERSION}}); }},
+    {"vm.info", "GET", "", [](Vm& vm, const std::string&) { return Ok(InfoJson(vm)); }},
+    {"vm.counters", "GET", "", [](Vm& vm, const std::string&) { return Ok(CountersJson(vm)); }},
+    {"vm.pause", "PUT", "", [](Vm& vm, const std::string&) { return ActionResult(vm.Pause()); }},
+    {"vm.resume", "PUT", "",
+     [](Vm& vm, const std::string&) { return ActionResult(vm.Resume()); }},
+    {"vm.shutdown", "PUT", "",
+     [](Vm& vm, const std::string&) {
        absl::Status status = RequireNotEnded(vm);
        if (status.ok()) vm.RequestShutdown();
        return ActionResult(status);
      }},
-    {"vm.stop", "PUT",
-     [](Vm& vm) {
-       absl::Status status = RequireNotEnded(vm);
-       if (status.ok()) vm.RequestStop();
-       return ActionResult(status);
+    {"vm.stop", "PUT", "",
+     [](Vm& vm, const std::string&) {
+       ApiResponse response = ActionResult(RequireNotEnded(vm));
+       // After the answer: the VM's end takes the server with it.
+       if (response.status == 204) response.then = [&vm] { vm.RequestStop(); };
+       return response;
+     }},
+    {"vm.snapshot", "PUT", "dir",
+     [](Vm& vm, const std::string& dir) {
+       if (dir.empty() || dir[0] != '/') {
+         return Error(400, "vm.snapshot: \"dir\" must be an absolute path");
+       }
+       const absl::Status saved = vm.SaveSnapshot(dir);
+       if (saved.ok()) return NoContent();
+       // The VM's state refused (not paused; a device in use), or the host
+       // (the directory): both are the request's to fix.
+       return Error(saved.code() == absl::StatusCode::kFailedPrecondition ||
+                            saved.code() == absl::StatusCode::kUnimplemented
+                        ? 409
+                        : 500,
+                    saved.message());
      }},
 }};
 
@@ -151,14 +176,30 @@ std::string EndpointList() {
   });
 }
 
-// None of the actions takes parameters: a body must be empty, or a JSON
-// object with no members.
-std::optional<ApiResponse> CheckBody(const Endpoint& endpoint, const std::string& body) {
-  if (body.find_first_not_of(" \t\r\n") == std::string::npos) return std::nullopt;
-  const Json json = Json::parse(body, nullptr, /*allow_exceptions=*/false);
+// The body: empty, "{}" or (for an endpoint with a parameter) an object
+// with just that member, a string, which goes to *argument.
+std::optional<ApiResponse> CheckBody(const Endpoint& endpoint, const std::string& body,
+                                     std::string* argument) {
+  const bool blank = body.find_first_not_of(" \t\r\n") == std::string::npos;
+  if (blank && endpoint.parameter.empty()) return std::nullopt;
+  const Json json = blank ? Json::object() : Json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (json.is_discarded()) return Error(400, "the request body is not valid JSON");
-  if (!json.is_object() || !json.empty()) {
-    return Error(400, absl::StrCat(endpoint.name, " takes no parameters (send no body, or {})"));
+  if (endpoint.parameter.empty()) {
+    if (!json.is_object() || !json.empty()) {
+      return Error(400,
+                   absl::StrCat(endpoint.name, " takes no parameters (send no body, or {})"));
+    }
+    return std::nullopt;
+  }
+  const std::string parameter(endpoint.parameter);
+  if (!json.is_object() || json.size() != 1 || !json.contains(parameter) ||
+      !json[parameter].is_string()) {
+    return Error(400, absl::StrCat(endpoint.name, " takes {\"", parameter, "\": \"...\"}"));
+  }
+  *argument = json[parameter].get<std::string>();
+  if (argument->size() > kMaxPathBytes) {
+    return Error(400, absl::StrCat(endpoint.name, ": \"", parameter, "\" is longer than ",
+                                   kMaxPathBytes, " bytes"));
   }
   return std::nullopt;
 }
@@ -182,8 +223,11 @@ ApiResponse HandleVmRequest(Vm& vm, const ApiRequest& request) {
       response.allow = std::string(endpoint.method);
       return response;
     }
-    if (std::optional<ApiResponse> bad = CheckBody(endpoint, request.body)) return *bad;
-    return endpoint.handle(vm);
+    std::string argument;
+    if (std::optional<ApiResponse> bad = CheckBody(endpoint, request.body, &argument)) {
+      return *bad;
+    }
+    return endpoint.handle(vm, argument);
   }
   return Error(404, absl::StrCat("no endpoint '", path.substr(0, 64), path.size() > 64 ? "...'" : "'",
                                  " (endpoints: ", EndpointList(), ")"));

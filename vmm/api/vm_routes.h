@@ -8,8 +8,12 @@
 //   PUT /api/v1/vm.resume     204 (409 unless paused)
 //   PUT /api/v1/vm.shutdown   204: the power button (Vm::RequestShutdown)
 //   PUT /api/v1/vm.stop       204: stops at once (Vm::RequestStop)
+//   PUT /api/v1/vm.snapshot   {"dir": "/abs/path"}: 204 once the paused VM is
+//                             saved there (Vm::SaveSnapshot); 409 unless
+//                             paused, or for a device that cannot be saved
 //
-// A PUT's body may be empty or a JSON object with no members ("{}"). Every
+// A PUT's body may be empty or a JSON object with no members ("{}"), except
+// vm.snapshot's, which has exactly its one string member. Every
 // error is one JSON object {"error": "<one line>"}: 400 for a body that is
 // not JSON or has members the action does not take, 404 for an unknown
 // path, 405 (with Allow) for the wrong method, 409 when the VM's state does

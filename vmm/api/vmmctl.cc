@@ -1,6 +1,7 @@
 // vmmctl: a small client for vmm's API socket (--api-socket PATH).
 //
 //   vmmctl PATH ping|info|counters|pause|resume|shutdown|stop
+//   vmmctl PATH snapshot DIR
 //
 // Sends the command's request (vm_routes.h lists them), prints the JSON the
 // VMM answers on stdout (nothing for the actions, which answer 204), and
@@ -8,6 +9,7 @@
 // socket nobody serves, exit 3; bad usage, exit 2. HTTP over the Unix
 // socket is libcurl's, JSON nlohmann's.
 #include <curl/curl.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <string>
@@ -26,13 +28,14 @@ struct Command {
   std::string_view name;
   std::string_view method;
   std::string_view endpoint;
+  std::string_view parameter = "";  // the one argument, sent as {"<parameter>": ARG}
 };
 
 constexpr Command kCommands[] = {
     {"ping", "GET", "vmm.ping"},       {"info", "GET", "vm.info"},
     {"counters", "GET", "vm.counters"}, {"pause", "PUT", "vm.pause"},
     {"resume", "PUT", "vm.resume"},     {"shutdown", "PUT", "vm.shutdown"},
-    {"stop", "PUT", "vm.stop"},
+    {"stop", "PUT", "vm.stop"},         {"snapshot", "PUT", "vm.snapshot", "dir"},
 };
 
 int Usage() {
@@ -46,6 +49,7 @@ int Usage() {
       "           resume    let a paused guest run on\n"
       "           shutdown  press the guest's power button (stopped after --shutdown-grace)\n"
       "           stop      stop the guest at once\n"
+      "           snapshot DIR  save the paused guest into DIR (vmm --restore DIR starts it)\n"
       "exit: 0 done, 1 the VMM refused (the reason on stderr), 2 usage, 3 no VMM at SOCKET\n",
       stderr);
   return kExitUsage;
@@ -59,7 +63,7 @@ size_t Append(char* data, size_t size, size_t count, void* out) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 3) return Usage();
+  if (argc < 3) return Usage();
   const std::string socket = argv[1];
   const std::string_view name = argv[2];
   const Command* command = nullptr;
@@ -69,6 +73,17 @@ int main(int argc, char** argv) {
   if (command == nullptr) {
     std::fprintf(stderr, "vmmctl: unknown command '%s'\n", argv[2]);
     return Usage();
+  }
+  if (argc != (command->parameter.empty() ? 3 : 4)) return Usage();
+  std::string request_body;
+  if (!command->parameter.empty()) {
+    std::string argument = argv[3];
+    // The VMM wants an absolute path: a relative one is the caller's.
+    if (!argument.empty() && argument[0] != '/') {
+      char cwd[4096];
+      if (::getcwd(cwd, sizeof(cwd)) != nullptr) argument = std::string(cwd) + "/" + argument;
+    }
+    request_body = nlohmann::json{{std::string(command->parameter), argument}}.dump();
   }
 
   curl_global_init(CURL_GLOBAL_NOTHING);
@@ -84,6 +99,13 @@ int main(int argc, char** argv) {
   curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, socket.c_str());
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
+  curl_slist* headers = nullptr;
+  if (!request_body.empty()) {
+    headers = curl_slist_append(headers, "Content-Type: application/json");
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, request_body.c_str());
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(request_body.size()));
+  }
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &Append);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error);
@@ -93,6 +115,7 @@ int main(int argc, char** argv) {
   long status = 0;
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
   curl_easy_cleanup(curl);
+  curl_slist_free_all(headers);
   if (result != CURLE_OK) {
     std::fprintf(stderr, "vmmctl: %s: %s\n", socket.c_str(),
                  error[0] != '\0' ? error : curl_easy_strerror(result));

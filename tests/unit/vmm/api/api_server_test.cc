@@ -141,6 +141,28 @@ TEST(ApiServerTest, AnswersCarryStatusAllowAndNoBodyFor204) {
   EXPECT_TRUE(absl::EndsWith(empty, "\r\n\r\n")) << empty;
 }
 
+// An answer's follow-up action runs after the answer is out — and also
+// when its client hangs up first.
+TEST(ApiServerTest, ThenRunsAfterTheAnswerIsSent) {
+  const std::string path = TempSocketPath("then");
+  std::atomic<int> ran{0};
+  auto server = ApiServer::Start(path, [&ran](const ApiRequest&) {
+    ApiResponse response{204, "", ""};
+    response.then = [&ran] { ++ran; };
+    return response;
+  });
+  ASSERT_TRUE(server.ok()) << server.status();
+  EXPECT_THAT(Exchange(path, "PUT", "/x"), StartsWith("HTTP/1.1 204"));
+  for (int i = 0; i < 200 && ran == 0; ++i) absl::SleepFor(absl::Milliseconds(5));
+  EXPECT_EQ(ran, 1);
+  {
+    UniqueFd fd = Connect(path);
+    ASSERT_TRUE(SendAll(fd.get(), "PUT /x HTTP/1.1\r\nHost: x\r\n\r\n"));
+  }  // gone before reading the answer
+  for (int i = 0; i < 400 && ran < 2; ++i) absl::SleepFor(absl::Milliseconds(5));
+  EXPECT_EQ(ran, 2);
+}
+
 TEST(ApiServerTest, TheSocketIsOwnerOnlyAndRemovedAtTheEnd) {
   const std::string path = TempSocketPath("mode");
   {

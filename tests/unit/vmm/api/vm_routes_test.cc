@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/fakes/fake_vm.h"
@@ -17,8 +18,12 @@ using ::testing::HasSubstr;
 using ::vmm::testing::FakeVm;
 using Json = nlohmann::json;
 
+// One request, and what the server does once its answer is out.
 ApiResponse Send(Vm& vm, std::string method, std::string path, std::string body = "") {
-  return HandleVmRequest(vm, ApiRequest{std::move(method), std::move(path), std::move(body)});
+  ApiResponse response =
+      HandleVmRequest(vm, ApiRequest{std::move(method), std::move(path), std::move(body)});
+  if (response.then) response.then();
+  return response;
 }
 
 // The body as JSON; a test fails if it is not.
@@ -126,11 +131,35 @@ TEST(VmRoutesTest, ShutdownPressesTheButtonAndStopStops) {
   EXPECT_TRUE(shutdown.body.empty());
   EXPECT_EQ(vm.shutdowns(), 1);
   EXPECT_EQ(vm.stops(), 0);
-  EXPECT_EQ(Send(vm, "PUT", "/api/v1/vm.stop").status, 204);
+  ApiResponse stop = HandleVmRequest(vm, {"PUT", "/api/v1/vm.stop", ""});
+  EXPECT_EQ(stop.status, 204);
+  EXPECT_EQ(vm.stops(), 0) << "the stop waits for its answer to be sent";
+  ASSERT_TRUE(stop.then);
+  stop.then();
   EXPECT_EQ(vm.stops(), 1);
   ExpectError(Send(vm, "PUT", "/api/v1/vm.stop"), 409, "ended");
   ExpectError(Send(vm, "PUT", "/api/v1/vm.shutdown"), 409, "ended");
   EXPECT_EQ(vm.shutdowns(), 1);
+}
+
+TEST(VmRoutesTest, SnapshotTakesAnAbsoluteDirOfAPausedVm) {
+  FakeVm vm;
+  ExpectError(Send(vm, "PUT", "/api/v1/vm.snapshot", R"({"dir": "/var/tmp/snap"})"), 409,
+              "not paused");
+  ASSERT_EQ(Send(vm, "PUT", "/api/v1/vm.pause").status, 204);
+  EXPECT_EQ(Send(vm, "PUT", "/api/v1/vm.snapshot", R"({"dir": "/var/tmp/snap"})").status, 204);
+  EXPECT_THAT(vm.snapshots(), ::testing::ElementsAre("/var/tmp/snap"));
+  ExpectError(Send(vm, "PUT", "/api/v1/vm.snapshot"), 400, "{\"dir\"");
+  ExpectError(Send(vm, "PUT", "/api/v1/vm.snapshot", "{}"), 400, "{\"dir\"");
+  ExpectError(Send(vm, "PUT", "/api/v1/vm.snapshot", R"({"dir": 7})"), 400, "{\"dir\"");
+  ExpectError(Send(vm, "PUT", "/api/v1/vm.snapshot", R"({"dir": "/a", "x": 1})"), 400,
+              "{\"dir\"");
+  ExpectError(Send(vm, "PUT", "/api/v1/vm.snapshot", R"({"dir": "relative/snap"})"), 400,
+              "absolute");
+  ExpectError(Send(vm, "PUT", "/api/v1/vm.snapshot",
+                   absl::StrCat(R"({"dir": "/)", std::string(5000, 'd'), R"("})")),
+              400, "longer than");
+  EXPECT_EQ(vm.snapshots().size(), 1u) << "a refused request saved nothing";
 }
 
 TEST(VmRoutesTest, UnknownPathsAre404NamingTheEndpoints) {
