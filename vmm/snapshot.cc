@@ -1,6 +1,7 @@
 #include "vmm/snapshot.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -212,6 +213,18 @@ absl::Status ReadMemoryFile(const GuestMemory& memory, const std::string& path) 
         end));
   }
   for (const GuestMemory::Region& region : memory.regions()) {
+    if (region.fd < 0) {
+      // Copy-on-write over the region's own mapping, at the same address
+      // (so KVM's memory slot still points at it): a restore costs the pages
+      // the guest touches, and VMs restored from one snapshot share the
+      // rest in the page cache.
+      void* mapped = ::mmap(region.host, region.size, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, fd.get(),
+                            static_cast<off_t>(region.start.value()));
+      if (mapped == MAP_FAILED) return Errno("cannot map the snapshot's memory", path);
+      continue;
+    }
+    // Shared (memfd) RAM stays shared with the back-ends: copied in.
     uint64_t done = 0;
     while (done < region.size) {
       const ssize_t n = ::pread(fd.get(), region.host + done, region.size - done,

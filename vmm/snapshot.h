@@ -53,7 +53,9 @@ absl::Status SaveVcpu(const KvmVcpu& vcpu, absl::Span<const uint32_t> msrs, Stat
 // *refused_msrs (may be null).
 absl::Status RestoreVcpu(KvmVcpu& vcpu, const StateFile& file, int* refused_msrs);
 
-// Guest RAM to `path` (created 0600, sparse) and back.
+// Guest RAM to `path` (created 0600, sparse) and back: mapped privately
+// (copy-on-write) over each region, or copied into memfd-backed RAM. The
+// file must not change while a VM restored from it runs.
 absl::Status WriteMemoryFile(const GuestMemory& memory, const std::string& path);
 absl::Status ReadMemoryFile(const GuestMemory& memory, const std::string& path);
 

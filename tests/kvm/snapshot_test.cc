@@ -120,6 +120,39 @@ TEST(SnapshotTest, ARestoredGuestContinuesWhereItWasPaused) {
   EXPECT_THAT(console.Get(), ::testing::Not(HasSubstr("count 1\n")));
 }
 
+// Guest RAM is mapped from the snapshot copy-on-write, not read in: a
+// restored 512 MiB guest that touches a few pages costs a few pages.
+TEST(SnapshotTest, ARestoreCostsThePagesTheGuestTouchesNotItsRam) {
+  REQUIRE_KVM();
+  const std::string dir = SnapshotDir("big");
+  {
+    Console console;
+    VmConfig config = CountConfig(console);
+    config.memory_bytes = 512ull << 20;
+    auto vm = Vm::Create(std::move(config));
+    ASSERT_TRUE(vm.ok()) << vm.status();
+    std::thread runner([&] { (*vm)->Run(); });
+    ASSERT_TRUE(console.WaitForCounts(3));
+    ASSERT_TRUE((*vm)->Pause().ok());
+    ASSERT_TRUE((*vm)->SaveSnapshot(dir).ok());
+    (*vm)->RequestStop();
+    runner.join();
+  }
+  Console console;
+  VmConfig config = CountConfig(console);
+  config.memory_bytes = 512ull << 20;
+  config.restore_from = dir;
+  auto vm = Vm::Create(std::move(config));
+  ASSERT_TRUE(vm.ok()) << vm.status();
+  std::thread runner([&] { (*vm)->Run(); });
+  EXPECT_TRUE(console.WaitForCounts(2));
+  (*vm)->RequestStop();
+  runner.join();
+  const uint64_t rss = (*vm)->stats().rss_at_first_run_bytes;
+  EXPECT_GT(rss, 0u);
+  EXPECT_LT(rss, 128ull << 20) << "the restore read all 512 MiB of RAM in";
+}
+
 TEST(SnapshotTest, TwoVmsFromOneSnapshotRunSideBySide) {
   REQUIRE_KVM();
   const std::string dir = SnapshotDir("twice");
