@@ -62,6 +62,7 @@ class Machine {
   const DeviceManager& devices() const { return *device_manager_; }
   KvmVm& vm() { return vm_; }
   const KvmSystem& kvm() const { return kvm_; }
+  Serial& serial() const { return *serial_; }  // COM1
   // Presses the ACPI power button (an irqfd on kPowerButtonGsi): false when
   // the machine has none (ACPI off). Safe from any thread.
   bool PressPowerButton() const;

@@ -7,6 +7,7 @@
 //   "irqchip/0".."/2"      PIC master, PIC slave, IOAPIC
 //   "pit"                  the PIT
 //   "vcpu<N>"              vCPU N
+//   "device/com1"          the 16550 UART (devices/legacy/serial.h)
 // Guest RAM goes to its own file, each region at its guest physical address
 // as the file offset, pages of zeros left as holes (a sparse file).
 //

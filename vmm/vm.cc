@@ -21,6 +21,7 @@
 #include "base/event_loop.h"
 #include "base/guest_memory.h"
 #include "base/status_macros.h"
+#include "devices/legacy/serial.h"
 #include "devices/bus.h"
 #include "devices/chardev/chardev.h"
 #include "vmm/api/api_server.h"
@@ -118,6 +119,15 @@ absl::Status VmImpl::RestoreSnapshot() {
                    snapshot::ReadStateFile(absl::StrCat(dir, "/", snapshot::kStateFile)));
   RETURN_IF_ERROR(snapshot::CheckShape(
       file, {config_.memory_bytes, static_cast<uint32_t>(config_.cpus)}));
+  // COM1 first, without machine_mu_ (vm_control.cc's SaveSnapshot says
+  // why); nothing runs yet.
+  Serial* serial = nullptr;
+  {
+    absl::MutexLock machine_lock(&machine_mu_);
+    serial = &machine_->serial();
+  }
+  ASSIGN_OR_RETURN(absl::string_view com1, file.Get("device/com1"));
+  RETURN_IF_ERROR(serial->RestoreState(com1));
   absl::MutexLock machine_lock(&machine_mu_);
   RETURN_IF_ERROR(snapshot::ReadMemoryFile(machine_->memory(),
                                            absl::StrCat(dir, "/", snapshot::kMemoryFile)));

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "base/status_macros.h"
+#include "devices/legacy/serial.h"
 #include "vmm/snapshot.h"
 #include "vmm/vm_impl.h"
 
@@ -183,8 +184,17 @@ absl::StatusOr<size_t> VmImpl::SendConsoleInput(std::string_view bytes) {
 }
 
 absl::Status VmImpl::SaveSnapshot(const std::string& dir) {
+  // pause_mu_ keeps the machine (the Run() thread takes it before a
+  // teardown); COM1's lock is taken without machine_mu_ (a vCPU writing to
+  // the console holds it and may end the VM, which takes machine_mu_).
   absl::MutexLock pause_lock(&pause_mu_);
   if (!paused_) return absl::FailedPreconditionError("a snapshot needs a paused VM (Pause first)");
+  Serial* serial = nullptr;
+  {
+    absl::MutexLock machine_lock(&machine_mu_);
+    serial = &machine_->serial();
+  }
+  std::string com1 = serial->SaveState();
   absl::MutexLock machine_lock(&machine_mu_);
   for (const DeviceInfo& device : machine_->devices().devices()) {
     if (device.active) {
@@ -198,6 +208,7 @@ absl::Status VmImpl::SaveSnapshot(const std::string& dir) {
     return absl::ErrnoToStatus(errno, absl::StrCat("cannot create the snapshot directory ", dir));
   }
   StateFile file;
+  RETURN_IF_ERROR(file.Add("device/com1", std::move(com1)));
   RETURN_IF_ERROR(snapshot::SaveShape(
       {config_.memory_bytes, static_cast<uint32_t>(config_.cpus)}, &file));
   uint64_t clock = 0;

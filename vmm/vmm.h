@@ -288,8 +288,8 @@ class Vm {
   // RAM, a sparse file). VmConfig::restore_from starts a VM from it.
   // FailedPrecondition unless paused. Not yet saved: device state — a VM
   // whose virtio devices the guest has set up is refused (Unimplemented,
-  // naming the device), and the legacy devices (UART, RTC, i8042) start
-  // afresh. Safe from any thread.
+  // naming the device), and the RTC and i8042 start afresh (COM1 is
+  // saved). Safe from any thread.
   virtual absl::Status SaveSnapshot(const std::string& dir) = 0;
   // Safe from any thread at any time.
   virtual VmStats stats() const = 0;

@@ -4,6 +4,11 @@
 #include <cstring>
 #include <utility>
 
+#include "absl/algorithm/container.h"
+#include "absl/strings/str_cat.h"
+#include "base/state_file.h"
+#include "base/status_macros.h"
+
 namespace vmm {
 namespace {
 
@@ -346,6 +351,67 @@ void Serial::UpdateIrq() {
   irq_asserted_ = level;
   // Under the lock, so concurrent updates reach the line in state order.
   if (irq_) irq_->SetLevel(level);
+}
+
+std::string Serial::SaveState() const {
+  absl::MutexLock lock(&mu_);
+  StateWriter out;
+  for (uint8_t reg : {ier_, lcr_, mcr_, scr_, dll_, dlm_, msr_deltas_}) out.Put(reg);
+  out.Put<uint8_t>(fifo_enabled_);
+  out.Put<uint8_t>(static_cast<uint8_t>(rx_trigger_));
+  out.Put<uint8_t>(overrun_);
+  out.Put<uint8_t>(thre_pending_);
+  out.PutBytes(absl::string_view(reinterpret_cast<const char*>(tx_.data()), tx_count_));
+  std::string rx;
+  for (size_t i = 0; i < rx_count_; ++i) {
+    rx.push_back(static_cast<char>(rx_[(rx_head_ + i) % kRxFifoCapacity]));
+  }
+  out.PutBytes(rx);
+  return out.Take();
+}
+
+absl::Status Serial::RestoreState(absl::string_view payload) {
+  StateReader in("com1", payload);
+  uint8_t ier, lcr, mcr, scr, dll, dlm, msr_deltas, fifo, trigger, overrun, thre;
+  std::string tx, rx;
+  for (auto [name, field] : {std::pair{"ier", &ier}, {"lcr", &lcr}, {"mcr", &mcr}, {"scr", &scr},
+                             {"dll", &dll}, {"dlm", &dlm}, {"msr deltas", &msr_deltas},
+                             {"fifo", &fifo}, {"rx trigger", &trigger}, {"overrun", &overrun},
+                             {"thre", &thre}}) {
+    RETURN_IF_ERROR(in.Get(name, field));
+  }
+  RETURN_IF_ERROR(in.GetBytes("tx fifo", kTxFifoCapacity, &tx));
+  RETURN_IF_ERROR(in.GetBytes("rx fifo", kRxFifoCapacity, &rx));
+  RETURN_IF_ERROR(in.Finish());
+  if (absl::c_find(kRxTriggers, trigger) == std::end(kRxTriggers)) {
+    return absl::DataLossError(absl::StrCat("state 'com1': rx trigger ", trigger));
+  }
+  if (fifo == 0 && rx.size() > 1) {
+    return absl::DataLossError("state 'com1': a FIFO-less UART holding several bytes");
+  }
+  absl::MutexLock lock(&mu_);
+  ier_ = ier & 0x0f;
+  lcr_ = lcr;
+  mcr_ = mcr & 0x1f;
+  scr_ = scr;
+  dll_ = dll;
+  dlm_ = dlm;
+  msr_deltas_ = msr_deltas & 0x0f;
+  fifo_enabled_ = fifo != 0;
+  rx_trigger_ = trigger;
+  overrun_ = overrun != 0;
+  thre_pending_ = thre != 0;
+  tx_count_ = host_ != nullptr ? tx.size() : 0;
+  std::memcpy(tx_.data(), tx.data(), tx_count_);
+  rx_head_ = 0;
+  rx_count_ = rx.size();
+  std::memcpy(rx_.data(), rx.data(), rx.size());
+  UpdateIrq();
+  if (host_ != nullptr) {
+    UpdateInputWatch();
+    FlushTx();
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace vmm

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -59,6 +60,12 @@ class Serial : public BusDevice {
 
   // Bytes the guest wrote to THR while the TX FIFO was full.
   uint64_t tx_dropped() const;
+
+  // The UART's registers and FIFOs, for a snapshot (base/state_file.h's
+  // codec), and back: a payload that does not describe a 16550A (a count
+  // past its FIFO, an unknown trigger level) is DataLoss, one line.
+  std::string SaveState() const ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status RestoreState(absl::string_view payload) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   uint8_t ReadRegister(uint64_t reg) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "tests/fakes/fake_chardev.h"
 #include "tests/fakes/fake_irq_line.h"
+#include "base/state_file.h"
 #include "tests/fakes/loop_thread.h"
 
 namespace vmm {
@@ -575,6 +576,67 @@ TEST_F(SerialOverSocketTest, SlowReaderGetsEveryByteOfOutputInOrder) {
   EXPECT_EQ(serial_->tx_dropped(), 0u);
   ASSERT_EQ(received.size(), size_t{kBytes});
   for (int i = 0; i < kBytes; ++i) ASSERT_EQ(received[i], 'A' + i % 26) << "at " << i;
+}
+
+// Snapshots (issue 15): a UART restored from another's state answers the
+// guest as that one would — registers, divisor, FIFO mode, received bytes
+// still unread, a pending interrupt.
+TEST_F(SerialTest, StateCarriesRegistersFifosAndThePendingInterrupt) {
+  Out(kLcr, 0x80);  // DLAB
+  Out(kDll, 0x01);
+  Out(kDlm, 0x00);
+  Out(kLcr, 0x03);
+  Out(kFcr, 0x81);  // FIFOs on, trigger 8
+  Out(kScr, 0x5a);
+  Out(kMcr, kMcrOut2);
+  Out(kIer, kIerRx);
+  Enqueue({'a', 'b', 'c'});
+  ASSERT_TRUE(irq_->asserted());
+  const std::string state = serial_.SaveState();
+
+  auto irq = std::make_shared<FakeIrqLine>();
+  testing::FakeChardev::State host;
+  testing::FakeChardev chardev(&host);
+  Serial restored(irq, &chardev);
+  ASSERT_TRUE(restored.RestoreState(state).ok());
+  EXPECT_TRUE(irq->asserted()) << "the unread bytes' interrupt is pending again";
+  auto in = [&restored](uint64_t reg) {
+    uint8_t v = 0;
+    restored.Read(reg, absl::MakeSpan(&v, 1));
+    return v;
+  };
+  auto out = [&restored](uint64_t reg, uint8_t v) { restored.Write(reg, absl::MakeConstSpan(&v, 1)); };
+  EXPECT_EQ(in(kScr), 0x5a);
+  EXPECT_EQ(in(kLcr), 0x03);
+  EXPECT_EQ(in(kIer), kIerRx);
+  out(kLcr, 0x83);
+  EXPECT_EQ(in(kDll), 0x01) << "the divisor";
+  out(kLcr, 0x03);
+  EXPECT_EQ(in(kIir) & 0xc0, 0xc0) << "FIFOs enabled";
+  EXPECT_EQ(in(kRbr), 'a');
+  EXPECT_EQ(in(kRbr), 'b');
+  EXPECT_EQ(in(kRbr), 'c');
+  EXPECT_FALSE(in(kLsr) & kLsrDr);
+  EXPECT_FALSE(irq->asserted());
+}
+
+TEST_F(SerialTest, StateThatIsNotA16550IsRefused) {
+  const std::string good = serial_.SaveState();
+  EXPECT_TRUE(serial_.RestoreState(good).ok());
+  for (size_t length = 0; length < good.size(); ++length) {
+    EXPECT_EQ(serial_.RestoreState(good.substr(0, length)).code(), absl::StatusCode::kDataLoss)
+        << "cut to " << length;
+  }
+  std::string trigger = good;
+  trigger[8] = 3;  // the rx trigger: 1, 4, 8 or 14
+  EXPECT_EQ(serial_.RestoreState(trigger).code(), absl::StatusCode::kDataLoss);
+  StateWriter big;
+  for (int i = 0; i < 11; ++i) big.Put<uint8_t>(i == 7 ? 1 : (i == 8 ? 1 : 0));
+  big.PutBytes("");
+  big.PutBytes(std::string(Serial::kRxFifoCapacity + 1, 'x'));
+  EXPECT_EQ(serial_.RestoreState(big.Take()).code(), absl::StatusCode::kDataLoss)
+      << "more bytes than the FIFO holds";
+  EXPECT_EQ(In(kScr), 0) << "a refused state changes nothing";
 }
 
 }  // namespace
