@@ -22,6 +22,7 @@ constexpr uint32_t kIrqchips[] = {KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE,
                                   KVM_IRQCHIP_IOAPIC};
 constexpr uint32_t kMaxMsrs = 4096;
 constexpr uint64_t kPage = 4096;
+constexpr uint32_t kMsrTscDeadline = 0x6e0;  // IA32_TSC_DEADLINE
 
 std::string VcpuSection(uint32_t id) { return absl::StrCat("vcpu", id); }
 
@@ -174,13 +175,22 @@ absl::Status RestoreVcpu(KvmVcpu& vcpu, const StateFile& file, int* refused_msrs
   if (refused_msrs != nullptr) *refused_msrs = refused;
   RETURN_IF_ERROR(vcpu.SetMpState(mp_state));
   RETURN_IF_ERROR(vcpu.SetLapic(lapic));
+  // KVM drops IA32_TSC_DEADLINE unless the LAPIC is in TSC-deadline mode
+  // already: set it again now the LAPIC is (QEMU's kvm_put_tscdeadline_msr).
+  for (const kvm_msr_entry& entry : msrs) {
+    if (entry.index == kMsrTscDeadline) (void)vcpu.SetMsrs(absl::MakeConstSpan(&entry, 1));
+  }
   RETURN_IF_ERROR(vcpu.SetDebugRegs(debugregs));
   return vcpu.SetVcpuEvents(events);
 }
 
 absl::Status WriteMemoryFile(const GuestMemory& memory, const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (!fd.valid()) return Errno("cannot create", path);
+  // A new file renamed into place: the one there may be the RAM of VMs
+  // restored from it (mapped privately), which must never change under them.
+  const std::string temporary = path + ".partial";
+  UniqueFd fd(::open(temporary.c_str(),
+                     O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!fd.valid()) return Errno("cannot create", temporary);
   static const uint8_t kZeros[kPage] = {};
   for (const GuestMemory::Region& region : memory.regions()) {
     for (uint64_t offset = 0; offset < region.size; offset += kPage) {
@@ -189,25 +199,28 @@ absl::Status WriteMemoryFile(const GuestMemory& memory, const std::string& path)
       if (std::memcmp(page, kZeros, length) == 0) continue;  // a hole
       const off_t at = static_cast<off_t>(region.start.value() + offset);
       if (::pwrite(fd.get(), page, length, at) != static_cast<ssize_t>(length)) {
-        return Errno("cannot write guest memory to", path);
+        return Errno("cannot write guest memory to", temporary);
       }
     }
   }
   // The file's size covers all of RAM, holes included.
   const uint64_t end = memory.regions().empty() ? 0 : memory.regions().back().end().value();
   if (::ftruncate(fd.get(), static_cast<off_t>(end)) != 0 || ::fsync(fd.get()) != 0) {
-    return Errno("cannot write guest memory to", path);
+    return Errno("cannot write guest memory to", temporary);
   }
+  if (::rename(temporary.c_str(), path.c_str()) != 0) return Errno("cannot rename to", path);
   return absl::OkStatus();
 }
 
 absl::Status ReadMemoryFile(const GuestMemory& memory, const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  // O_NONBLOCK: a FIFO put there must not hang the restore (the size check
+  // below then refuses it).
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW));
   if (!fd.valid()) return Errno("cannot open the snapshot's memory", path);
   struct stat st;
   const uint64_t end = memory.regions().empty() ? 0 : memory.regions().back().end().value();
   if (::fstat(fd.get(), &st) != 0) return Errno("cannot stat", path);
-  if (static_cast<uint64_t>(st.st_size) != end) {
+  if (!S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) != end) {
     return absl::DataLossError(absl::StrFormat(
         "the snapshot's memory %s is %d bytes; this machine's RAM ends at %d", path, st.st_size,
         end));
@@ -241,7 +254,8 @@ absl::Status WriteStateFile(const StateFile& file, const std::string& path) {
   const std::string temporary = path + ".partial";
   const std::string bytes = file.Serialize();
   {
-    UniqueFd fd(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    UniqueFd fd(::open(temporary.c_str(),
+                       O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
     if (!fd.valid()) return Errno("cannot create", temporary);
     size_t done = 0;
     while (done < bytes.size()) {
@@ -257,7 +271,7 @@ absl::Status WriteStateFile(const StateFile& file, const std::string& path) {
 }
 
 absl::StatusOr<StateFile> ReadStateFile(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW));
   if (!fd.valid()) return Errno("cannot open the snapshot's state", path);
   struct stat st;
   if (::fstat(fd.get(), &st) != 0) return Errno("cannot stat", path);

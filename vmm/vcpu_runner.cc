@@ -144,6 +144,14 @@ void VcpuRunner::RunLoop() {
   }
   while (!stop_) {
     if (pause_requested_) {
+      // Parked between instructions, not half-way through an IN/OUT or MMIO
+      // access (what a snapshot saves would repeat it): KVM_RUN with
+      // immediate_exit (Pause set it) finishes the access and returns.
+      if (io_to_complete_) {
+        vcpu_.SetImmediateExit(true);
+        (void)vcpu_.Run();
+        io_to_complete_ = false;
+      }
       Park();
       continue;
     }
@@ -152,6 +160,9 @@ void VcpuRunner::RunLoop() {
       Fail(std::string(exit.status().message()));
       return;
     }
+    using Kind = VcpuExit::Kind;
+    io_to_complete_ = exit->kind == Kind::kIoIn || exit->kind == Kind::kIoOut ||
+                      exit->kind == Kind::kMmioRead || exit->kind == Kind::kMmioWrite;
     if (!Handle(*exit)) return;
   }
 }

@@ -83,6 +83,9 @@ class VcpuRunner {
   // park_mu_ too, so that a parked thread leaving does not clear
   // immediate_exit over a Stop().
   std::atomic<bool> pause_requested_{false};
+  // The last exit was port or MMIO I/O, which KVM finishes (RIP, the value
+  // read) at the next KVM_RUN (the loop thread only).
+  bool io_to_complete_ = false;
   absl::Mutex park_mu_;
   // Written under park_mu_; atomic because abseil may evaluate a wait's
   // condition on another thread.

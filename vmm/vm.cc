@@ -341,13 +341,15 @@ ExitStatus VmImpl::Run() {
 }
 
 ExitStatus VmImpl::RunMachine() {
+  bool have_machine;
   {
     absl::MutexLock machine_lock(&machine_mu_);
     for (auto& runner : runners_) runner->Start();
+    have_machine = machine_ != nullptr;  // not after a restart that failed
   }
   {
     absl::MutexLock pause_lock(&pause_mu_);
-    machine_running_ = true;
+    machine_running_ = have_machine;
   }
   // After the vCPU threads exist: they must not inherit this filter.
   if (confine_run_thread_ && config_.on_reboot != VmConfig::RebootAction::kRestart) {

@@ -113,7 +113,17 @@ void VmImpl::RequestStop() {
   Finish(std::move(status));
 }
 
+namespace {
+
+bool Armed(const itimerspec& spec) {
+  return spec.it_value.tv_sec != 0 || spec.it_value.tv_nsec != 0;
+}
+
+}  // namespace
+
 void VmImpl::RequestShutdown() {
+  // pause_mu_ first (the lock order): a paused VM's grace starts at Resume.
+  absl::MutexLock pause_lock(&pause_mu_);
   bool pressed = false;
   if (config_.shutdown_grace > absl::ZeroDuration()) {
     absl::MutexLock machine_lock(&machine_mu_);
@@ -123,11 +133,15 @@ void VmImpl::RequestShutdown() {
     RequestStop();
     return;
   }
-  itimerspec current{};
-  ::timerfd_gettime(shutdown_timer_.get(), &current);
-  if (current.it_value.tv_sec != 0 || current.it_value.tv_nsec != 0) return;  // counting
   itimerspec grace{};
   grace.it_value = absl::ToTimespec(config_.shutdown_grace);
+  if (paused_) {
+    if (!Armed(paused_grace_left_)) paused_grace_left_ = grace;
+    return;
+  }
+  itimerspec current{};
+  ::timerfd_gettime(shutdown_timer_.get(), &current);
+  if (Armed(current)) return;  // counting
   ::timerfd_settime(shutdown_timer_.get(), 0, &grace, nullptr);
 }
 
@@ -148,10 +162,12 @@ absl::Status VmImpl::DoPause() {
     paused_clock_ = clock.ok() ? std::optional<uint64_t>(*clock) : std::nullopt;
   }
   paused_timer_left_ = {};
+  const itimerspec disarm{};
   if (timeout_timer_.valid()) {
-    const itimerspec disarm{};
     ::timerfd_settime(timeout_timer_.get(), 0, &disarm, &paused_timer_left_);
   }
+  paused_grace_left_ = {};
+  ::timerfd_settime(shutdown_timer_.get(), 0, &disarm, &paused_grace_left_);
   paused_since_ = absl::Now();
   paused_ = true;
   return absl::OkStatus();
@@ -164,9 +180,11 @@ absl::Status VmImpl::DoResume() {
     absl::MutexLock machine_lock(&machine_mu_);
     (void)machine_->vm().SetClock(*paused_clock_);
   }
-  if (timeout_timer_.valid() &&
-      (paused_timer_left_.it_value.tv_sec != 0 || paused_timer_left_.it_value.tv_nsec != 0)) {
+  if (timeout_timer_.valid() && Armed(paused_timer_left_)) {
     ::timerfd_settime(timeout_timer_.get(), 0, &paused_timer_left_, nullptr);
+  }
+  if (Armed(paused_grace_left_)) {
+    ::timerfd_settime(shutdown_timer_.get(), 0, &paused_grace_left_, nullptr);
   }
   loop_->Release();
   for (VcpuRunner* runner : Runners()) runner->Resume();
@@ -195,37 +213,45 @@ absl::Status VmImpl::SaveSnapshot(const std::string& dir) {
     serial = &machine_->serial();
   }
   std::string com1 = serial->SaveState();
-  absl::MutexLock machine_lock(&machine_mu_);
-  for (const DeviceInfo& device : machine_->devices().devices()) {
-    if (device.active) {
-      return absl::UnimplementedError(absl::StrCat(
-          device.kind, " at ", device.address,
-          " is in use by the guest, and device state is not saved yet: only a machine whose "
-          "virtio devices the guest has not set up can be snapshotted"));
+  StateFile file;
+  const GuestMemory* memory = nullptr;
+  {
+    // What KVM holds, under machine_mu_; guest RAM is written after it (a
+    // stop or stats() must not wait for gigabytes to reach the disk).
+    absl::MutexLock machine_lock(&machine_mu_);
+    for (const DeviceInfo& device : machine_->devices().devices()) {
+      if (device.active) {
+        return absl::UnimplementedError(absl::StrCat(
+            device.kind, " at ", device.address,
+            " is in use by the guest, and device state is not saved yet: only a machine whose "
+            "virtio devices the guest has not set up can be snapshotted"));
+      }
     }
+    RETURN_IF_ERROR(file.Add("device/com1", std::move(com1)));
+    RETURN_IF_ERROR(snapshot::SaveShape(
+        {config_.memory_bytes, static_cast<uint32_t>(config_.cpus)}, &file));
+    uint64_t clock = 0;
+    if (paused_clock_) {
+      clock = *paused_clock_;
+    } else {
+      ASSIGN_OR_RETURN(clock, machine_->vm().GetClock());
+    }
+    RETURN_IF_ERROR(snapshot::SaveVm(machine_->vm(), clock, &file));
+    ASSIGN_OR_RETURN(std::vector<uint32_t> msrs, machine_->kvm().GetMsrIndexList());
+    for (auto& runner : runners_) {
+      RETURN_IF_ERROR(snapshot::SaveVcpu(runner->vcpu(), msrs, &file));
+    }
+    memory = &machine_->memory();
   }
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
     return absl::ErrnoToStatus(errno, absl::StrCat("cannot create the snapshot directory ", dir));
   }
-  StateFile file;
-  RETURN_IF_ERROR(file.Add("device/com1", std::move(com1)));
-  RETURN_IF_ERROR(snapshot::SaveShape(
-      {config_.memory_bytes, static_cast<uint32_t>(config_.cpus)}, &file));
-  uint64_t clock = 0;
-  if (paused_clock_) {
-    clock = *paused_clock_;
-  } else {
-    ASSIGN_OR_RETURN(clock, machine_->vm().GetClock());
-  }
-  RETURN_IF_ERROR(snapshot::SaveVm(machine_->vm(), clock, &file));
-  ASSIGN_OR_RETURN(std::vector<uint32_t> msrs, machine_->kvm().GetMsrIndexList());
-  for (auto& runner : runners_) RETURN_IF_ERROR(snapshot::SaveVcpu(runner->vcpu(), msrs, &file));
   // An earlier snapshot's state goes first: it must never pair with this
   // memory should writing fail half-way.
   const std::string state_path = absl::StrCat(dir, "/", snapshot::kStateFile);
   ::unlink(state_path.c_str());
-  RETURN_IF_ERROR(snapshot::WriteMemoryFile(machine_->memory(),
-                                            absl::StrCat(dir, "/", snapshot::kMemoryFile)));
+  RETURN_IF_ERROR(
+      snapshot::WriteMemoryFile(*memory, absl::StrCat(dir, "/", snapshot::kMemoryFile)));
   // The state last: a directory with a state file has the memory that goes
   // with it.
   return snapshot::WriteStateFile(file, state_path);

@@ -141,6 +141,9 @@ class VmImpl : public Vm {
   bool paused_ ABSL_GUARDED_BY(pause_mu_) = false;
   std::optional<uint64_t> paused_clock_ ABSL_GUARDED_BY(pause_mu_);
   itimerspec paused_timer_left_ ABSL_GUARDED_BY(pause_mu_) = {};
+  // The shutdown grace left at the pause (a paused guest cannot answer its
+  // power button, so the grace waits for Resume too).
+  itimerspec paused_grace_left_ ABSL_GUARDED_BY(pause_mu_) = {};
   absl::Time paused_since_ ABSL_GUARDED_BY(pause_mu_);
   absl::Duration paused_total_ ABSL_GUARDED_BY(pause_mu_) = absl::ZeroDuration();
 

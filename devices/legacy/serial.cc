@@ -215,7 +215,7 @@ void Serial::Transmit(uint8_t byte) {
     thre_pending_ = true;
   } else if (host_ == nullptr) {
     thre_pending_ = true;  // nowhere to go: gone at once
-  } else if (tx_count_ == TxCapacity()) {
+  } else if (tx_count_ >= TxCapacity()) {
     ++tx_dropped_;  // the guest did not wait for THRE
   } else {
     tx_[tx_count_++] = byte;
@@ -386,7 +386,7 @@ absl::Status Serial::RestoreState(absl::string_view payload) {
   if (absl::c_find(kRxTriggers, trigger) == std::end(kRxTriggers)) {
     return absl::DataLossError(absl::StrCat("state 'com1': rx trigger ", trigger));
   }
-  if (fifo == 0 && rx.size() > 1) {
+  if (fifo == 0 && (rx.size() > 1 || tx.size() > 1)) {
     return absl::DataLossError("state 'com1': a FIFO-less UART holding several bytes");
   }
   absl::MutexLock lock(&mu_);

@@ -1,6 +1,7 @@
 // The embeddable API (vmm/vmm.h): a program runs guests in-process, gets the
 // console through a callback and the exit status as a value.
 #include <algorithm>
+#include <atomic>
 #include <string>
 #include <thread>
 
@@ -204,6 +205,34 @@ TEST(ApiTest, PauseStopsTheGuestAndResumeLetsItGoOn) {
     EXPECT_EQ(text.substr(at + 6, end - at - 6), std::to_string(expected)) << "at " << at;
     ++expected;
   }
+}
+
+// A paused guest cannot answer its power button: the shutdown grace
+// starts when it runs again.
+TEST(ApiTest, TheShutdownGraceWaitsForResume) {
+  REQUIRE_KVM();
+  Console console;
+  VmConfig config = HelloConfig(console, "");
+  config.kernel_path = GuestPath("count.elf");
+  config.shutdown_grace = absl::Seconds(1);
+  auto vm = Vm::Create(std::move(config));
+  ASSERT_TRUE(vm.ok()) << vm.status();
+  ExitStatus status;
+  std::atomic<bool> ended{false};
+  std::thread runner([&] {
+    status = (*vm)->Run();
+    ended = true;
+  });
+  WaitForLines(console, 2);
+  ASSERT_TRUE((*vm)->Pause().ok());
+  (*vm)->RequestShutdown();
+  absl::SleepFor(absl::Milliseconds(1800));
+  EXPECT_FALSE(ended) << "the grace ran out while the guest was paused";
+  const absl::Time resumed = absl::Now();
+  ASSERT_TRUE((*vm)->Resume().ok());
+  runner.join();
+  EXPECT_EQ(status.reason, ExitStatus::Reason::kTimeout) << status.message;
+  EXPECT_GE(absl::Now() - resumed, absl::Milliseconds(900)) << "the grace did not restart";
 }
 
 TEST(ApiTest, TheTimeoutStandsStillWhilePaused) {

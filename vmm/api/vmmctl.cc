@@ -83,7 +83,10 @@ int main(int argc, char** argv) {
       char cwd[4096];
       if (::getcwd(cwd, sizeof(cwd)) != nullptr) argument = std::string(cwd) + "/" + argument;
     }
-    request_body = nlohmann::json{{std::string(command->parameter), argument}}.dump();
+    // Bytes that are not UTF-8 are replaced rather than thrown on (a path
+    // the VMM then fails to find, saying so).
+    request_body = nlohmann::json{{std::string(command->parameter), argument}}.dump(
+        -1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
 
   curl_global_init(CURL_GLOBAL_NOTHING);
@@ -109,7 +112,8 @@ int main(int argc, char** argv) {
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &Append);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
+  // A snapshot writes all of guest RAM: no limit for it; 30 s for the rest.
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT, command->parameter.empty() ? 30L : 0L);
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   const CURLcode result = curl_easy_perform(curl);
   long status = 0;

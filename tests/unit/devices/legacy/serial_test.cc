@@ -636,6 +636,12 @@ TEST_F(SerialTest, StateThatIsNotA16550IsRefused) {
   big.PutBytes(std::string(Serial::kRxFifoCapacity + 1, 'x'));
   EXPECT_EQ(serial_.RestoreState(big.Take()).code(), absl::StatusCode::kDataLoss)
       << "more bytes than the FIFO holds";
+  StateWriter stuffed;  // FIFOs off, yet 16 bytes waiting to be sent
+  for (int i = 0; i < 11; ++i) stuffed.Put<uint8_t>(i == 8 ? 1 : 0);
+  stuffed.PutBytes(std::string(Serial::kTxFifoCapacity, 't'));
+  stuffed.PutBytes("");
+  EXPECT_EQ(serial_.RestoreState(stuffed.Take()).code(), absl::StatusCode::kDataLoss)
+      << "a FIFO-less UART with a full transmit FIFO would overrun it";
   EXPECT_EQ(In(kScr), 0) << "a refused state changes nothing";
 }
 
