@@ -22,6 +22,7 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/kvm/guest_console.h"
 #include "tests/kvm/subprocess.h"
 
 namespace vmm::testing {
@@ -55,15 +56,6 @@ size_t Lines(const std::string& path) {
   return static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
 }
 
-bool WaitFor(const std::function<bool()>& done, absl::Duration limit = absl::Seconds(60)) {
-  const absl::Time deadline = absl::Now() + limit;
-  while (!done()) {
-    if (absl::Now() > deadline) return false;
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  return true;
-}
-
 struct CountingVmm {
   std::string socket = ::testing::TempDir() + "/api.sock";
   std::string serial = ::testing::TempDir() + "/count.log";
@@ -78,7 +70,7 @@ struct CountingVmm {
     vmm = std::make_unique<BackgroundProcess>(argv);
   }
   bool Counting(size_t lines) {
-    return WaitFor([&] { return Lines(serial) >= lines; });
+    return WaitUntil([&] { return Lines(serial) >= lines; });
   }
 };
 
@@ -186,7 +178,7 @@ TEST(ApiSocketTest, SnapshotThroughTheSocketAndRestoreWithTheBinary) {
   ::unlink(serial.c_str());
   BackgroundProcess restored({VmmBinary(), "--kernel", GuestPath("count.elf"), "--memory", "64M",
                               "--serial", "file=" + serial, "--restore", dir, "--timeout", "300"});
-  ASSERT_TRUE(WaitFor([&] { return Lines(serial) >= 3; })) << ReadFile(serial);
+  ASSERT_TRUE(WaitUntil([&] { return Lines(serial) >= 3; })) << ReadFile(serial);
   ::kill(restored.pid(), SIGINT);
   EXPECT_EQ(WEXITSTATUS(restored.Wait()), 130) << restored.err();
   const std::string text = ReadFile(serial);

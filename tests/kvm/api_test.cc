@@ -9,6 +9,7 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/kvm/guest_console.h"
 #include "tests/kvm/subprocess.h"
 #include "vmm/vmm.h"
 
@@ -16,25 +17,6 @@ namespace vmm::testing {
 namespace {
 
 using ::testing::HasSubstr;
-
-// Collects console output from a vCPU thread.
-struct Console {
-  absl::Mutex mu;
-  std::string text;
-  SerialConfig Config() {
-    SerialConfig serial;
-    serial.mode = SerialConfig::Mode::kCallback;
-    serial.sink = [this](std::string_view bytes) {
-      absl::MutexLock lock(&mu);
-      text.append(bytes);
-    };
-    return serial;
-  }
-  std::string Get() {
-    absl::MutexLock lock(&mu);
-    return text;
-  }
-};
 
 VmConfig HelloConfig(Console& console, const std::string& cmdline) {
   VmConfig config;
@@ -124,18 +106,14 @@ TEST(ApiTest, ConsoleInputFromTheHostProgramReachesTheGuest) {
   ASSERT_TRUE(vm.ok()) << vm.status();
   ExitStatus status;
   std::thread runner([&] { status = (*vm)->Run(); });
-  for (int i = 0; i < 1200 && console.Get().find("ready") == std::string::npos; ++i) {
-    absl::SleepFor(absl::Milliseconds(50));
-  }
+  console.WaitFor("ready");
   auto send = [&](std::string_view bytes) {
     absl::StatusOr<size_t> taken = (*vm)->SendConsoleInput(bytes);
     ASSERT_TRUE(taken.ok()) << taken.status();
     EXPECT_EQ(*taken, bytes.size());
   };
   send("hello from the host\n");
-  for (int i = 0; i < 1200 && console.Get().find("got: hello") == std::string::npos; ++i) {
-    absl::SleepFor(absl::Milliseconds(50));
-  }
+  console.WaitFor("got: hello");
   EXPECT_THAT(console.Get(), HasSubstr("got: hello from the host\n"));
   send("quit\r");
   runner.join();
@@ -161,7 +139,7 @@ TEST(ApiTest, ConsoleInputNeedsTheCallbackConsole) {
 size_t Lines(const std::string& text) { return std::count(text.begin(), text.end(), '\n'); }
 
 void WaitForLines(Console& console, size_t n) {
-  for (int i = 0; i < 1200 && Lines(console.Get()) < n; ++i) absl::SleepFor(absl::Milliseconds(50));
+  WaitUntil([&] { return Lines(console.Get()) >= n; });
 }
 
 TEST(ApiTest, PauseStopsTheGuestAndResumeLetsItGoOn) {

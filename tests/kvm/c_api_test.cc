@@ -15,6 +15,7 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/kvm/guest_console.h"
 #include "tests/kvm/subprocess.h"
 
 namespace vmm::testing {
@@ -22,13 +23,13 @@ namespace {
 
 using ::testing::HasSubstr;
 
-struct Console {
+struct CollectedBytes {  // what the C output callback was given
   absl::Mutex mu;
   std::string bytes ABSL_GUARDED_BY(mu);
 };
 
 void Collect(void* user_data, const char* bytes, size_t length) {
-  auto* console = static_cast<Console*>(user_data);
+  auto* console = static_cast<CollectedBytes*>(user_data);
   absl::MutexLock lock(&console->mu);
   console->bytes.append(bytes, length);
 }
@@ -43,7 +44,7 @@ TEST(CApiKvmTest, BootsAGuestWithItsConsoleAndExitStatus) {
   vmm_config* config = vmm_config_new();
   char* error = nullptr;
   ASSERT_EQ(vmm_config_set_args(config, args, 8, &error), VMM_OK) << error;
-  Console console;
+  CollectedBytes console;
   vmm_config_set_serial_output(config, Collect, &console);
   vmm_vm* vm = nullptr;
   ASSERT_EQ(vmm_vm_create(config, &vm, &error), VMM_OK) << error;
@@ -71,7 +72,7 @@ TEST(CApiKvmTest, ConsoleInputReachesTheGuest) {
   vmm_config* config = vmm_config_new();
   char* error = nullptr;
   ASSERT_EQ(vmm_config_set_args(config, args, 6, &error), VMM_OK) << error;
-  Console console;
+  CollectedBytes console;
   vmm_config_set_serial_output(config, Collect, &console);
   vmm_vm* vm = nullptr;
   ASSERT_EQ(vmm_vm_create(config, &vm, &error), VMM_OK) << error;
@@ -79,14 +80,10 @@ TEST(CApiKvmTest, ConsoleInputReachesTheGuest) {
   int code = -1;
   std::thread runner([&] { code = vmm_vm_run(vm); });
   auto seen = [&](const char* text) {
-    for (int i = 0; i < 1200; ++i) {
-      {
-        absl::MutexLock lock(&console.mu);
-        if (console.bytes.find(text) != std::string::npos) return true;
-      }
-      absl::SleepFor(absl::Milliseconds(50));
-    }
-    return false;
+    return WaitUntil([&] {
+      absl::MutexLock lock(&console.mu);
+      return console.bytes.find(text) != std::string::npos;
+    });
   };
   EXPECT_TRUE(seen("ready"));
   size_t taken = 0;

@@ -13,6 +13,7 @@
 #include "devices/virtio/block/block_config.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/kvm/guest_console.h"
 #include "tests/kvm/subprocess.h"
 #include "vmm/vmm.h"
 
@@ -25,18 +26,14 @@ using ::testing::HasSubstr;
 struct Recorder {
   absl::Mutex mu;
   std::vector<VmEvent> events;
-  std::string console;
+  Console console;
 
   void Attach(VmConfig& config) {
     config.on_event = [this](const VmEvent& event) {
       absl::MutexLock lock(&mu);
       events.push_back(event);
     };
-    config.serial.mode = SerialConfig::Mode::kCallback;
-    config.serial.sink = [this](std::string_view bytes) {
-      absl::MutexLock lock(&mu);
-      console.append(bytes);
-    };
+    config.serial = console.Config();
   }
   // "state-changed:running", "guest-panic:ended", ...
   std::vector<std::string> Summary() {
@@ -46,16 +43,6 @@ struct Recorder {
       out.push_back(std::string(VmEventKindName(e.kind)) + ":" + std::string(VmStateName(e.state)));
     }
     return out;
-  }
-  bool ConsoleHas(const std::string& text) {
-    for (int i = 0; i < 1200; ++i) {
-      {
-        absl::MutexLock lock(&mu);
-        if (console.find(text) != std::string::npos) return true;
-      }
-      absl::SleepFor(absl::Milliseconds(50));
-    }
-    return false;
   }
 };
 
@@ -77,7 +64,7 @@ TEST(EventsTest, StateChangesFollowTheRun) {
   ASSERT_TRUE(vm.ok()) << vm.status();
   EXPECT_TRUE(recorder.Summary().empty()) << "nothing happens before Run";
   std::thread runner([&] { (*vm)->Run(); });
-  ASSERT_TRUE(recorder.ConsoleHas("count 2"));
+  ASSERT_TRUE(recorder.console.WaitFor("count 2"));
   ASSERT_TRUE((*vm)->Pause().ok());
   ASSERT_TRUE((*vm)->Resume().ok());
   EXPECT_FALSE((*vm)->Resume().ok());  // refused: no event
@@ -135,9 +122,9 @@ TEST(EventsTest, ADeviceThatNeedsAResetIsReportedAndTheVmRunsOn) {
   EXPECT_FALSE(reset.detail.empty());
   // The guest saw it too, and went on to its end (its data checks need the
   // malicious-driver test's disk patterns; blank disks fail them here).
-  EXPECT_THAT(recorder.console,
+  EXPECT_THAT(recorder.console.Get(),
               HasSubstr("descriptor loop: victim sets DEVICE_NEEDS_RESET: ok"));
-  EXPECT_THAT(recorder.console, HasSubstr("evil: desc_loop: "));
+  EXPECT_THAT(recorder.console.Get(), HasSubstr("evil: desc_loop: "));
 }
 
 }  // namespace

@@ -18,6 +18,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "devices/virtio/rng/rng_config.h"
+#include "tests/kvm/guest_console.h"
 #include "tests/kvm/subprocess.h"
 #include "vmm/vmm.h"
 
@@ -26,38 +27,21 @@ namespace {
 
 using ::testing::HasSubstr;
 
-struct Console {
-  absl::Mutex mu;
-  std::string text;
-  SerialConfig Config() {
-    SerialConfig serial;
-    serial.mode = SerialConfig::Mode::kCallback;
-    serial.sink = [this](std::string_view bytes) {
-      absl::MutexLock lock(&mu);
-      text.append(bytes);
-    };
-    return serial;
+// The numbers of the complete "count N" lines count.elf printed, in order.
+std::vector<uint64_t> Counts(Console& console) {
+  std::vector<uint64_t> counts;
+  const std::string text = console.Get();
+  static const std::regex line("count ([0-9]+)\n");
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), line);
+       it != std::sregex_iterator(); ++it) {
+    counts.push_back(std::stoull((*it)[1].str()));
   }
-  std::string Get() {
-    absl::MutexLock lock(&mu);
-    return text;
-  }
-  // The numbers of the complete "count N" lines, in order.
-  std::vector<uint64_t> Counts() {
-    std::vector<uint64_t> counts;
-    const std::string text = Get();
-    static const std::regex line("count ([0-9]+)\n");
-    for (auto it = std::sregex_iterator(text.begin(), text.end(), line);
-         it != std::sregex_iterator(); ++it) {
-      counts.push_back(std::stoull((*it)[1].str()));
-    }
-    return counts;
-  }
-  bool WaitForCounts(size_t n) {
-    for (int i = 0; i < 1200 && Counts().size() < n; ++i) absl::SleepFor(absl::Milliseconds(50));
-    return Counts().size() >= n;
-  }
-};
+  return counts;
+}
+
+bool WaitForCounts(Console& console, size_t n) {
+  return WaitUntil([&] { return Counts(console).size() >= n; });
+}
 
 VmConfig CountConfig(Console& console) {
   VmConfig config;
@@ -80,13 +64,13 @@ uint64_t CountThenSnapshot(const std::string& dir) {
   EXPECT_TRUE(vm.ok()) << vm.status();
   if (!vm.ok()) return 0;
   std::thread runner([&] { (*vm)->Run(); });
-  EXPECT_TRUE(console.WaitForCounts(5));
+  EXPECT_TRUE(WaitForCounts(console, 5));
   EXPECT_EQ((*vm)->SaveSnapshot(dir).code(), absl::StatusCode::kFailedPrecondition)
       << "a running VM is refused";
   EXPECT_TRUE((*vm)->Pause().ok());
   const absl::Status saved = (*vm)->SaveSnapshot(dir);
   EXPECT_TRUE(saved.ok()) << saved;
-  const std::vector<uint64_t> counts = console.Counts();
+  const std::vector<uint64_t> counts = Counts(console);
   (*vm)->RequestStop();
   runner.join();
   return counts.empty() ? 0 : counts.back();
@@ -109,10 +93,10 @@ TEST(SnapshotTest, ARestoredGuestContinuesWhereItWasPaused) {
   auto vm = Vm::Create(std::move(config));
   ASSERT_TRUE(vm.ok()) << vm.status();
   std::thread runner([&] { (*vm)->Run(); });
-  ASSERT_TRUE(console.WaitForCounts(3)) << console.Get();
+  ASSERT_TRUE(WaitForCounts(console, 3)) << console.Get();
   (*vm)->RequestStop();
   runner.join();
-  const std::vector<uint64_t> counts = console.Counts();
+  const std::vector<uint64_t> counts = Counts(console);
   EXPECT_GT(counts.front(), last - 1) << "the restored guest counted from the start again:\n"
                                       << console.Get();
   EXPECT_LE(counts.front(), last + 2) << "the restored guest skipped ahead";
@@ -132,7 +116,7 @@ TEST(SnapshotTest, ARestoreCostsThePagesTheGuestTouchesNotItsRam) {
     auto vm = Vm::Create(std::move(config));
     ASSERT_TRUE(vm.ok()) << vm.status();
     std::thread runner([&] { (*vm)->Run(); });
-    ASSERT_TRUE(console.WaitForCounts(3));
+    ASSERT_TRUE(WaitForCounts(console, 3));
     ASSERT_TRUE((*vm)->Pause().ok());
     ASSERT_TRUE((*vm)->SaveSnapshot(dir).ok());
     (*vm)->RequestStop();
@@ -145,7 +129,7 @@ TEST(SnapshotTest, ARestoreCostsThePagesTheGuestTouchesNotItsRam) {
   auto vm = Vm::Create(std::move(config));
   ASSERT_TRUE(vm.ok()) << vm.status();
   std::thread runner([&] { (*vm)->Run(); });
-  EXPECT_TRUE(console.WaitForCounts(2));
+  EXPECT_TRUE(WaitForCounts(console, 2));
   (*vm)->RequestStop();
   runner.join();
   const uint64_t rss = (*vm)->stats().rss_at_first_run_bytes;
@@ -166,14 +150,14 @@ TEST(SnapshotTest, TwoVmsFromOneSnapshotRunSideBySide) {
   ASSERT_TRUE(first.ok() && second.ok());
   std::thread a([&] { (*first)->Run(); });
   std::thread b([&] { (*second)->Run(); });
-  EXPECT_TRUE(first_console.WaitForCounts(5));
-  EXPECT_TRUE(second_console.WaitForCounts(5));
+  EXPECT_TRUE(WaitForCounts(first_console, 5));
+  EXPECT_TRUE(WaitForCounts(second_console, 5));
   (*first)->RequestStop();
   (*second)->RequestStop();
   a.join();
   b.join();
   for (Console* console : {&first_console, &second_console}) {
-    const std::vector<uint64_t> counts = console->Counts();
+    const std::vector<uint64_t> counts = Counts(*console);
     ASSERT_FALSE(counts.empty());
     EXPECT_GE(counts.front(), last) << console->Get();
   }
