@@ -353,31 +353,31 @@ DeviceInfo DescribeDevice(std::string kind, std::string transport, std::string a
 
 }  // namespace
 
+VirtioTransportState& DeviceManager::TransportEntry::state() const {
+  return mmio ? mmio->state() : pci->state();
+}
+
+std::vector<DeviceManager::TransportEntry> DeviceManager::Transports() const {
+  std::vector<TransportEntry> entries;
+  absl::MutexLock lock(&mu_);
+  for (const MmioSlot& slot : mmio_slots_) {
+    entries.push_back({slot.kind, "mmio", absl::StrFormat("0x%x", slot.base), slot.transport,
+                       nullptr});
+  }
+  for (const PciFunction& function : pci_functions_) {
+    entries.push_back({function.kind, "pci",
+                       absl::StrFormat("0000:00:%02x.0", function.slot < 0 ? 0 : function.slot),
+                       nullptr, function.transport, function.slot});
+  }
+  return entries;
+}
+
 std::vector<DeviceInfo> DeviceManager::devices() const {
   // As in counters(): the transports are asked without mu_ held.
-  struct Entry {
-    std::string kind, transport, address;
-    std::shared_ptr<VirtioMmioTransport> mmio;
-    std::shared_ptr<VirtioPciTransport> pci;
-  };
-  std::vector<Entry> entries;
-  {
-    absl::MutexLock lock(&mu_);
-    for (const MmioSlot& slot : mmio_slots_) {
-      entries.push_back({slot.kind, "mmio", absl::StrFormat("0x%x", slot.base), slot.transport,
-                         nullptr});
-    }
-    for (const PciFunction& function : pci_functions_) {
-      entries.push_back({function.kind, "pci",
-                         absl::StrFormat("0000:00:%02x.0", function.slot < 0 ? 0 : function.slot),
-                         nullptr, function.transport});
-    }
-  }
   std::vector<DeviceInfo> infos;
-  for (Entry& entry : entries) {
-    VirtioTransportState& state = entry.mmio ? entry.mmio->state() : entry.pci->state();
+  for (TransportEntry& entry : Transports()) {
     infos.push_back(DescribeDevice(std::move(entry.kind), std::move(entry.transport),
-                                   std::move(entry.address), state));
+                                   std::move(entry.address), entry.state()));
   }
   return infos;
 }

@@ -20,6 +20,7 @@
 #include "base/cancellation.h"
 #include "base/event_loop.h"
 #include "base/guest_memory.h"
+#include "base/state_file.h"
 #include "devices/bus.h"
 #include "devices/pci/pci_bus.h"
 #include "devices/virtio/device_spec.h"
@@ -103,6 +104,18 @@ class DeviceManager : public VirtioDeviceHost {
   // Populated PCI slots, for the MP table / ACPI.
   std::vector<PciSlotInfo> PciSlots() const { return pci_->Slots(); }
 
+  // Snapshots (issue 15; device_manager_snapshot.cc). SaveState adds one
+  // section per virtio device, "virtio/<transport>/<address>": its kind,
+  // its PCI config space, its transport's registers and — if the guest is
+  // using it — its queues' positions and its own state. A device that
+  // cannot be saved (vhost, vhost-user) is refused by name. Called with the
+  // VM paused.
+  absl::Status SaveState(StateFile* file) const;
+  // Restores them into this VM's devices, which must be the snapshot's:
+  // the same kinds at the same addresses (FailedPrecondition naming the
+  // first difference). Before the vCPUs run.
+  absl::Status RestoreState(const StateFile& file);
+
   VirtioCounters counters() const;
   // Every device with its transport's state and counters and its own,
   // virtio-mmio slots then PCI functions, each in the order added.
@@ -121,6 +134,18 @@ class DeviceManager : public VirtioDeviceHost {
     bool active = false;                  // the driver set DRIVER_OK
     bool wired = false;                   // ioeventfds registered with KVM
   };
+
+  // A transport as devices() and the snapshots see it.
+  struct TransportEntry {
+    std::string kind, transport, address;
+    std::shared_ptr<VirtioMmioTransport> mmio;
+    std::shared_ptr<VirtioPciTransport> pci;
+    int pci_slot = -1;
+    VirtioTransportState& state() const;
+  };
+  // Every transport, virtio-mmio slots then PCI functions, each in the
+  // order added (copied out under mu_: ask them without it).
+  std::vector<TransportEntry> Transports() const ABSL_LOCKS_EXCLUDED(mu_);
 
   explicit DeviceManager(DeviceManagerDeps deps) : deps_(std::move(deps)) {}
   absl::Status AddMmio(std::shared_ptr<VirtioDevice> device, std::string kind);

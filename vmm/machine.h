@@ -60,6 +60,7 @@ class Machine {
   const Bus& mmio_bus() const { return mmio_bus_; }
   const GuestMemory& memory() const { return memory_; }
   const DeviceManager& devices() const { return *device_manager_; }
+  DeviceManager& devices() { return *device_manager_; }
   KvmVm& vm() { return vm_; }
   const KvmSystem& kvm() const { return kvm_; }
   Serial& serial() const { return *serial_; }  // COM1

@@ -8,11 +8,19 @@
 //   "pit"                  the PIT
 //   "vcpu<N>"              vCPU N
 //   "device/com1"          the 16550 UART (devices/legacy/serial.h)
+//   "virtio/<transport>/<address>"  each virtio device: its kind, PCI config
+//                          space, MSI-X table, transport registers, and —
+//                          while the guest uses it — its queues' positions
+//                          and own state (DeviceManager::SaveState)
 // Guest RAM goes to its own file, each region at its guest physical address
 // as the file offset, pages of zeros left as holes (a sparse file).
 //
-// Devices' state is not saved yet: Vm::SaveSnapshot refuses a VM whose
-// virtio devices the guest has set up.
+// A restore builds the VM from the same configuration (its disks and taps
+// re-opened by the paths and names given), then loads these sections into
+// it: memory, KVM's state, the vCPUs, and the devices last (what they raise
+// on restore lands in the restored interrupt controllers). Devices whose
+// state lives outside the VMM (vhost-net, vhost-vsock, vhost-user) are
+// refused by name while the guest uses them.
 #ifndef VMM_VMM_SNAPSHOT_H_
 #define VMM_VMM_SNAPSHOT_H_
 

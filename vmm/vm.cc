@@ -135,7 +135,9 @@ absl::Status VmImpl::RestoreSnapshot() {
   for (auto& runner : runners_) {
     RETURN_IF_ERROR(snapshot::RestoreVcpu(runner->vcpu(), file, /*refused_msrs=*/nullptr));
   }
-  return absl::OkStatus();
+  // The devices last: what they signal on restore (an INTx level, an event
+  // a restored device sends) lands in the restored interrupt controllers.
+  return machine_->devices().RestoreState(file);
 }
 
 absl::Status VmImpl::StartApiServer() {

@@ -219,14 +219,7 @@ absl::Status VmImpl::SaveSnapshot(const std::string& dir) {
     // What KVM holds, under machine_mu_; guest RAM is written after it (a
     // stop or stats() must not wait for gigabytes to reach the disk).
     absl::MutexLock machine_lock(&machine_mu_);
-    for (const DeviceInfo& device : machine_->devices().devices()) {
-      if (device.active) {
-        return absl::UnimplementedError(absl::StrCat(
-            device.kind, " at ", device.address,
-            " is in use by the guest, and device state is not saved yet: only a machine whose "
-            "virtio devices the guest has not set up can be snapshotted"));
-      }
-    }
+    RETURN_IF_ERROR(machine_->devices().SaveState(&file));
     RETURN_IF_ERROR(file.Add("device/com1", std::move(com1)));
     RETURN_IF_ERROR(snapshot::SaveShape(
         {config_.memory_bytes, static_cast<uint32_t>(config_.cpus)}, &file));

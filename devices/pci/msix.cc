@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/state_file.h"
+#include "base/status_macros.h"
 
 namespace vmm {
 namespace {
@@ -107,6 +110,48 @@ void Msix::OnControlWritten() {
   enabled_ = enabled;
   function_masked_ = function_masked;
   for (uint16_t v = 0; v < layout_.vector_count; ++v) SyncVectorLocked(v);
+}
+
+std::string Msix::SaveState() const {
+  absl::ReaderMutexLock lock(&mu_);
+  StateWriter out;
+  out.Put<uint16_t>(layout_.vector_count);
+  for (const Entry& e : table_) {
+    out.Put(e.address_lo);
+    out.Put(e.address_hi);
+    out.Put(e.data);
+    out.Put(e.control);
+  }
+  for (uint64_t word : pba_) out.Put(word);
+  return out.Take();
+}
+
+absl::Status Msix::RestoreState(absl::string_view state) {
+  StateReader in("MSI-X", state);
+  uint16_t count = 0;
+  RETURN_IF_ERROR(in.Get("vector count", &count));
+  if (count != layout_.vector_count) {
+    return absl::DataLossError(absl::StrCat("MSI-X: ", count, " vectors saved, the device has ",
+                                            layout_.vector_count));
+  }
+  std::vector<Entry> table(table_.size());
+  for (Entry& e : table) {
+    RETURN_IF_ERROR(in.Get("address", &e.address_lo));
+    RETURN_IF_ERROR(in.Get("address", &e.address_hi));
+    RETURN_IF_ERROR(in.Get("data", &e.data));
+    RETURN_IF_ERROR(in.Get("control", &e.control));
+  }
+  std::vector<uint64_t> pba(pba_.size());
+  for (uint64_t& word : pba) RETURN_IF_ERROR(in.Get("pending bits", &word));
+  RETURN_IF_ERROR(in.Finish());
+  absl::MutexLock lock(&mu_);
+  table_ = std::move(table);
+  pba_ = std::move(pba);
+  const uint16_t control = config_.ReadRaw16(cap_offset_ + kCapControl);
+  enabled_ = (control & kMsixControlEnable) != 0;
+  function_masked_ = (control & kMsixControlFunctionMask) != 0;
+  for (uint16_t v = 0; v < layout_.vector_count; ++v) SyncVectorLocked(v);
+  return absl::OkStatus();
 }
 
 bool Msix::EffectiveMaskedLocked(uint16_t vector) const {

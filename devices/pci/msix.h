@@ -16,10 +16,12 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
 #include "devices/interrupt.h"
@@ -86,6 +88,14 @@ class Msix {
   // The sink's direct trigger fd for `vector` (MsiVectorSink::DirectTriggerFd),
   // or -1.
   int DirectTriggerFd(uint16_t vector) const;
+
+  // Snapshots (issue 15): the vector table and pending bits. RestoreState
+  // takes them back after the config space was restored (the capability's
+  // enable and function-mask bits are read from it), telling the sink about
+  // every vector and delivering what is pending and unmasked. DataLoss for
+  // another vector count.
+  std::string SaveState() const;
+  absl::Status RestoreState(absl::string_view state);
 
   uint16_t vector_count() const { return layout_.vector_count; }
   const MsixLayout& layout() const { return layout_; }

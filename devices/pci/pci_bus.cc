@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "base/status_macros.h"
 #include "devices/pci/pci_config_space.h"
@@ -286,6 +287,17 @@ void PciBus::ConfigWrite(uint32_t bus, uint32_t device, uint32_t function, uint6
   if (!dev) return;
   dev->config().Write(reg, data);
   if (TouchesBarsOrCommand(reg, data.size())) SyncMappings(static_cast<int>(device));
+}
+
+absl::Status PciBus::RestoreConfig(int slot, absl::string_view state) {
+  absl::MutexLock write_lock(&write_mu_);
+  std::shared_ptr<PciDevice> d = device(slot);
+  if (slot == 0 || d == nullptr) {
+    return absl::NotFoundError(absl::StrCat("no PCI device in slot ", slot));
+  }
+  RETURN_IF_ERROR(d->config().RestoreState(state));
+  SyncMappings(slot);
+  return absl::OkStatus();
 }
 
 std::shared_ptr<PciDevice> PciBus::device(int slot) const {

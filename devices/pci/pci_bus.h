@@ -93,6 +93,11 @@ class PciBus {
   void ConfigWrite(uint32_t bus, uint32_t device, uint32_t function, uint64_t reg,
                    absl::Span<const uint8_t> data);
 
+  // Snapshots (issue 15): restores the config space of the device in `slot`
+  // (PciConfigSpace::RestoreState) and maps its BARs where the saved space
+  // has them, calling the BAR-move hook, as the guest's own writes would.
+  absl::Status RestoreConfig(int slot, absl::string_view state);
+
   // The device in `slot` (slot 0 is the host bridge), or null.
   std::shared_ptr<PciDevice> device(int slot) const;
   // Populated slots other than the host bridge, in slot order.

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
 namespace vmm {
@@ -213,6 +214,33 @@ void PciConfigSpace::WriteRaw(uint64_t offset, absl::Span<const uint8_t> data) {
   for (size_t i = 0; i < data.size(); ++i) {
     if (offset < kSize && i < kSize - offset) bytes_[offset + i] = data[i];
   }
+}
+
+std::string PciConfigSpace::SaveState() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return std::string(reinterpret_cast<const char*>(bytes_.data()), bytes_.size());
+}
+
+absl::Status PciConfigSpace::RestoreState(absl::string_view state) {
+  if (state.size() != kSize) {
+    return absl::DataLossError(
+        absl::StrCat("PCI configuration space of ", state.size(), " bytes, not ", kSize));
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    // Vendor and device IDs, and the class code.
+    for (uint64_t b : {0, 1, 2, 3, 9, 10, 11}) {
+      if (static_cast<uint8_t>(state[b]) != bytes_[b]) {
+        return absl::DataLossError("the PCI function's identity differs (another device)");
+      }
+    }
+    for (uint64_t b = 0; b < kSize; ++b) {
+      const uint8_t m = write_mask_[b] | w1c_mask_[b];
+      bytes_[b] = static_cast<uint8_t>((bytes_[b] & ~m) | (static_cast<uint8_t>(state[b]) & m));
+    }
+  }
+  UpdateIntxLine();
+  return absl::OkStatus();
 }
 
 uint16_t PciConfigSpace::Raw16Locked(uint64_t offset) const {

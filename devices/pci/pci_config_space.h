@@ -15,11 +15,13 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
 #include "devices/irq_line.h"
@@ -149,6 +151,17 @@ class PciConfigSpace {
 
   uint8_t interrupt_pin() const;
   void SetInterruptLine(uint8_t line);
+
+  // --- Snapshots (issue 15) ---
+
+  // The space as stored.
+  std::string SaveState() const;
+  // Restores the guest-writable bits of what SaveState wrote (BAR bases,
+  // command, capability fields; read-only fields stay this function's own),
+  // calling no capability hook: their owners restore their own state. The
+  // INTx line follows the restored command register. DataLoss for another
+  // size or another function's identity (vendor, device, class).
+  absl::Status RestoreState(absl::string_view state);
 
   // --- INTx ---
 

@@ -10,10 +10,12 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <type_traits>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
@@ -133,6 +135,30 @@ void ReadConfigBytes(const Config& config, uint64_t offset, absl::Span<uint8_t> 
                   offset, data);
 }
 
+// An active device's part of a snapshot (issue 15): where each of its
+// queues stands and whatever else it must carry (bytes it encodes itself).
+struct VirtioDeviceSnapshot {
+  std::vector<VirtqueuePosition> queues;  // one per queue of the activation
+  std::string state;
+};
+
+// The positions of `active`'s queues for VirtioDevice::Snapshot, each
+// queue's next_avail moved back by the chains the device holds without
+// having returned them (`held[q]`; missing entries are 0). Such chains must
+// be the last ones the device popped from their queue: a restored device
+// pops them again (a receive buffer the device had put aside while waiting
+// for data is offered to it anew; what it had half-written is dropped).
+inline std::vector<VirtqueuePosition> SnapshotPositions(const VirtioActiveQueues& active,
+                                                        absl::Span<const size_t> held = {}) {
+  std::vector<VirtqueuePosition> positions;
+  for (size_t q = 0; q < active.queues.size(); ++q) {
+    VirtqueuePosition p = active.queues[q].position();
+    if (q < held.size()) p.next_avail = static_cast<uint16_t>(p.next_avail - held[q]);
+    positions.push_back(p);
+  }
+  return positions;
+}
+
 // One of a device's own counters, by name ("requests", "rx_bytes").
 struct DeviceCounter {
   const char* name;  // a string literal
@@ -177,6 +203,23 @@ class VirtioDevice {
   // same time as ProcessQueue or a back-end callback: devices serialise them
   // with their own lock.
   virtual void Reset() = 0;
+  // --- Snapshots (issue 15) ---
+  // Called on an active device of a paused VM (no ProcessQueue, no back-end
+  // callback runs meanwhile). The default refuses: a device whose state
+  // lives outside the VMM (vhost, vhost-user) or that has not learnt to
+  // save its state. The message names the device.
+  virtual absl::StatusOr<VirtioDeviceSnapshot> Snapshot() const {
+    return absl::UnimplementedError("this device's state cannot be saved in a snapshot");
+  }
+  // Called on a restored device right after Activate (its queues already at
+  // their saved positions) with VirtioDeviceSnapshot::state; the state is
+  // untrusted input (any file may be handed to --restore). The transport
+  // then kicks every queue once.
+  virtual absl::Status RestoreSnapshot(absl::string_view state) {
+    if (!state.empty()) return absl::DataLossError("unexpected device state");
+    return absl::OkStatus();
+  }
+
   // The device's own counters (what it did with the guest's requests), for
   // Vm::devices() and the API socket's vm.counters. Safe from any thread.
   virtual std::vector<DeviceCounter> counters() const { return {}; }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "base/state_file.h"
 #include "base/status_macros.h"
 
 namespace vmm {
@@ -297,6 +298,25 @@ void VirtioPciTransport::PciCfgWrite(uint64_t cap_offset, absl::Span<const uint8
 bool VirtioPciTransport::MsixEnabled() { return msix_->enabled(); }
 
 void VirtioPciTransport::SendMsix(uint16_t vector) { (void)msix_->Signal(vector); }
+
+absl::StatusOr<std::string> VirtioPciTransport::SaveState() {
+  ASSIGN_OR_RETURN(std::string virtio, state_->SaveState());
+  StateWriter out;
+  out.PutBytes(msix_->SaveState());
+  out.PutBytes(virtio);
+  return out.Take();
+}
+
+absl::Status VirtioPciTransport::RestoreState(absl::string_view state) {
+  StateReader in("virtio-pci", state);
+  std::string msix, virtio;
+  RETURN_IF_ERROR(in.GetBytes("MSI-X", 1 << 20, &msix));
+  RETURN_IF_ERROR(in.GetBytes("virtio registers", 32 << 20, &virtio));
+  RETURN_IF_ERROR(in.Finish());
+  // The vectors first: an activated device's interrupts go through them.
+  RETURN_IF_ERROR(msix_->RestoreState(msix));
+  return state_->RestoreState(virtio);
+}
 
 void VirtioPciTransport::InterruptStatusChanged(uint8_t status, bool /*raised*/) {
   config_.SetIntxLevel(status != 0);

@@ -34,8 +34,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "base/eventfd.h"
 #include "base/guest_memory.h"
@@ -110,6 +112,12 @@ class VirtioPciTransport final : public PciDevice, private VirtioInterruptDelive
   VirtioTransportCounters counters() const { return state_->counters(); }
   VirtioTransportState& state() { return *state_; }
   Msix& msix() { return *msix_; }
+
+  // Snapshots (issue 15): the MSI-X table and the virtio registers with the
+  // device's state. The config space is the bus's to restore
+  // (PciBus::RestoreConfig), before RestoreState.
+  absl::StatusOr<std::string> SaveState();
+  absl::Status RestoreState(absl::string_view state);
   // Config-space offset of each capability (for tests and diagnostics).
   uint16_t pci_cfg_cap_offset() const { return pci_cfg_cap_; }
 

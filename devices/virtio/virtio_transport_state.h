@@ -51,6 +51,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
 #include "base/eventfd.h"
+#include "base/state_file.h"
 #include "base/guest_memory.h"
 #include "devices/virtio/virtio_device.h"
 
@@ -198,6 +199,22 @@ class VirtioTransportState final : private VirtioDeviceContext {
   // it on its own thread; it must outlive this object. Null: none.
   void SetNeedsResetSignal(const EventFd* signal) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // --- Snapshots (issue 15) ---
+  // The registers, and for an activated device its queues' positions and
+  // state (VirtioDevice::Snapshot, whose refusal is returned). Called with
+  // the VM paused.
+  absl::StatusOr<std::string> SaveState()
+      ABSL_LOCKS_EXCLUDED(status_mu_, device_mu_, mu_);
+  // Restores what SaveState wrote into a transport that has not been used
+  // (a new VM's, before its vCPUs run): the registers, then — for a device
+  // that was active — its activation at the saved queue positions, its
+  // state, the activation hook, and one kick per enabled queue. `state` is
+  // untrusted: anything inconsistent (another queue count, a queue size or
+  // vector out of range, rings outside RAM, features never offered) is
+  // DataLoss naming it, and the transport is left reset.
+  absl::Status RestoreState(absl::string_view state)
+      ABSL_LOCKS_EXCLUDED(status_mu_, device_mu_, mu_);
+
   // Counts a malformed register access (wrong width, offset...).
   void CountBadAccess() ABSL_LOCKS_EXCLUDED(mu_);
   VirtioTransportCounters counters() const ABSL_LOCKS_EXCLUDED(mu_);
@@ -240,6 +257,13 @@ class VirtioTransportState final : private VirtioDeviceContext {
   bool DeliveringLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SendConfigInterruptLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ClearRegistersLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // RestoreState's first half: the registers; true if the device is to be
+  // activated.
+  absl::StatusOr<bool> RestoreRegistersLocked(StateReader& in) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The registers, then for a device to activate its activation at the
+  // saved positions and its state; any failure is the caller's to clear.
+  absl::Status RestoreLocked(StateReader& in, absl::StatusOr<VirtioActivation>* activation,
+                             std::string* device_state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::shared_ptr<VirtioDevice> device_;
   const GuestMemory& memory_;

@@ -67,6 +67,13 @@ struct VirtqueueHostAddresses {
 absl::StatusOr<VirtqueueHostAddresses> VirtqueueHostAddressesOf(const VirtqueueConfig& config,
                                                                 const GuestMemory& memory);
 
+// Where a queue stands, for a snapshot (issue 15): the next avail ring
+// slot the device will consume and the next used ring slot it will fill.
+struct VirtqueuePosition {
+  uint16_t next_avail = 0;
+  uint16_t next_used = 0;
+};
+
 class Virtqueue {
  public:
   // Checks the configuration (size a power of two, alignment, every ring
@@ -108,6 +115,15 @@ class Virtqueue {
 
   uint16_t next_avail() const { return next_avail_; }
   uint16_t next_used() const { return next_used_; }
+  VirtqueuePosition position() const { return {next_avail_, next_used_}; }
+  // A restored queue goes on from `position` (the guest's rings are in the
+  // restored memory). The last notified used index is forgotten: the next
+  // ShouldNotify interrupts, which a driver takes as at most a spurious one.
+  void Restore(VirtqueuePosition position) {
+    next_avail_ = position.next_avail;
+    next_used_ = position.next_used;
+    signalled_used_valid_ = false;
+  }
 
  private:
   explicit Virtqueue(const VirtqueueConfig& config) : config_(config) {}

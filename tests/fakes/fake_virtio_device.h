@@ -31,6 +31,9 @@ struct FakeVirtioDeviceOptions {
   absl::Status activate_result;           // what Activate returns
   bool complete_chains = false;           // ProcessQueue completes available chains
   std::vector<uint16_t> backend_queues;   // queues run in a back-end (QueueInBackend)
+  // Snapshot() saves the queues' positions and this state (nullopt: the
+  // default refusal); RestoreSnapshot records what it was given.
+  std::optional<std::string> snapshot_state;
 };
 
 class FakeVirtioDevice : public VirtioDevice {
@@ -108,6 +111,23 @@ class FakeVirtioDevice : public VirtioDevice {
     if (!used) return;
     auto notify = vq.ShouldNotify(*memory_);
     if (notify.ok() && *notify) context_->NotifyUsed(queue);
+  }
+
+  absl::StatusOr<VirtioDeviceSnapshot> Snapshot() const override {
+    if (!options_.snapshot_state) return VirtioDevice::Snapshot();
+    absl::MutexLock lock(&mu_);
+    VirtioDeviceSnapshot snapshot{{}, *options_.snapshot_state};
+    for (const Virtqueue& q : queues_) snapshot.queues.push_back(q.position());
+    return snapshot;
+  }
+  absl::Status RestoreSnapshot(absl::string_view state) override {
+    absl::MutexLock lock(&mu_);
+    restored_state_ = std::string(state);
+    return absl::OkStatus();
+  }
+  std::optional<std::string> restored_state() const {
+    absl::MutexLock lock(&mu_);
+    return restored_state_;
   }
 
   void Reset() override {
@@ -195,6 +215,7 @@ class FakeVirtioDevice : public VirtioDevice {
   std::vector<bool> queue_enabled_ ABSL_GUARDED_BY(mu_);
   std::vector<uint16_t> processed_ ABSL_GUARDED_BY(mu_);
   int processed_while_inactive_ ABSL_GUARDED_BY(mu_) = 0;
+  std::optional<std::string> restored_state_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace vmm::testing

@@ -27,6 +27,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
+#include "tests/kvm/durability_image.h"
 #include "tests/kvm/subprocess.h"
 
 namespace vmm::testing {
@@ -36,31 +37,9 @@ constexpr int kIterations = 40;
 // Generations the guest would write if not killed: far more than it reaches
 // before the kill (it must still be writing when SIGKILL arrives).
 constexpr uint32_t kGenerations = 500;
-constexpr uint32_t kDataBlocks = 2;  // per generation, after block 0
 // 4 MiB: 1 + 2 * kGenerations blocks of up to 4096 bytes (direct=on).
 constexpr uint64_t kImageBytes = 4 << 20;
-static_assert((1 + kDataBlocks * kGenerations) * 4096 <= kImageBytes);
-
-// tests/guests/blk_pattern.h, disk 0.
-std::vector<uint8_t> PatternSector(uint32_t generation, uint64_t sector) {
-  std::vector<uint8_t> bytes(512);
-  for (uint32_t i = 0; i < 128; ++i) {
-    uint32_t x = static_cast<uint32_t>(sector * 128 + i);
-    uint32_t w = x * 0x9E3779B1u + generation * 0xC2B2AE3Du;
-    std::memcpy(&bytes[i * 4], &w, 4);
-  }
-  return bytes;
-}
-
-std::vector<uint8_t> ReadImage(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), {});
-}
-
-std::vector<uint8_t> SectorOf(const std::vector<uint8_t>& image, uint64_t sector) {
-  if ((sector + 1) * 512 > image.size()) return {};
-  return std::vector<uint8_t>(image.begin() + sector * 512, image.begin() + (sector + 1) * 512);
-}
+static_assert((1 + kDurabilityDataBlocks * kGenerations) * 4096 <= kImageBytes);
 
 struct KilledRun {
   bool reached = false;       // the target generation was reported
@@ -151,40 +130,9 @@ KilledRun RunAndKill(const std::string& disk_option, uint32_t kill_after) {
   return run;
 }
 
-// Every generation up to `last_flushed` intact; block 0 from a generation
-// at least that recent; later generations' sectors hold their data or zeros.
-// `block`: the guest's block size in sectors.
 void ExpectNothingFlushedLost(const std::string& path, uint32_t block, uint32_t last_flushed,
                               const std::string& context) {
-  std::vector<uint8_t> image = ReadImage(path);
-  ASSERT_EQ(image.size(), kImageBytes) << context;
-  const std::vector<uint8_t> zeros(512, 0);
-  for (uint32_t g = 1; g <= kGenerations; ++g) {
-    uint64_t first = (1 + (g - 1) * kDataBlocks) * block;
-    for (uint64_t s = first; s < first + kDataBlocks * block; ++s) {
-      std::vector<uint8_t> got = SectorOf(image, s);
-      if (g <= last_flushed) {
-        ASSERT_EQ(got, PatternSector(g, s))
-            << context << ": generation " << g << " was reported flushed, sector " << s
-            << " does not hold it";
-      } else {
-        ASSERT_TRUE(got == zeros || got == PatternSector(g, s))
-            << context << ": sector " << s << " holds neither zeros nor generation " << g;
-      }
-    }
-  }
-  // Block 0 is rewritten by every generation: one not older than the last
-  // reported, in every sector (each sector names its generation).
-  uint32_t header_generation = 0;
-  for (uint32_t g = std::max(last_flushed, 1u); g <= kGenerations; ++g) {
-    if (SectorOf(image, 0) == PatternSector(g, 0)) header_generation = g;
-  }
-  ASSERT_NE(header_generation, 0u) << context << ": block 0 does not hold generation "
-                                   << last_flushed << " or a later one";
-  for (uint64_t s = 1; s < block; ++s) {
-    EXPECT_EQ(SectorOf(image, s), PatternSector(header_generation, s))
-        << context << ": block 0 is torn at sector " << s;
-  }
+  ExpectDurabilityImage(path, kImageBytes, kGenerations, block, last_flushed, context);
 }
 
 TEST(DurabilityTest, NoFlushedWriteIsLostWhenTheVmmIsKilled) {

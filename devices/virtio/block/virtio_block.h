@@ -87,6 +87,9 @@ class VirtioBlock : public VirtioDevice {
   absl::Status Activate(VirtioActivation activation) override;
   void ProcessQueue(uint16_t queue) override;
   void Reset() override;
+  // Snapshots: the queues' positions and the disk's size (a restore onto another size is refused).
+  absl::StatusOr<VirtioDeviceSnapshot> Snapshot() const override;
+  absl::Status RestoreSnapshot(absl::string_view state) override;
 
   VirtioBlockStats stats() const;
   std::vector<DeviceCounter> counters() const override;

@@ -66,6 +66,10 @@ class VirtioConsole : public VirtioDevice {
   absl::Status Activate(VirtioActivation activation) override;
   void ProcessQueue(uint16_t queue) override;
   void Reset() override;
+  // Snapshots: the queues' positions and how much of a transmit chain the backend took (so a restored
+  // console does not write it twice).
+  absl::StatusOr<VirtioDeviceSnapshot> Snapshot() const override;
+  absl::Status RestoreSnapshot(absl::string_view state) override;
 
   // The backend's callbacks (loop thread).
   void OnInputReady();
@@ -81,6 +85,9 @@ class VirtioConsole : public VirtioDevice {
     std::optional<DescriptorChain> rx;  // waiting for input
     std::optional<DescriptorChain> tx;  // partly written, waiting for the backend
     uint64_t tx_offset = 0;
+    // Restored: bytes of the first transmit chain popped that were written
+    // before the snapshot.
+    uint64_t tx_resume = 0;
   };
   // Under mu_, after a pump: drops the held chains if the driver broke a
   // ring, then settles the pass (which the caller delivers without mu_).

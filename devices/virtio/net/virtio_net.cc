@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "base/state_file.h"
 #include "base/status_macros.h"
 
 namespace vmm {
@@ -107,6 +108,7 @@ std::vector<uint16_t> VirtioNet::queue_max_sizes() const {
 }
 
 void VirtioNet::ReadConfig(uint64_t offset, absl::Span<uint8_t> data) {
+  absl::MutexLock lock(&mu_);
   ReadConfigBytes(config_, offset, data);
 }
 
@@ -143,6 +145,54 @@ absl::Status VirtioNet::Activate(VirtioActivation activation) {
   }
   // Frames are looked at on the event loop; nothing is read before then.
   SetWatching(0, true);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<VirtioDeviceSnapshot> VirtioNet::Snapshot() const {
+  if (in_kernel_) {
+    return absl::UnimplementedError(
+        "vhost-net keeps its rings in the host kernel: its state cannot be saved in a snapshot "
+        "(use vhost=off)");
+  }
+  absl::MutexLock lock(&mu_);
+  if (!active_) return absl::FailedPreconditionError("virtio-net: not active");
+  std::vector<size_t> held(active_->queues.size(), 0);
+  for (size_t p = 0; p < rx_.size() && 2 * p < held.size(); ++p) held[2 * p] = rx_[p].held.size();
+  StateWriter out;
+  out.Put(config_.mac);
+  out.Put<int32_t>(active_->pairs);
+  out.Put<uint8_t>(active_->promiscuous);
+  out.Put<uint8_t>(active_->all_multicast);
+  return VirtioDeviceSnapshot{SnapshotPositions(*active_, held), out.Take()};
+}
+
+absl::Status VirtioNet::RestoreSnapshot(absl::string_view state) {
+  StateReader in("virtio-net", state);
+  uint8_t mac[6];
+  int32_t pairs = 0;
+  uint8_t promiscuous = 0, all_multicast = 0;
+  RETURN_IF_ERROR(in.Get("MAC", &mac));
+  RETURN_IF_ERROR(in.Get("queue pairs", &pairs));
+  RETURN_IF_ERROR(in.Get("promiscuous", &promiscuous));
+  RETURN_IF_ERROR(in.Get("all-multicast", &all_multicast));
+  RETURN_IF_ERROR(in.Finish());
+  absl::MutexLock lock(&mu_);
+  if (!active_) return absl::FailedPreconditionError("virtio-net: not active");
+  if (pairs < 1 || pairs > active_->negotiated_pairs) {
+    return absl::DataLossError(absl::StrCat("virtio-net: ", pairs, " queue pairs in use, ",
+                                            active_->negotiated_pairs, " negotiated"));
+  }
+  std::memcpy(config_.mac, mac, sizeof(mac));
+  active_->promiscuous = promiscuous != 0;
+  active_->all_multicast = all_multicast != 0;
+  for (int p = 0; p < max_pairs_; ++p) {
+    const bool use = p < pairs;
+    if (absl::Status s = backend_->SetQueueEnabled(p, use); !s.ok()) {
+      return absl::InternalError(absl::StrCat("virtio-net: ", s.message()));
+    }
+    SetWatching(p, use);
+  }
+  active_->pairs = pairs;
   return absl::OkStatus();
 }
 

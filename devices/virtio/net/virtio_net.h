@@ -118,6 +118,13 @@ class VirtioNet : public VirtioDevice {
   absl::Status Activate(VirtioActivation activation) override;
   void ProcessQueue(uint16_t queue) override;
   void Reset() override;
+  // Snapshots: the queues' positions (receive buffers held for frames that
+  // had not come are offered again; a frame half-delivered is dropped, as a
+  // network may), the MAC, the pairs in use and the receive mode. A
+  // restored device takes the snapshot's MAC (the guest has it). vhost-net
+  // is refused: its rings are in the host kernel.
+  absl::StatusOr<VirtioDeviceSnapshot> Snapshot() const override;
+  absl::Status RestoreSnapshot(absl::string_view state) override;
 
   // The event loop's callback for the backend's queue `pair` (public so unit
   // tests can drive it without running a loop).
@@ -187,9 +194,9 @@ class VirtioNet : public VirtioDevice {
   const bool in_kernel_;        // vhost-net runs the data queues
   const uint64_t vhost_features_;  // what the kernel offers (in_kernel_)
   const uint64_t features_;
-  const virtio_net::Config config_;
 
   mutable absl::Mutex mu_;
+  virtio_net::Config config_ ABSL_GUARDED_BY(mu_);  // the MAC changes on a restore
   std::optional<Active> active_ ABSL_GUARDED_BY(mu_);
   std::vector<RxState> rx_ ABSL_GUARDED_BY(mu_);
   std::vector<VhostKernel> vhost_ ABSL_GUARDED_BY(mu_);   // one per pair, or none

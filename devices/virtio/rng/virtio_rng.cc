@@ -73,6 +73,18 @@ absl::Status VirtioRng::Activate(VirtioActivation activation) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<VirtioDeviceSnapshot> VirtioRng::Snapshot() const {
+  absl::MutexLock lock(&mu_);
+  if (!active_) return absl::FailedPreconditionError("virtio-rng: not active");
+  const size_t held[] = {active_->held ? 1u : 0u};
+  return VirtioDeviceSnapshot{SnapshotPositions(*active_, held), ""};
+}
+
+absl::Status VirtioRng::RestoreSnapshot(absl::string_view state) {
+  if (!state.empty()) return absl::DataLossError("virtio-rng: unexpected state");
+  return absl::OkStatus();
+}
+
 void VirtioRng::Reset() {
   absl::MutexLock lock(&mu_);
   active_.reset();

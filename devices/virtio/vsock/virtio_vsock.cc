@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "base/state_file.h"
 #include "base/status_macros.h"
 
 namespace vmm {
@@ -61,6 +62,44 @@ absl::Status VirtioVsock::Activate(VirtioActivation activation) {
     pass.Begin(*active_);
     // Host clients may have connected before the driver was ready.
     PumpRx(pass);
+    pass.Settle();
+  }
+  pass.Deliver();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<VirtioDeviceSnapshot> VirtioVsock::Snapshot() const {
+  absl::MutexLock lock(&mu_);
+  if (!active_) return absl::FailedPreconditionError("virtio-vsock: not active");
+  size_t held[3] = {};
+  held[kRxQueue] = active_->held_rx ? 1 : 0;
+  StateWriter out;
+  out.Put<uint64_t>(guest_cid_);
+  return VirtioDeviceSnapshot{SnapshotPositions(*active_, held), out.Take()};
+}
+
+absl::Status VirtioVsock::RestoreSnapshot(absl::string_view state) {
+  StateReader in("virtio-vsock", state);
+  uint64_t cid = 0;
+  RETURN_IF_ERROR(in.Get("guest CID", &cid));
+  RETURN_IF_ERROR(in.Finish());
+  if (cid != guest_cid_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the guest CID is ", guest_cid_, ", the snapshot's was ", cid));
+  }
+  QueuePass pass("virtio-vsock");
+  {
+    absl::MutexLock lock(&mu_);
+    if (!QueueUsable(kEventQueue)) return absl::OkStatus();
+    pass.Begin(*active_);
+    // struct virtio_vsock_event: le32 id. Without an event buffer the
+    // driver hears nothing, and its connections fail as their peers' RSTs
+    // arrive.
+    if (std::optional<DescriptorChain> chain = pass.Pop(kEventQueue)) {
+      const uint8_t event[4] = {kVsockEventTransportReset, 0, 0, 0};
+      const size_t written = chain->WriteTo(*active_->memory, 0, event);
+      pass.AddUsed(kEventQueue, std::move(*chain), static_cast<uint32_t>(written));
+    }
     pass.Settle();
   }
   pass.Deliver();

@@ -3,8 +3,10 @@
 // vsock_muxer.h for the host-side protocol, vsock_connection.h for the
 // connection state machine and flow control).
 //
-// Queues: 0 rx (device -> driver), 1 tx (driver -> device), 2 event (never
-// used: no transport reset events are sent). Config: le64 guest_cid.
+// Queues: 0 rx (device -> driver), 1 tx (driver -> device), 2 event (used
+// once, by a device restored from a snapshot: a transport reset, after which
+// the driver drops its connections, whose host sockets were the old VM's;
+// Firecracker does the same). Config: le64 guest_cid.
 // Offered features: VERSION_1, RING_EVENT_IDX, INDIRECT_DESC (no SEQPACKET).
 //
 // Guest packets are checked before they reach a connection: a TX chain with
@@ -41,6 +43,8 @@ class VirtioVsock : public VirtioDevice {
  public:
   static constexpr uint32_t kDeviceType = 19;  // VIRTIO_ID_VSOCK
   static constexpr uint16_t kQueueSize = 256;
+  // virtio_vsock_event ids.
+  static constexpr uint8_t kVsockEventTransportReset = 0;
   static constexpr uint16_t kRxQueue = 0;
   static constexpr uint16_t kTxQueue = 1;
   static constexpr uint16_t kEventQueue = 2;
@@ -66,6 +70,11 @@ class VirtioVsock : public VirtioDevice {
   absl::Status Activate(VirtioActivation activation) override;
   void ProcessQueue(uint16_t queue) override;
   void Reset() override;
+  // Snapshots: the queues' positions and the guest CID (a restore with
+  // another CID is refused). Connections are not saved: a restored device
+  // sends the driver VIRTIO_VSOCK_EVENT_TRANSPORT_RESET.
+  absl::StatusOr<VirtioDeviceSnapshot> Snapshot() const override;
+  absl::Status RestoreSnapshot(absl::string_view state) override;
 
   // Host sockets have events (the muxer's epoll fd is readable).
   void HandleHostEvents();

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_format.h"
 #include "arch/x86_64/layout.h"
 #include "base/event_loop.h"
 #include "devices/bus.h"
@@ -288,6 +289,86 @@ TEST_F(DeviceManagerTest, AFactoryErrorNamesTheDevice) {
   EXPECT_FALSE(status.ok());
   EXPECT_THAT(std::string(status.message()), HasSubstr("/nonexistent/vmm-test.img"));
   EXPECT_TRUE(manager_->PciSlots().empty()) << "nothing half-added";
+}
+
+// --- Snapshots (issue 15) ---
+
+// A second VM's devices over the same guest memory: what --restore builds.
+struct RestoredDevices {
+  explicit RestoredDevices(const GuestMemory& memory) {
+    EXPECT_TRUE(router.Init().ok());
+    DeviceManagerDeps deps;
+    deps.vm = &wiring;
+    deps.gsi_router = &router;
+    deps.pio_bus = &pio;
+    deps.mmio_bus = &mmio;
+    deps.memory = &memory;
+    deps.loop = loop.get();
+    manager = *DeviceManager::Create(std::move(deps), memory.end().value());
+  }
+  FakeVmWiring wiring;
+  GsiRouter router{&wiring};
+  std::unique_ptr<EventLoop> loop = *EventLoop::Create();
+  Bus pio, mmio;
+  std::unique_ptr<DeviceManager> manager;
+};
+
+// A restored PCI device sits where the guest had moved its BAR, and its
+// notify ioeventfd is bound there: the guest's driver finds it as it left it.
+TEST_F(DeviceManagerTest, ARestoredDeviceIsWiredWhereTheGuestLeftIt) {
+  ASSERT_TRUE(manager_->AddDevices({RngConfig{}}).ok());
+  const int slot = manager_->PciSlots()[0].slot;
+  const uint64_t moved = Bar0(slot) + 0x100000;
+  Write(Ecam(slot, 0x10), 4, (moved & 0xffffffff) | (Read(Ecam(slot, 0x10), 4) & 0xf));
+  ASSERT_EQ(Bar0(slot), moved);
+  BringUpPci(moved);
+  StateFile file;
+  ASSERT_TRUE(manager_->SaveState(&file).ok());
+  EXPECT_TRUE(file.Has(absl::StrFormat("virtio/pci/0000:00:%02x.0", slot)));
+
+  RestoredDevices restored(memory_);
+  ASSERT_TRUE(restored.manager->AddDevices({RngConfig{}}).ok());
+  EXPECT_TRUE(restored.wiring.ioeventfds().empty());
+  const absl::Status status = restored.manager->RestoreState(file);
+  ASSERT_TRUE(status.ok()) << status;
+  const std::set<Ioeventfd> bound = restored.wiring.ioeventfds();
+  ASSERT_EQ(bound.size(), 1u);
+  EXPECT_EQ(bound.begin()->addr, moved + VirtioPciTransport::kNotifyOffset);
+  const std::vector<DeviceInfo> devices = restored.manager->devices();
+  ASSERT_EQ(devices.size(), 1u);
+  EXPECT_TRUE(devices[0].active);
+}
+
+// Restoring onto other devices is refused naming the difference.
+TEST_F(DeviceManagerTest, ARestoreOntoOtherDevicesIsRefused) {
+  ASSERT_TRUE(manager_->AddDevices({RngConfig{}}).ok());
+  StateFile file;
+  ASSERT_TRUE(manager_->SaveState(&file).ok());
+  RngConfig mmio_rng;
+  mmio_rng.transport = VirtioTransport::kMmio;
+  RestoredDevices restored(memory_);
+  ASSERT_TRUE(restored.manager->AddDevices({mmio_rng}).ok());
+  const absl::Status status = restored.manager->RestoreState(file);
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("the snapshot has virtio-rng at pci 0000:00:01.0"));
+}
+
+// A device that cannot save its state (vhost, vhost-user) is refused by its
+// kind and address while the guest uses it.
+TEST_F(DeviceManagerTest, ASnapshotRefusesADeviceThatCannotSaveItsState) {
+  ASSERT_TRUE(manager_
+                  ->AddVirtioDevice(std::make_shared<testing::FakeVirtioDevice>(),
+                                    VirtioTransport::kPci, std::nullopt, "backend-device")
+                  .ok());
+  StateFile before;
+  EXPECT_TRUE(manager_->SaveState(&before).ok()) << "not set up by a driver: nothing to save";
+  const int slot = manager_->PciSlots()[0].slot;
+  BringUpPci(Bar0(slot));
+  StateFile file;
+  const absl::Status status = manager_->SaveState(&file);
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnimplemented);
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr(absl::StrFormat("backend-device at pci 0000:00:%02x.0", slot)));
 }
 
 }  // namespace
