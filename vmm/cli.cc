@@ -160,7 +160,8 @@ const std::vector<FlagSpec>& Flags() {
        }},
       {"restore", "DIR",
        "Start from the snapshot in DIR (written by the API's vm.snapshot) instead of booting; "
-       "give the same --kernel, --memory, --cpus and devices as the snapshotted VM.",
+       "give the same --memory, --cpus and devices as the snapshotted VM (disks and taps by "
+       "path and name; --kernel only if the guest may reboot).",
        nullptr,
        [](absl::string_view v, CliRequest& r) {
          if (v.empty()) return absl::InvalidArgumentError("expected a snapshot directory");
@@ -438,8 +439,8 @@ absl::StatusOr<CliRequest> ParseCommandLine(int argc, char** argv) {
     return request;
   }
   RETURN_IF_ERROR(first_error);
-  if (request.config.kernel_path.empty()) {
-    return absl::InvalidArgumentError("--kernel PATH is required");
+  if (request.config.kernel_path.empty() && request.config.restore_from.empty()) {
+    return absl::InvalidArgumentError("--kernel PATH is required (or --restore DIR)");
   }
   // A kind given on the command line replaces its default (--rng off).
   for (const DeviceConfig& device : devices) {

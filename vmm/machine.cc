@@ -76,9 +76,12 @@ Machine::~Machine() {
 }
 
 absl::StatusOr<std::unique_ptr<Machine>> Machine::Create(const VmConfig& config,
-                                                         MachineHooks hooks, EventLoop* loop) {
+                                                         MachineHooks hooks, EventLoop* loop,
+                                                         MachineStart start) {
   // User input first, so mistakes are reported even on a host without KVM.
-  if (config.kernel_path.empty()) return absl::InvalidArgumentError("no kernel given");
+  if (config.kernel_path.empty() && start == MachineStart::kBoot) {
+    return absl::InvalidArgumentError("no kernel given");
+  }
   if (config.cpus < 1) {
     return absl::InvalidArgumentError(absl::StrFormat("--cpus %d: need at least 1", config.cpus));
   }
@@ -124,9 +127,11 @@ absl::StatusOr<std::unique_ptr<Machine>> Machine::Create(const VmConfig& config,
   RETURN_IF_ERROR(machine->RegisterMemory());
   RETURN_IF_ERROR(machine->CreateDevices(config, loop, cancel));
   RETURN_IF_ERROR(CancellationStatus(cancel));
-  RETURN_IF_ERROR(machine->LoadAndDescribe(config));
-  RETURN_IF_ERROR(CancellationStatus(cancel));
-  RETURN_IF_ERROR(machine->CreateVcpus(config, supported));
+  if (start == MachineStart::kBoot) {
+    RETURN_IF_ERROR(machine->LoadAndDescribe(config));
+    RETURN_IF_ERROR(CancellationStatus(cancel));
+  }
+  RETURN_IF_ERROR(machine->CreateVcpus(start, config, supported));
   return machine;
 }
 
@@ -313,7 +318,7 @@ absl::Status Machine::LoadAndDescribe(const VmConfig& config) {
   return absl::OkStatus();
 }
 
-absl::Status Machine::CreateVcpus(const VmConfig& config,
+absl::Status Machine::CreateVcpus(MachineStart start, const VmConfig& config,
                                   absl::Span<const kvm_cpuid_entry2> supported) {
   const bool pvm = KvmSystem::IsPvmHost();
   for (int i = 0; i < config.cpus; ++i) {
@@ -331,7 +336,7 @@ absl::Status Machine::CreateVcpus(const VmConfig& config,
     RETURN_IF_ERROR(vcpu.SetMsrs(x86::BootMsrs()));
     RETURN_IF_ERROR(vcpu.SetFpu(x86::BootFpu()));
     RETURN_IF_ERROR(ConfigureLapic(vcpu));
-    if (id == 0) {
+    if (id == 0 && start == MachineStart::kBoot) {
       // Application processors wait for the guest's INIT/SIPI in the
       // in-kernel LAPIC; only the BSP gets an entry state.
       ASSIGN_OR_RETURN(kvm_sregs sregs, vcpu.GetSregs());

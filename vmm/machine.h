@@ -45,6 +45,11 @@ struct MachineHooks {
   std::function<void(const DeviceInfo&)> on_device_needs_reset;
 };
 
+// How a machine starts: booting its kernel, or from a snapshot (no kernel
+// is loaded, no boot tables written, no boot registers set: the snapshot's
+// memory and vCPU state replace them, vmm/snapshot.h).
+enum class MachineStart { kBoot, kRestore };
+
 class Machine {
  public:
   // Validates `config` against the host, then builds and boots-prepares the
@@ -52,8 +57,9 @@ class Machine {
   // vCPUs) are InvalidArgument/NotFound; host problems keep their code.
   // `loop` (which must outlive the machine) serves the devices' queue
   // notifications.
-  static absl::StatusOr<std::unique_ptr<Machine>> Create(const VmConfig& config,
-                                                         MachineHooks hooks, EventLoop* loop);
+  static absl::StatusOr<std::unique_ptr<Machine>> Create(
+      const VmConfig& config, MachineHooks hooks, EventLoop* loop,
+      MachineStart start = MachineStart::kBoot);
   ~Machine();
 
   const Bus& pio_bus() const { return pio_bus_; }
@@ -78,7 +84,7 @@ class Machine {
   absl::Status CreateRtc(EventLoop* loop);
   absl::StatusOr<x86_64::LoadedKernel> LoadKernel(const VmConfig& config);
   absl::Status LoadAndDescribe(const VmConfig& config);
-  absl::Status CreateVcpus(const VmConfig& config,
+  absl::Status CreateVcpus(MachineStart start, const VmConfig& config,
                            absl::Span<const kvm_cpuid_entry2> supported);
 
   KvmSystem kvm_;

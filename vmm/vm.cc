@@ -102,8 +102,9 @@ absl::Status VmImpl::Build(const Cancellation* cancel) {
   shutdown_timer_.Reset(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
   if (!shutdown_timer_.valid()) return ErrnoStatus("timerfd_create (shutdown grace)");
   RETURN_IF_ERROR(OpenSerial());
-  RETURN_IF_ERROR(BuildMachine(cancel));
-  if (!config_.restore_from.empty()) {
+  const bool restore = !config_.restore_from.empty();
+  RETURN_IF_ERROR(BuildMachine(cancel, restore ? MachineStart::kRestore : MachineStart::kBoot));
+  if (restore) {
     if (absl::Status restored = RestoreSnapshot(); !restored.ok()) {
       return absl::Status(restored.code(), absl::StrCat("restoring the snapshot in ",
                                                         config_.restore_from, ": ",
@@ -153,7 +154,7 @@ absl::Status VmImpl::StartApiServer() {
   return absl::OkStatus();
 }
 
-absl::Status VmImpl::BuildMachine(const Cancellation* cancel) {
+absl::Status VmImpl::BuildMachine(const Cancellation* cancel, MachineStart start) {
   absl::MutexLock machine_lock(&machine_mu_);
   MachineHooks hooks;
   hooks.serial = serial_chardev_.get();
@@ -168,7 +169,7 @@ absl::Status VmImpl::BuildMachine(const Cancellation* cancel) {
     };
   }
   auto notice = hooks.notice;
-  ASSIGN_OR_RETURN(machine_, Machine::Create(config_, std::move(hooks), loop_.get()));
+  ASSIGN_OR_RETURN(machine_, Machine::Create(config_, std::move(hooks), loop_.get(), start));
   assists_ = std::make_unique<x86_64::EmulationAssists>(&machine_->memory(), notice);
   std::vector<KvmVcpu> vcpus = machine_->TakeVcpus();
   for (KvmVcpu& vcpu : vcpus) {
@@ -327,7 +328,8 @@ ExitStatus VmImpl::Run() {
     Notice(absl::StrCat("the guest rebooted",
                         status.message.empty() ? "" : absl::StrCat(" (", status.message, ")"),
                         "; starting it again (restart ", restarts, ", --on-reboot restart)"));
-    if (absl::Status built = BuildMachine(/*cancel=*/nullptr); !built.ok()) {
+    // A restarted machine boots its kernel, restored or not.
+    if (absl::Status built = BuildMachine(/*cancel=*/nullptr, MachineStart::kBoot); !built.ok()) {
       FinishWithError(absl::StrCat("restarting the guest after its reboot: ", built.message()));
     }
     status = RunMachine();

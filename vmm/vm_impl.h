@@ -69,7 +69,7 @@ class VmImpl : public Vm {
  private:
   // Builds the machine and its vCPU runners from config_ (again after a
   // restart, when `cancel` is null).
-  absl::Status BuildMachine(const Cancellation* cancel);
+  absl::Status BuildMachine(const Cancellation* cancel, MachineStart start);
   // Stops and joins the vCPUs and destroys the machine, keeping its counts.
   void TearDownMachine();
   // Runs the current machine until something ends it; returns how.

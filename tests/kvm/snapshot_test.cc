@@ -102,6 +102,7 @@ TEST(SnapshotTest, ARestoredGuestContinuesWhereItWasPaused) {
   Console console;
   VmConfig config = CountConfig(console);
   config.restore_from = dir;
+  config.kernel_path.clear();  // the snapshot's memory holds the guest
   auto vm = Vm::Create(std::move(config));
   ASSERT_TRUE(vm.ok()) << vm.status();
   std::thread runner([&] { (*vm)->Run(); });

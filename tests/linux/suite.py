@@ -76,25 +76,28 @@ class Tap:
 class Boot:
     """One vmm run of the L2 kernel; the console goes to NAME.console."""
 
-    def __init__(self, suite, name, check, vmm_args=(), cmdline="", timeout=150, serial="file"):
+    def __init__(self, suite, name, check, vmm_args=(), cmdline="", timeout=150, serial="file",
+                 restore=None):
         """serial="pty": COM1 on a pty (--serial pty) that a thread copies
-        into NAME.console; write_serial() types into it."""
+        into NAME.console; write_serial() types into it. restore=DIR: start
+        from the snapshot in DIR (--restore) instead of booting: no kernel,
+        initrd or command line."""
         self.suite = suite
         self.name = name
         self.console_path = os.path.join(suite.work, f"{name}.console")
         if os.path.exists(self.console_path):
             os.remove(self.console_path)
         self.stderr_path = os.path.join(suite.work, f"{name}.stderr")
-        self.cmd = [suite.vmm, "--kernel", suite.kernel, "--initrd", suite.initrd,
+        boot = ["--restore", restore] if restore else [
+            "--kernel", suite.kernel, "--initrd", suite.initrd,
+            # dis_ucode_ldr: the nested lane's L1 twice stopped for good
+            # with its L2 in the AMD microcode loader's MSR access as a
+            # CPU came up (QEMU's SVM emulation; tests/nested/README.md,
+            # "Flakes"). A guest has no microcode to load anyway.
+            "--cmdline", f"console=ttyS0 quiet dis_ucode_ldr check={check} {cmdline}".strip()]
+        self.cmd = [suite.vmm, *boot,
                     "--serial", "pty" if serial == "pty" else f"file={self.console_path}",
-                    "--timeout", str(timeout),
-                    # dis_ucode_ldr: the nested lane's L1 twice stopped for good
-                    # with its L2 in the AMD microcode loader's MSR access as a
-                    # CPU came up (QEMU's SVM emulation; tests/nested/README.md,
-                    # "Flakes"). A guest has no microcode to load anyway.
-                    "--cmdline", f"console=ttyS0 quiet dis_ucode_ldr check={check} "
-                                 f"{cmdline}".strip(),
-                    *vmm_args]
+                    "--timeout", str(timeout), *vmm_args]
         self.timeout = timeout
         self.start = time.monotonic()
         with open(self.stderr_path, "wb") as err:
@@ -945,10 +948,10 @@ def check_shutdown(s):
              got.startswith("written after the power button"), got)
 
 
-def vmmctl(s, sock, command):
+def vmmctl(s, sock, *command):
     """vmmctl (built beside vmm) on the API socket: (exit code, JSON or None)."""
     ctl = os.path.join(os.path.dirname(s.vmm), "vmmctl")
-    r = subprocess.run([ctl, sock, command], capture_output=True, text=True, timeout=60)
+    r = subprocess.run([ctl, sock, *command], capture_output=True, text=True, timeout=120)
     try:
         answer = json.loads(r.stdout) if r.stdout.strip() else None
     except ValueError:
@@ -1000,6 +1003,75 @@ def check_api(s):
     s.expect(b, "the API socket is removed at exit", not os.path.exists(sock))
     fsck = subprocess.run(["e2fsck", "-fn", img], capture_output=True, text=True)
     s.expect(b, "e2fsck -fn finds the disk clean", fsck.returncode == 0, fsck.stdout + fsck.stderr)
+
+
+def check_snapshot(s):
+    """Snapshot and restore (issue 15) with Linux: a booted guest with an
+    ext4 disk, a tap and a shell on COM1 is paused, snapshotted through the
+    API socket and stopped; a new vmm restores it from the snapshot (no
+    kernel given: its memory holds the guest) and the same guest goes on --
+    its shell answers over the console, it pings its peer on the tap, writes
+    to the disk it had mounted, unmounts it and powers off; e2fsck finds the
+    disk clean and the host reads what was written before and after."""
+    img = s.path("snapshot.img")
+    ext4_image(img, 16, {"hello.txt": b"before\n"})
+    snap = s.path("snapshot.d")
+    shutil.rmtree(snap, ignore_errors=True)
+    tap = "vmmtap1"
+    subprocess.run(["ip", "link", "del", tap], capture_output=True)
+    ip("tuntap", "add", "dev", tap, "mode", "tap")
+    try:
+        ip("addr", "add", "10.0.2.1/24", "dev", tap)
+        ip("link", "set", tap, "up")
+        args = ["--disk", f"path={img},serial=snap", "--net", f"tap={tap}", "--memory", "256M"]
+        sock = s.path("snapshot.sock")
+        b = Boot(s, "snapshot", "snapshot", args + ["--api-socket", sock], serial="pty",
+                 timeout=300)
+        ready = b.wait_for(r"l2: fact snapshot-ready=yes", timeout=200)
+        s.expect(b, "the guest mounted its disk, pinged its peer and started a shell",
+                 bool(ready))
+        s.expect_fact(b, "ping-before", "ok")
+        code, _, err = vmmctl(s, sock, "pause")
+        s.expect(b, "vmmctl pause", code == 0, err)
+        t0 = time.monotonic()
+        code, _, err = vmmctl(s, sock, "snapshot", snap)
+        s.expect(b, "vmmctl snapshot writes the snapshot", code == 0, err)
+        s.tap.diag(f"snapshot: written in {time.monotonic() - t0:.2f} s, "
+                   f"memory file {os.stat(os.path.join(snap, 'memory')).st_blocks * 512 >> 20} MiB "
+                   f"on disk" if code == 0 else "snapshot: not written")
+        code, _, err = vmmctl(s, sock, "stop")
+        s.expect_exit(b, 130, "stopped through the API after the snapshot")
+        # Only what the restore needs: the same memory and devices, no kernel.
+        r = Boot(s, "snapshot-restored", "snapshot", args, serial="pty", timeout=300,
+                 restore=snap)
+        try:
+            s.expect(r, "vmm restored the VM and opened its pty", r.pty is not None, r.pty_error)
+            if r.pty is not None:
+                r.write_serial(b"echo restored-$((6*7))\n")
+            s.expect(r, "the restored guest's shell answers over the console",
+                     r.wait_for(r"restored-42", timeout=120) is not None)
+            if r.pty is not None:
+                r.write_serial(b"ping -c 3 -W 5 10.0.2.1 > /dev/null && echo ping-after-ok; "
+                               b"echo after > /mnt/after.txt && sync && echo wrote-after; "
+                               b"touch /tmp/snapshot-done\n")
+            s.expect(r, "the restored guest pings its peer on the tap",
+                     r.wait_for(r"ping-after-ok", timeout=120) is not None)
+            s.expect(r, "the restored guest writes to the disk it had mounted",
+                     r.wait_for(r"wrote-after", timeout=120) is not None)
+        finally:
+            s.expect_exit(r, 0, "the restored guest powered off")
+        s.expect_fact(r, "snapshot-umount", "ok")
+        s.expect(r, "the restored guest did not boot again",
+                 "l2: running check snapshot" not in r.console())
+        fsck = subprocess.run(["e2fsck", "-fn", img], capture_output=True, text=True)
+        s.expect(r, "e2fsck -fn finds the disk clean", fsck.returncode == 0,
+                 fsck.stdout + fsck.stderr)
+        for name, want in (("before.txt", "written before the snapshot"), ("after.txt", "after")):
+            got = subprocess.run(["debugfs", "-R", f"cat /{name}", img],
+                                 capture_output=True, text=True).stdout.strip()
+            s.expect(r, f"the host reads /{name} from the disk", got == want, repr(got))
+    finally:
+        subprocess.run(["ip", "link", "del", tap], capture_output=True)
 
 
 def check_distro(s):
@@ -1058,6 +1130,7 @@ CHECKS = {
     "exits": check_exits,
     "shutdown": check_shutdown,
     "api": check_api,
+    "snapshot": check_snapshot,
     "distro": check_distro,
 }
 

@@ -268,6 +268,14 @@ TEST(CliTest, MissingKernelIsRejected) {
   ExpectUsageError({"--kernel="}, "--kernel PATH is required");
 }
 
+// A restore needs no kernel: the snapshot's memory holds the guest's.
+TEST(CliTest, RestoreNeedsNoKernel) {
+  absl::StatusOr<CliRequest> request = Parse({"--restore", "/var/snap", "--memory", "64M"});
+  ASSERT_TRUE(request.ok()) << request.status();
+  EXPECT_EQ(request->config.restore_from, "/var/snap");
+  EXPECT_TRUE(request->config.kernel_path.empty());
+}
+
 TEST(CliTest, UnknownFlagIsRejectedByName) {
   ExpectUsageError({"--kernel", "k", "--bogus"}, "unknown flag '--bogus'");
   ExpectUsageError({"--kernel", "k", "--bogus=1"}, "unknown flag '--bogus=1'");
