@@ -430,5 +430,22 @@ TEST_F(VirtioBlockTest, ResetRacingWithProcessQueueIsSerialised) {
   EXPECT_TRUE(done == 0 || done == 4) << done;
 }
 
+// --- Snapshots (issue 15) ---
+
+// A snapshot carries the disk's size: restoring onto another size (the
+// guest's driver would address sectors that are not there, or miss some)
+// is refused.
+TEST_F(VirtioBlockTest, ARestoreOntoADiskOfAnotherSizeIsRefused) {
+  StartFake(kDiskSize);
+  absl::StatusOr<VirtioDeviceSnapshot> snapshot = dev_->Snapshot();
+  ASSERT_TRUE(snapshot.ok()) << snapshot.status();
+  EXPECT_EQ(snapshot->queues.size(), 1u);
+  EXPECT_TRUE(dev_->RestoreSnapshot(snapshot->state).ok());
+  StartFake(kDiskSize * 2);
+  const absl::Status other = dev_->RestoreSnapshot(snapshot->state);
+  EXPECT_EQ(other.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(other.message()), ::testing::HasSubstr("sectors"));
+}
+
 }  // namespace
 }  // namespace vmm::testing

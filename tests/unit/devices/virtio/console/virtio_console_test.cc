@@ -258,5 +258,50 @@ TEST_F(VirtioConsoleTest, QueueKicksBeforeActivationAreIgnored) {
   EXPECT_FALSE(backend_.watching_input);
 }
 
+// --- Snapshots (issue 15) ---
+
+// Chains the console holds (a receive buffer waiting for input, a transmit
+// chain the host took only part of) are given back in the snapshot: the
+// restored console pops them again, fills the receive buffer with the next
+// input, and writes only the rest of the transmit chain.
+TEST_F(VirtioConsoleTest, ARestoredConsoleRetakesItsHeldChainsWithoutRepeatingOutput) {
+  Start();
+  rx_->AddChainBytes({}, {16});
+  dev_->ProcessQueue(kRx);
+  backend_.write_budget = 4;
+  tx_->AddChainBytes({Bytes("0123456789")}, {});
+  dev_->ProcessQueue(kTx);
+  ASSERT_EQ(backend_.output, "0123");
+  absl::StatusOr<VirtioDeviceSnapshot> snapshot = dev_->Snapshot();
+  ASSERT_TRUE(snapshot.ok()) << snapshot.status();
+  ASSERT_EQ(snapshot->queues.size(), 2u);
+  EXPECT_EQ(snapshot->queues[kRx].next_avail, 0) << "the held receive buffer is given back";
+  EXPECT_EQ(snapshot->queues[kTx].next_avail, 0) << "the held transmit chain is given back";
+
+  FakeChardev::State host;
+  auto restored = VirtioConsole::Create(std::make_unique<FakeChardev>(&host));
+  VirtioActivation a;
+  a.memory = &memory_;
+  a.features = kVirtioFVersion1;
+  for (auto* d : {&*rx_, &*tx_}) {
+    auto q = Virtqueue::Create(d->config(), memory_);
+    ASSERT_TRUE(q.ok()) << q.status();
+    q->Restore(snapshot->queues[a.queues.size()]);
+    a.queues.push_back(std::move(*q));
+  }
+  a.queue_enabled = {true, true};
+  a.context = &context_;
+  ASSERT_TRUE(restored->Activate(std::move(a)).ok());
+  ASSERT_TRUE(restored->RestoreSnapshot(snapshot->state).ok());
+  restored->ProcessQueue(kTx);
+  EXPECT_EQ(host.output, "456789") << "the part written before the snapshot came again";
+  host.input = {'h', 'i'};
+  restored->ProcessQueue(kRx);
+  auto used = rx_->PopUsed();
+  ASSERT_TRUE(used.has_value());
+  EXPECT_EQ(Str(used->written), "hi");
+  EXPECT_FALSE(restored->RestoreSnapshot("x").ok()) << "a damaged state";
+}
+
 }  // namespace
 }  // namespace vmm::testing

@@ -221,5 +221,51 @@ TEST_F(VirtioNetTest, KicksBeforeActivationAndOnUnknownQueuesAreIgnored) {
   EXPECT_FALSE(ctx_.needs_reset());
 }
 
+// --- Snapshots (issue 15) ---
+
+// The receive buffer the device held for a frame that had not come is given
+// back and retaken by the restored device, which also takes the snapshot's
+// MAC (the guest's driver has it) and receive mode.
+TEST_F(VirtioNetTest, ARestoredNicRetakesItsReceiveBufferAndKeepsTheGuestsMac) {
+  Activate(kBasic);
+  ASSERT_EQ(Ctrl(0, 0, {0}), 0) << "CTRL_RX_PROMISC off";
+  AddRxBuffers({1526});
+  dev_->OnBackendReadable(0);  // nothing on the tap: the buffer is held
+  ASSERT_EQ(rxq().pending_used(), 0u);
+  absl::StatusOr<VirtioDeviceSnapshot> snapshot = dev_->Snapshot();
+  ASSERT_TRUE(snapshot.ok()) << snapshot.status();
+  ASSERT_EQ(snapshot->queues.size(), 3u);
+  EXPECT_EQ(snapshot->queues[0].next_avail, 0) << "the held buffer is given back";
+
+  auto backend = std::make_unique<FakeNetBackend>(1, FakeNetBackend::kAllOffloads);
+  FakeNetBackend* host = backend.get();
+  const std::array<uint8_t, 6> other_mac = {0x52, 0x54, 0x00, 0xab, 0xcd, 0xef};
+  VirtioNet restored(std::move(backend), other_mac, loop_.get());
+  VirtioActivation a;
+  a.memory = &mem_;
+  a.features = kBasic & restored.device_features();
+  a.context = &ctx_;
+  for (size_t i = 0; i < drivers_.size(); ++i) {
+    auto q = Virtqueue::Create(drivers_[i]->config(), mem_);
+    ASSERT_TRUE(q.ok()) << q.status();
+    q->Restore(snapshot->queues[i]);
+    a.queues.push_back(std::move(*q));
+    a.queue_enabled.push_back(true);
+  }
+  ASSERT_TRUE(restored.Activate(std::move(a)).ok());
+  ASSERT_TRUE(restored.RestoreSnapshot(snapshot->state).ok());
+  uint8_t mac[6];
+  restored.ReadConfig(0, absl::MakeSpan(mac));
+  EXPECT_TRUE(std::equal(mac, mac + 6, kMac.begin())) << "the guest's MAC changed under it";
+  EXPECT_FALSE(restored.promiscuous());
+  const std::vector<uint8_t> frame = Frame(98, 3);
+  host->Inject(0, frame);
+  restored.OnBackendReadable(0);
+  auto used = rxq().PopUsed();
+  ASSERT_TRUE(used.has_value()) << "the given-back buffer was not retaken";
+  EXPECT_EQ(used->len, frame.size());
+  EXPECT_FALSE(restored.RestoreSnapshot(snapshot->state.substr(1)).ok()) << "a damaged state";
+}
+
 }  // namespace
 }  // namespace vmm::testing

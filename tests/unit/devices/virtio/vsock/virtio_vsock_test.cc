@@ -501,5 +501,34 @@ TEST_F(VirtioVsockTest, DriverResetClosesEveryHostSocket) {
   EXPECT_TRUE(ConnectTo(path_).valid());  // still listening
 }
 
+// --- Snapshots (issue 15) --------------------------------------------------------
+
+// Connections end with the snapshotted VM (their host sockets were its): a
+// restored device tells the driver so with a transport reset on the event
+// queue, as Firecracker does. Another guest CID is refused.
+TEST_F(VirtioVsockTest, ARestoredDeviceSendsATransportResetAndKeepsItsCid) {
+  Start();
+  absl::StatusOr<VirtioDeviceSnapshot> snapshot = dev_->Snapshot();
+  ASSERT_TRUE(snapshot.ok()) << snapshot.status();
+  EXPECT_EQ(snapshot->queues.size(), 3u);
+  dev_.reset();
+  Start();
+  event_.AddChainBytes({}, {8});
+  ASSERT_TRUE(dev_->RestoreSnapshot(snapshot->state).ok());
+  auto used = event_.PopUsed();
+  ASSERT_TRUE(used.has_value()) << "no event for the driver";
+  EXPECT_EQ(used->len, 4u);
+  EXPECT_EQ(used->written, std::vector<uint8_t>({0, 0, 0, 0}))  // VIRTIO_VSOCK_EVENT_TRANSPORT_RESET
+      << "le32 id 0";
+  EXPECT_EQ(context_.notify_count(VirtioVsock::kEventQueue), 1u);
+
+  EXPECT_FALSE(dev_->RestoreSnapshot(snapshot->state.substr(0, 3)).ok());
+  dev_.reset();
+  VsockMuxerOptions other = Options();
+  other.guest_cid = kGuestCid + 1;
+  Start(other);
+  EXPECT_EQ(dev_->RestoreSnapshot(snapshot->state).code(), absl::StatusCode::kFailedPrecondition);
+}
+
 }  // namespace
 }  // namespace vmm::testing
