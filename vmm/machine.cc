@@ -163,7 +163,7 @@ absl::Status Machine::CreateDevices(const VmConfig& config, EventLoop* loop,
   serial_ = std::make_shared<Serial>(serial_irq, hooks_.serial);
   RETURN_IF_ERROR(pio_bus_.Insert(serial_, x86::kSerialPort, Serial::kRegisterCount));
 
-  auto i8042 = std::make_shared<I8042>([this] {
+  auto i8042 = i8042_ = std::make_shared<I8042>([this] {
     ExitStatus status;
     status.reason = ExitStatus::Reason::kReset;
     status.message = "i8042 reset, port 0x64";
@@ -249,7 +249,7 @@ absl::Status Machine::CreateRtc(EventLoop* loop) {
   int fd = ::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
   if (fd < 0) return ErrnoStatus("timerfd_create for the RTC");
   rtc_timer_.Reset(fd);
-  auto rtc = std::make_shared<CmosRtc>(
+  auto rtc = rtc_ = std::make_shared<CmosRtc>(
       [] { return absl::Now(); }, std::make_shared<KvmIrqLine>(&vm_, x86::kRtcIrq),
       [fd](absl::Duration delay) {
         itimerspec spec{};
@@ -262,6 +262,22 @@ absl::Status Machine::CreateRtc(EventLoop* loop) {
   }));
   rtc_loop_ = loop;
   return pio_bus_.Insert(rtc, x86::kRtcPort, CmosRtc::kSize);
+}
+
+absl::Status Machine::SaveLegacyState(StateFile* file) const {
+  RETURN_IF_ERROR(file->Add("device/i8042", i8042_->SaveState()));
+  if (rtc_) RETURN_IF_ERROR(file->Add("device/rtc", rtc_->SaveState()));
+  return absl::OkStatus();
+}
+
+absl::Status Machine::RestoreLegacyState(const StateFile& file) {
+  ASSIGN_OR_RETURN(absl::string_view i8042, file.Get("device/i8042"));
+  RETURN_IF_ERROR(i8042_->RestoreState(i8042));
+  if (rtc_) {
+    ASSIGN_OR_RETURN(absl::string_view rtc, file.Get("device/rtc"));
+    RETURN_IF_ERROR(rtc_->RestoreState(rtc));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Machine::LoadAndDescribe(const VmConfig& config) {

@@ -16,6 +16,7 @@
 #include "base/event_loop.h"
 #include "base/eventfd.h"
 #include "base/guest_memory.h"
+#include "base/state_file.h"
 #include "devices/bus.h"
 #include "vmm/device_manager.h"
 #include "vmm/interrupts.h"
@@ -27,6 +28,8 @@
 namespace vmm {
 
 class Chardev;
+class CmosRtc;
+class I8042;
 class Serial;
 
 // How the machine reaches the rest of the VMM. Called from vCPU threads.
@@ -70,6 +73,10 @@ class Machine {
   KvmVm& vm() { return vm_; }
   const KvmSystem& kvm() const { return kvm_; }
   Serial& serial() const { return *serial_; }  // COM1
+  // Snapshots (issue 15): the i8042 and the RTC, sections "device/i8042"
+  // and "device/rtc" (COM1 is saved on its own: vm_control.cc says why).
+  absl::Status SaveLegacyState(StateFile* file) const;
+  absl::Status RestoreLegacyState(const StateFile& file);
   // Presses the ACPI power button (an irqfd on kPowerButtonGsi): false when
   // the machine has none (ACPI off). Safe from any thread.
   bool PressPowerButton() const;
@@ -98,6 +105,8 @@ class Machine {
   Bus mmio_bus_;
   std::unique_ptr<DeviceManager> device_manager_;
   std::shared_ptr<Serial> serial_;
+  std::shared_ptr<I8042> i8042_;
+  std::shared_ptr<CmosRtc> rtc_;
   UniqueFd rtc_timer_;            // the RTC's second-boundary wake-ups
   std::optional<EventFd> power_button_;  // the GED's irqfd (ACPI only)
   EventLoop* rtc_loop_ = nullptr;  // where rtc_timer_ is registered

@@ -8,6 +8,7 @@
 //   "pit"                  the PIT
 //   "vcpu<N>"              vCPU N
 //   "device/com1"          the 16550 UART (devices/legacy/serial.h)
+//   "device/i8042", "device/rtc"   the keyboard controller and CMOS clock
 //   "virtio/<transport>/<address>"  each virtio device: its kind, PCI config
 //                          space, MSI-X table, transport registers, and —
 //                          while the guest uses it — its queues' positions

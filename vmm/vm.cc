@@ -137,7 +137,9 @@ absl::Status VmImpl::RestoreSnapshot() {
     RETURN_IF_ERROR(snapshot::RestoreVcpu(runner->vcpu(), file, /*refused_msrs=*/nullptr));
   }
   // The devices last: what they signal on restore (an INTx level, an event
-  // a restored device sends) lands in the restored interrupt controllers.
+  // a restored device sends, the RTC's line) lands in the restored
+  // interrupt controllers.
+  RETURN_IF_ERROR(machine_->RestoreLegacyState(file));
   return machine_->devices().RestoreState(file);
 }
 

@@ -220,6 +220,7 @@ absl::Status VmImpl::SaveSnapshot(const std::string& dir) {
     // stop or stats() must not wait for gigabytes to reach the disk).
     absl::MutexLock machine_lock(&machine_mu_);
     RETURN_IF_ERROR(machine_->devices().SaveState(&file));
+    RETURN_IF_ERROR(machine_->SaveLegacyState(&file));
     RETURN_IF_ERROR(file.Add("device/com1", std::move(com1)));
     RETURN_IF_ERROR(snapshot::SaveShape(
         {config_.memory_bytes, static_cast<uint32_t>(config_.cpus)}, &file));

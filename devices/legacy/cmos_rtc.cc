@@ -5,6 +5,8 @@
 
 #include "absl/time/civil_time.h"
 #include "absl/time/clock.h"
+#include "base/state_file.h"
+#include "base/status_macros.h"
 
 namespace vmm {
 namespace {
@@ -191,6 +193,41 @@ uint8_t CmosRtc::RegisterC() const {
   const uint8_t enabled =
       flags_ & regs_[kRegisterB] & (kBPeriodicIrqEnable | kBAlarmIrqEnable | kBUpdateEndedIrqEnable);
   return flags_ | (enabled ? kCIrq : 0);
+}
+
+std::string CmosRtc::SaveState() const {
+  absl::MutexLock lock(&mu_);
+  StateWriter out;
+  out.Put(index_);
+  out.Put(regs_);
+  out.Put<int64_t>(absl::ToInt64Nanoseconds(offset_));
+  out.Put(flags_);
+  out.Put(last_update_);
+  return out.Take();
+}
+
+absl::Status CmosRtc::RestoreState(absl::string_view payload) {
+  StateReader in("rtc", payload);
+  uint8_t index = 0, flags = 0;
+  std::array<uint8_t, kRegisterCount> regs;
+  int64_t offset_ns = 0, last_update = 0;
+  RETURN_IF_ERROR(in.Get("index", &index));
+  RETURN_IF_ERROR(in.Get("registers", &regs));
+  RETURN_IF_ERROR(in.Get("offset", &offset_ns));
+  RETURN_IF_ERROR(in.Get("flags", &flags));
+  RETURN_IF_ERROR(in.Get("last update", &last_update));
+  RETURN_IF_ERROR(in.Finish());
+  absl::MutexLock lock(&mu_);
+  index_ = index % kRegisterCount;
+  regs_ = regs;
+  offset_ = absl::Nanoseconds(offset_ns);
+  flags_ = flags;
+  last_update_ = last_update;
+  // The line as the restored flags say (the interrupt controllers were
+  // restored before), and the next wake-up if the guest wants them.
+  irq_asserted_ = false;
+  UpdateInterrupts();
+  return absl::OkStatus();
 }
 
 void CmosRtc::UpdateInterrupts() {

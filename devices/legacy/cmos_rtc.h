@@ -27,8 +27,11 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -111,6 +114,14 @@ class CmosRtc : public BusDevice {
   // The wakeup asked for by ScheduleWakeup has expired (thread-safe; an early
   // or extra call is harmless). Raises IRQ 8 if an enabled event happened.
   void OnTimer();
+
+  // Snapshots (issue 15): the index, the 128 registers (NVRAM and status),
+  // the guest's offset from the host clock and the pending flags. A
+  // restored RTC keeps time from the host clock plus that offset, as a
+  // battery-backed clock kept ticking while the VM was away. The payload is
+  // untrusted: a short one is DataLoss.
+  std::string SaveState() const ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status RestoreState(absl::string_view payload) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   uint8_t ReadRegister(uint8_t reg) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -2,6 +2,9 @@
 
 #include <utility>
 
+#include "base/state_file.h"
+#include "base/status_macros.h"
+
 namespace vmm {
 namespace {
 
@@ -185,6 +188,43 @@ bool I8042::WriteCommand(uint8_t command) {
       break;
   }
   return false;
+}
+
+std::string I8042::SaveState() {
+  absl::MutexLock lock(&mu_);
+  StateWriter out;
+  out.Put(command_byte_);
+  out.Put(output_port_);
+  out.Put<uint8_t>(output_.has_value());
+  out.Put<uint8_t>(output_.value_or(0));
+  out.Put<uint8_t>(output_from_aux_);
+  out.Put(last_output_);
+  out.Put(pending_command_);
+  out.Put<uint8_t>(last_write_was_command_);
+  return out.Take();
+}
+
+absl::Status I8042::RestoreState(absl::string_view payload) {
+  StateReader in("i8042", payload);
+  uint8_t command_byte, output_port, has_output, output, from_aux, last_output, pending, last_cmd;
+  for (auto [name, field] :
+       {std::pair{"command byte", &command_byte}, {"output port", &output_port},
+        {"output full", &has_output}, {"output", &output}, {"output from aux", &from_aux},
+        {"last output", &last_output}, {"pending command", &pending},
+        {"last write", &last_cmd}}) {
+    RETURN_IF_ERROR(in.Get(name, field));
+  }
+  RETURN_IF_ERROR(in.Finish());
+  absl::MutexLock lock(&mu_);
+  command_byte_ = command_byte;
+  // The reset line stays released: a snapshot is never taken mid-reset.
+  output_port_ = output_port | 0x01;
+  output_ = has_output ? std::optional<uint8_t>(output) : std::nullopt;
+  output_from_aux_ = from_aux != 0;
+  last_output_ = last_output;
+  pending_command_ = pending;
+  last_write_was_command_ = last_cmd != 0;
+  return absl::OkStatus();
 }
 
 }  // namespace vmm

@@ -13,8 +13,11 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <string>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
 #include "devices/bus.h"
@@ -35,6 +38,11 @@ class I8042 : public BusDevice {
   // Byte-wide ports; wider accesses are split into bytes.
   void Read(uint64_t offset, absl::Span<uint8_t> data) override;
   void Write(uint64_t offset, absl::Span<const uint8_t> data) override;
+
+  // Snapshots (issue 15): the controller's registers and output buffer.
+  // The payload is untrusted: a short one is DataLoss.
+  std::string SaveState() ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status RestoreState(absl::string_view payload) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   uint8_t ReadPort(uint64_t port) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -492,5 +492,23 @@ TEST(CmosRtcHostClockTest, EmptyClockFallsBackToTheHostClock) {
   EXPECT_EQ(century[0], ((host_century / 10) << 4) | (host_century % 10));
 }
 
+// Snapshots (issue 15): NVRAM, the status registers and the time the guest
+// set come back in a restored RTC, whose clock went on ticking meanwhile
+// (a battery-backed clock); a damaged state is refused.
+TEST_F(CmosRtcTest, ARestoredRtcKeepsNvramAndTheGuestsTimeTicking) {
+  WriteReg(0x40, 0x5a);
+  SetTimeLikeLinux(0x19, 0x99, 0x12, 0x31, 0x23, 0x59, 0x50);
+  const std::string state = rtc_.SaveState();
+  absl::Time later = now_ + absl::Seconds(5);
+  CmosRtc restored([&later] { return later; });
+  ASSERT_TRUE(restored.RestoreState(state).ok());
+  EXPECT_EQ(ReadRegister(restored, 0x40), 0x5a);
+  EXPECT_EQ(ReadRegister(restored, CmosRtc::kSeconds), 0x55) << "the guest's time, 5 s on";
+  EXPECT_EQ(ReadRegister(restored, CmosRtc::kYear), 0x99);
+  EXPECT_EQ(ReadRegister(restored, CmosRtc::kRegisterB), ReadReg(CmosRtc::kRegisterB));
+  EXPECT_EQ(restored.RestoreState(state.substr(0, state.size() - 1)).code(),
+            absl::StatusCode::kDataLoss);
+}
+
 }  // namespace
 }  // namespace vmm

@@ -154,5 +154,24 @@ TEST_F(I8042Test, HostileAccessesNeverCrashOrReset) {
   EXPECT_EQ(resets_, 1);
 }
 
+// Snapshots (issue 15): the command byte and a byte waiting in the output
+// buffer come back in a restored controller; a damaged state is refused.
+TEST_F(I8042Test, ARestoredControllerKeepsItsCommandByteAndOutput) {
+  Out(kCommand, 0x60);
+  Out(kData, 0x74);
+  Out(kCommand, 0x20);  // the answer waits in the output buffer
+  const std::string state = dev_.SaveState();
+  int resets = 0;
+  I8042 restored([&resets] { ++resets; });
+  ASSERT_TRUE(restored.RestoreState(state).ok());
+  uint8_t status = 0, data = 0;
+  restored.Read(kCommand, absl::MakeSpan(&status, 1));
+  EXPECT_TRUE(status & kOutputFull);
+  restored.Read(kData, absl::MakeSpan(&data, 1));
+  EXPECT_EQ(data, 0x74);
+  EXPECT_EQ(resets, 0);
+  EXPECT_EQ(restored.RestoreState(state.substr(1)).code(), absl::StatusCode::kDataLoss);
+}
+
 }  // namespace
 }  // namespace vmm
