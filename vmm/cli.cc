@@ -527,6 +527,7 @@ int ExitCodeForError(const absl::Status& status) {
     case absl::StatusCode::kOutOfRange:
     case absl::StatusCode::kAlreadyExists:
     case absl::StatusCode::kPermissionDenied:
+    case absl::StatusCode::kDataLoss:  // a truncated or corrupted snapshot to --restore
       return kExitUsage;
     case absl::StatusCode::kCancelled:
       return kExitInterrupted;

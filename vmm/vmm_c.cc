@@ -198,6 +198,14 @@ vmm_result vmm_vm_resume(vmm_vm* vm, char** error) {
   return status.ok() ? VMM_OK : Fail(status, error);
 }
 
+vmm_result vmm_vm_snapshot(vmm_vm* vm, const char* dir, char** error) {
+  if (vm == nullptr || dir == nullptr || *dir == '\0') {
+    return Fail(absl::InvalidArgumentError("vmm_vm_snapshot: null vm or empty directory"), error);
+  }
+  const absl::Status status = vm->vm->SaveSnapshot(dir);
+  return status.ok() ? VMM_OK : Fail(status, error);
+}
+
 vmm_result vmm_vm_send_console_input(vmm_vm* vm, const char* bytes, size_t length,
                                      size_t* taken, char** error) {
   if (taken != nullptr) *taken = 0;

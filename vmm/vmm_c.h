@@ -143,6 +143,14 @@ void vmm_vm_request_shutdown(vmm_vm* vm);
 vmm_result vmm_vm_pause(vmm_vm* vm, char** error);
 vmm_result vmm_vm_resume(vmm_vm* vm, char** error);
 
+/* Saves a paused guest into the directory `dir` (created if missing): a
+ * state file and its memory, which `--restore DIR` (vmm_config_set_args)
+ * starts a new VM from, with the same memory size, vCPUs and devices.
+ * VMM_FAILED_PRECONDITION when the VM is not paused; VMM_UNIMPLEMENTED for
+ * a device whose state lives outside vmm (vhost, vhost-user), named in
+ * *error. Safe from any thread. */
+vmm_result vmm_vm_snapshot(vmm_vm* vm, const char* dir, char** error);
+
 /* Input for the guest's serial console (COM1), as if typed; needs
  * vmm_config_set_serial_output (VMM_FAILED_PRECONDITION otherwise). Stores
  * in *taken how many of the `length` bytes were taken: up to 64 KiB wait

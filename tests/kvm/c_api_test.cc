@@ -96,6 +96,67 @@ TEST(CApiKvmTest, ConsoleInputReachesTheGuest) {
   vmm_vm_free(vm);
 }
 
+// Snapshot and restore through the C API: echo.elf, paused and snapshotted
+// after answering a line, is restored from `--restore` in a new VM and
+// answers the next line without starting again.
+TEST(CApiKvmTest, ASnapshotTakenThroughTheCApiRestoresInANewVm) {
+  REQUIRE_KVM();
+  const std::string echo = GuestPath("echo.elf");
+  const std::string dir = ::testing::TempDir() + "/c-api-snapshot";
+  auto start = [](std::vector<std::string> options, CollectedBytes* console) {
+    std::vector<const char*> args;
+    for (const std::string& o : options) args.push_back(o.c_str());
+    vmm_config* config = vmm_config_new();
+    vmm_vm* vm = nullptr;
+    char* error = nullptr;
+    EXPECT_EQ(vmm_config_set_args(config, args.data(), args.size(), &error), VMM_OK) << error;
+    vmm_config_set_serial_output(config, Collect, console);
+    EXPECT_EQ(vmm_vm_create(config, &vm, &error), VMM_OK) << error;
+    vmm_string_free(error);
+    vmm_config_free(config);
+    return vm;
+  };
+  auto seen = [](CollectedBytes& console, const char* text) {
+    return WaitUntil([&] {
+      absl::MutexLock lock(&console.mu);
+      return console.bytes.find(text) != std::string::npos;
+    });
+  };
+  size_t taken = 0;
+  char* error = nullptr;
+  {
+    CollectedBytes console;
+    vmm_vm* vm = start({"--kernel", echo, "--memory", "64M", "--timeout", "120"}, &console);
+    ASSERT_NE(vm, nullptr);
+    std::thread runner([&] { vmm_vm_run(vm); });
+    EXPECT_TRUE(seen(console, "ready"));
+    EXPECT_EQ(vmm_vm_snapshot(vm, dir.c_str(), &error), VMM_FAILED_PRECONDITION)
+        << "a running VM";
+    vmm_string_free(error);
+    error = nullptr;
+    ASSERT_EQ(vmm_vm_send_console_input(vm, "abc\n", 4, &taken, nullptr), VMM_OK);
+    EXPECT_TRUE(seen(console, "got: abc"));
+    ASSERT_EQ(vmm_vm_pause(vm, nullptr), VMM_OK);
+    EXPECT_EQ(vmm_vm_snapshot(vm, dir.c_str(), &error), VMM_OK) << error;
+    vmm_vm_request_stop(vm);
+    runner.join();
+    vmm_vm_free(vm);
+  }
+  CollectedBytes console;
+  vmm_vm* vm = start({"--restore", dir, "--memory", "64M", "--timeout", "120"}, &console);
+  ASSERT_NE(vm, nullptr);
+  int code = -1;
+  std::thread runner([&] { code = vmm_vm_run(vm); });
+  ASSERT_EQ(vmm_vm_send_console_input(vm, "def\n", 4, &taken, nullptr), VMM_OK);
+  EXPECT_TRUE(seen(console, "got: def"));
+  ASSERT_EQ(vmm_vm_send_console_input(vm, "quit\n", 5, &taken, nullptr), VMM_OK);
+  runner.join();
+  EXPECT_EQ(code, 7);
+  absl::MutexLock lock(&console.mu);
+  EXPECT_THAT(console.bytes, ::testing::Not(HasSubstr("ready"))) << "it started again";
+  vmm_vm_free(vm);
+}
+
 // The event callback through the C API: hello.elf panics (pvpanic).
 struct Events {
   absl::Mutex mu;

@@ -76,6 +76,7 @@ TEST(CApiTest, NullsAreErrorsNotCrashes) {
   vmm_vm_request_stop(nullptr);
   vmm_vm_request_shutdown(nullptr);
   EXPECT_EQ(vmm_vm_pause(nullptr, nullptr), VMM_INVALID_ARGUMENT);
+  EXPECT_EQ(vmm_vm_snapshot(nullptr, "/tmp/x", nullptr), VMM_INVALID_ARGUMENT);
   EXPECT_EQ(vmm_vm_resume(nullptr, nullptr), VMM_INVALID_ARGUMENT);
   size_t taken = 99;
   EXPECT_EQ(vmm_vm_send_console_input(nullptr, "x", 1, &taken, nullptr), VMM_INVALID_ARGUMENT);
