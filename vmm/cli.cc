@@ -47,6 +47,8 @@ struct FlagSpec {
   // Parses `value` into the request; the error says what is wrong with it
   // (without the flag's name: the caller adds it).
   absl::Status (*apply)(absl::string_view value, CliRequest& request);
+  bool repeatable = false;  // may be given more than once (--rw)
+  bool host_root = false;   // only with --host-root
 };
 
 absl::StatusOr<bool> ParseBool(absl::string_view text) {
@@ -158,6 +160,62 @@ const std::vector<FlagSpec>& Flags() {
          r.config.shutdown_grace = *grace;
          return absl::OkStatus();
        }},
+      {"host-root", "",
+       "Boot the kernel on this host's own root file system (read-only, through virtiofsd, "
+       "writes kept in the guest) and run the command given after --; vmm exits with its "
+       "status (125: the guest could not run it).",
+       nullptr,
+       [](absl::string_view v, CliRequest& r) {
+         ASSIGN_OR_RETURN(r.host_root.enabled, ParseBool(v));
+         return absl::OkStatus();
+       }},
+      {"rw", "DIR",
+       "With --host-root: share DIR read-write at its own path (default: the current "
+       "directory). May be given more than once.",
+       nullptr,
+       [](absl::string_view v, CliRequest& r) {
+         if (v.empty()) return absl::InvalidArgumentError("expected a directory");
+         r.host_root.rw_dirs.emplace_back(v);
+         return absl::OkStatus();
+       },
+       /*repeatable=*/true, /*host_root=*/true},
+      {"modules", "DIR",
+       "With --host-root: the kernel's module tree (a lib/modules/RELEASE directory); "
+       "default: beside the kernel, then /lib/modules/RELEASE.",
+       nullptr,
+       [](absl::string_view v, CliRequest& r) {
+         if (v.empty()) return absl::InvalidArgumentError("expected a directory");
+         r.host_root.modules_dir = std::string(v);
+         return absl::OkStatus();
+       },
+       false, true},
+      {"user", "NAME",
+       "With --host-root: run the command as this user (name or uid of this host).",
+       nullptr,
+       [](absl::string_view v, CliRequest& r) {
+         if (v.empty()) return absl::InvalidArgumentError("expected a user name or uid");
+         r.host_root.user = std::string(v);
+         return absl::OkStatus();
+       },
+       false, true},
+      {"verbose", "",
+       "With --host-root: show the guest kernel's boot messages.",
+       nullptr,
+       [](absl::string_view v, CliRequest& r) {
+         ASSIGN_OR_RETURN(r.host_root.verbose, ParseBool(v));
+         return absl::OkStatus();
+       },
+       false, true},
+      {"virtiofsd", "PATH",
+       "With --host-root: the virtiofsd to run (default: Debian's /usr/libexec/virtiofsd, or "
+       "QEMU's /usr/lib/qemu/virtiofsd).",
+       nullptr,
+       [](absl::string_view v, CliRequest& r) {
+         if (v.empty()) return absl::InvalidArgumentError("expected a path");
+         r.host_root.virtiofsd = std::string(v);
+         return absl::OkStatus();
+       },
+       false, true},
       {"restore", "DIR",
        "Start from the snapshot in DIR (written by the API's vm.snapshot) instead of booting; "
        "give the same --memory, --cpus and devices as the snapshotted VM (disks and taps by "
@@ -325,9 +383,14 @@ absl::StatusOr<CliRequest> ParseCommandLine(int argc, char** argv) {
       flags_ended = true;
       continue;
     }
-    if (flags_ended || arg.size() < 2 || arg[0] != '-') {
-      fail(absl::InvalidArgumentError(
-          absl::StrCat("unexpected argument '", arg, "' (vmm takes flags only)")));
+    if (flags_ended) {  // the --host-root command
+      request.host_root.command.emplace_back(arg);
+      continue;
+    }
+    if (arg.size() < 2 || arg[0] != '-') {
+      fail(absl::InvalidArgumentError(absl::StrCat(
+          "unexpected argument '", arg, "' (vmm takes flags only; a command goes after --, "
+          "with --host-root)")));
       continue;
     }
     absl::string_view name = arg;
@@ -397,7 +460,7 @@ absl::StatusOr<CliRequest> ParseCommandLine(int argc, char** argv) {
     }
     // A second --kernel (or --memory, --nomemfd after --memfd...) would
     // silently win: say so instead, as for devices given twice.
-    if (!given.insert(spec).second) {
+    if (!given.insert(spec).second && !spec->repeatable) {
       fail(absl::InvalidArgumentError(
           absl::StrCat("--", spec->name, " is given twice (each flag may be given once)")));
       if (spec->value_name.empty() || has_value) continue;
@@ -439,6 +502,22 @@ absl::StatusOr<CliRequest> ParseCommandLine(int argc, char** argv) {
     return request;
   }
   RETURN_IF_ERROR(first_error);
+  if (!request.host_root.enabled) {
+    for (const FlagSpec* spec : given) {
+      if (spec->host_root) {
+        return absl::InvalidArgumentError(absl::StrCat("--", spec->name, " needs --host-root"));
+      }
+    }
+    if (!request.host_root.command.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unexpected argument '", request.host_root.command[0],
+          "' after -- (a command needs --host-root)"));
+    }
+  } else if (request.host_root.command.empty()) {
+    return absl::InvalidArgumentError("--host-root needs a command after --");
+  } else if (!request.config.restore_from.empty()) {
+    return absl::InvalidArgumentError("--host-root and --restore do not go together");
+  }
   if (request.config.kernel_path.empty() && request.config.restore_from.empty()) {
     return absl::InvalidArgumentError("--kernel PATH is required (or --restore DIR)");
   }

@@ -22,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "vmm/host_root/options.h"
 #include "vmm/vmm.h"
 
 namespace vmm::cli {
@@ -45,6 +46,8 @@ struct CliRequest {
   // --device help (every device kind) or --device NAME,help (one kind's
   // options), for kPrintDeviceHelp.
   std::string device_help;
+  // --host-root and its flags, with the command after -- (kRun).
+  host_root::HostRootOptions host_root;
 };
 
 // Parses argv (argv[0] is the program name). Flags take `--name=value` or

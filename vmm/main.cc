@@ -16,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "vmm/cli.h"
+#include "vmm/host_root/host_root.h"
 #include "vmm/seccomp_filter.h"
 #include "vmm/vmm.h"
 
@@ -144,6 +145,18 @@ int main(int argc, char** argv) {
     PrintLine(stderr, vmm::cli::ErrorLine(startup.status()));
     return vmm::cli::kExitVmmFailure;
   }
+  // --host-root's virtiofsd processes and initramfs: declared before the VM,
+  // so they outlive it (its virtio-fs devices hang up first).
+  std::unique_ptr<vmm::host_root::HostRoot> host_root;
+  if (request->host_root.enabled) {
+    absl::StatusOr<std::unique_ptr<vmm::host_root::HostRoot>> prepared =
+        vmm::host_root::HostRoot::Prepare(request->host_root, &request->config);
+    if (!prepared.ok()) {
+      PrintLine(stderr, vmm::cli::ErrorLine(prepared.status()));
+      return vmm::cli::ExitCodeForError(prepared.status());
+    }
+    host_root = *std::move(prepared);
+  }
   // Declared before the stopper, so destroyed after it: the stopper's thread
   // never sees a dead VM.
   std::unique_ptr<vmm::Vm> vm;
@@ -162,6 +175,7 @@ int main(int argc, char** argv) {
     return vmm::cli::ExitCodeForError(created.status());
   }
   vm = *std::move(created);
+  if (host_root) host_root->VmCreated();
   stopper.Attach(*vm);
 
   // Once the guest runs, this thread (the event loop) can only do what
@@ -181,6 +195,12 @@ int main(int argc, char** argv) {
   if (status.reason == vmm::ExitStatus::Reason::kError) {
     PrintLine(stderr, vmm::cli::ErrorLine(absl::InternalError(
                           status.message.empty() ? "the VM failed" : status.message)));
+  }
+  if (host_root) {
+    std::string message;
+    const int code = vmm::host_root::HostRoot::ExitCode(status, &message);
+    if (!message.empty()) PrintLine(stderr, "vmm: " + message);
+    return code;
   }
   return status.ProcessExitCode();
 }

@@ -119,4 +119,21 @@ absl::StatusOr<LoadedKernel> LoadBzImage(const GuestMemory& mem, absl::Span<cons
   return kernel;
 }
 
+absl::StatusOr<std::string> BzImageKernelRelease(absl::Span<const uint8_t> image) {
+  constexpr uint64_t kVersionField = 0x20e;  // setup_header.kernel_version
+  if (!LooksLikeBzImage(image) || image.size() < kVersionField + 2) {
+    return absl::NotFoundError("not a bzImage");
+  }
+  const uint64_t pointer = image[kVersionField] | (uint64_t{image[kVersionField + 1]} << 8);
+  const uint64_t at = pointer + 0x200;
+  std::string release;
+  for (uint64_t i = at; pointer != 0 && i < image.size() && release.size() < 64; ++i) {
+    const char c = static_cast<char>(image[i]);
+    if (c <= ' ' || c > '~') break;
+    release.push_back(c);
+  }
+  if (release.empty()) return absl::NotFoundError("the bzImage names no kernel release");
+  return release;
+}
+
 }  // namespace vmm::x86_64

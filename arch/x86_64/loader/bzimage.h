@@ -4,6 +4,7 @@
 #define VMM_ARCH_X86_64_LOADER_BZIMAGE_H_
 
 #include <cstdint>
+#include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
@@ -37,6 +38,12 @@ struct BzImageLayout {
 // Validates the header (boot flag, protocol >= 2.12, 64-bit entry, loaded
 // high, syssize within the file). `image` is untrusted.
 absl::StatusOr<BzImageLayout> ParseBzImage(absl::Span<const uint8_t> image);
+
+// The kernel's release ("6.1.0-27-amd64"): the first word of the version
+// string the setup header's kernel_version field points at (protocol
+// >= 2.00), as `file` and kexec read it. `image` is untrusted: NotFound when
+// the field is absent or points outside the file or at no printable word.
+absl::StatusOr<std::string> BzImageKernelRelease(absl::Span<const uint8_t> image);
 
 // Loads the protected-mode part of a bzImage at its preferred address (or
 // 1 MiB), after checking the boot flag, the protocol version (>= 2.12), that
