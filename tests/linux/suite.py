@@ -218,7 +218,8 @@ class Boot:
 class Suite:
     def __init__(self, args):
         self.vmm = os.path.realpath(args.vmm)
-        self.kernel = os.path.join(args.linux_dir, "vmlinuz")
+        self.kernel = os.path.realpath(os.path.join(args.linux_dir, "vmlinuz"))
+        self.linux_dir = os.path.realpath(args.linux_dir)
         self.work = args.work_dir
         # In the nested lane the image is L1's disk (tests/nested/l1 --disk,
         # copy-on-write): booted in place. Elsewhere the file is copied.
@@ -1074,6 +1075,87 @@ def check_snapshot(s):
         subprocess.run(["ip", "link", "del", tap], capture_output=True)
 
 
+def host_root(s, args, cwd, stdin=b"", timeout=180):
+    """vmm --host-root (L1's own root: Debian 12) with `args` (flags, then
+    -- and the command): (exit status, stdout bytes, stderr text, seconds)."""
+    t0 = time.monotonic()
+    r = subprocess.run([s.vmm, "--kernel", s.kernel, "--memory", "512M", "--timeout",
+                        str(timeout), "--host-root", *args], cwd=cwd, input=stdin,
+                       capture_output=True, timeout=timeout + 60)
+    return r.returncode, r.stdout, r.stderr.decode(errors="replace"), time.monotonic() - t0
+
+
+def check_host_root(s):
+    """vmm --host-root (issue 19): Debian's kernel boots on L1's own root
+    file system and runs one command, exiting with its status: it sees the
+    host's files (/etc/debian_version) and working directory, its writes to a
+    --rw directory reach the host and its writes elsewhere do not, its stdin
+    and stdout are vmm's (a pipe passes bytes as they are), --user runs it
+    as that user, a missing command is 127, and a bad flag is one line."""
+    virtiofsd = next((p for p in VIRTIOFSD_PATHS if os.access(p, os.X_OK)), None)
+    if not virtiofsd:
+        s.tap.skip("host-root", "no virtiofsd (tools/setup provides one)")
+        return
+    release = os.listdir(os.path.join(s.linux_dir, "lib", "modules"))[0]
+    share = os.path.join(s.work, "host-root-rw")
+    shutil.rmtree(share, ignore_errors=True)
+    os.makedirs(share)
+    probe = "/root/vmm-host-root-probe"
+    if os.path.exists(probe):
+        os.remove(probe)
+
+    def expect(name, ok, result):
+        code, out, err, seconds = result
+        return s.tap.check(f"host-root: {name}", ok,
+                           f"exit {code} in {seconds:.1f} s; stdout {out[-600:]!r}; stderr {err[-600:]}")
+
+    r = host_root(s, ["--", "sh", "-c", "uname -r; test -f /etc/debian_version; pwd; exit 7"],
+                  cwd=share)
+    expect("the command's status is vmm's (exit 7)", r[0] == 7, r)
+    expect("it ran in the guest's kernel, on the host's files, in the host's directory",
+           r[1] == f"{release}\n{share}\n".encode(), r)
+    s.tap.diag(f"host-root: `sh -c ...; exit 7` took {r[3]:.1f} s exec to exit")
+    r = host_root(s, ["--rw", share, "--", "sh", "-c",
+                      f"echo from-the-guest > {share}/out.txt && echo elsewhere > {probe} && "
+                      f"cat {probe}"], cwd="/")
+    expect("a write elsewhere works inside the guest (the overlay)",
+           r[0] == 0 and r[1] == b"elsewhere\n", r)
+    try:
+        with open(os.path.join(share, "out.txt")) as f:
+            got = f.read()
+    except OSError as e:
+        got = str(e)
+    expect("a write to the --rw directory reaches the host", got == "from-the-guest\n", r)
+    expect("a write elsewhere does not reach the host", not os.path.exists(probe), r)
+    # Input written once the command runs: what arrives before Linux has set
+    # up hvc0 is lost (README.md, "--host-root").
+    t0 = time.monotonic()
+    p = subprocess.Popen([s.vmm, "--kernel", s.kernel, "--memory", "512M", "--timeout", "180",
+                          "--host-root", "--", "sh", "-c", "echo ready; head -n 2"], cwd=share,
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = p.stdout.readline()
+    if first == b"ready\n":
+        p.stdin.write(b"one\ntwo\nthree\n")
+        p.stdin.flush()
+    try:
+        out, err = p.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+    r = (p.returncode, first + out, err.decode(errors="replace"), time.monotonic() - t0)
+    expect("a pipe on stdin and stdout passes bytes as they are (no echo, no CR)",
+           r[0] == 0 and r[1] == b"ready\none\ntwo\n", r)
+    r = host_root(s, ["--user", "nobody", "--", "id", "-u"], cwd=share)
+    expect("--user runs the command as that user", r[0] == 0 and r[1] == b"65534\n", r)
+    r = host_root(s, ["--", "no-such-command-here"], cwd=share)
+    expect("a command the guest cannot find exits 127, saying so",
+           r[0] == 127 and b"no-such-command-here" in r[1], r)
+    r = host_root(s, ["--rw", "/no/such/dir", "--", "true"], cwd=share)
+    expect("a --rw directory that does not exist is one line, exit 2",
+           r[0] == 2 and r[2].count("\n") == 1 and "/no/such/dir" in r[2], r)
+    shutil.rmtree(share, ignore_errors=True)
+
+
 def check_distro(s):
     """A real distribution: Debian 12 minbase with systemd (the image
     tests/linux/debian-root makes) boots from its disk, through the
@@ -1131,6 +1213,7 @@ CHECKS = {
     "shutdown": check_shutdown,
     "api": check_api,
     "snapshot": check_snapshot,
+    "host-root": check_host_root,
     "distro": check_distro,
 }
 

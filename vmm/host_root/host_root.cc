@@ -24,6 +24,7 @@
 #include "absl/time/clock.h"
 #include "arch/x86_64/loader/bzimage.h"
 #include "base/status_macros.h"
+#include "devices/virtio/console/console_config.h"
 #include "devices/virtio/fs/fs_config.h"
 #include "vmm/host_root/cpio.h"
 #include "vmm/host_root/init_program.h"
@@ -211,7 +212,9 @@ absl::Status WaitForSocket(pid_t pid, const std::string& socket, const std::stri
 
 }  // namespace
 
-std::vector<std::string> WantedModules() { return {"virtio_pci", "virtiofs", "overlay"}; }
+std::vector<std::string> WantedModules() {
+  return {"virtio_pci", "virtiofs", "overlay", "virtio_console"};
+}
 std::vector<std::string> OptionalModules() { return {"pvpanic_mmio"}; }
 
 std::string BuildInitramfs(const InitramfsInputs& in) {
@@ -334,6 +337,27 @@ absl::StatusOr<std::unique_ptr<HostRoot>> HostRoot::Prepare(const HostRootOption
     done += static_cast<size_t>(n);
   }
   config->initrd_path = absl::StrCat("/proc/self/fd/", root->initramfs_.get());
+  // The command's stdio is a virtio console on vmm's (hvc0: input is taken
+  // only as the guest has room, so nothing typed or piped early is lost);
+  // the kernel's messages and the init's own lines go to COM1, on vmm's
+  // stderr: apart from the command's output.
+  for (const DeviceConfig& device : config->devices) {
+    if (const auto* console = dynamic_cast<const ConsoleConfig*>(&*device);
+        console != nullptr && console->mode != ConsoleConfig::Mode::kOff) {
+      return absl::InvalidArgumentError(
+          "--host-root gives the command the virtio console: drop --console");
+    }
+  }
+  std::erase_if(config->devices, [](const DeviceConfig& device) {
+    return dynamic_cast<const ConsoleConfig*>(&*device) != nullptr;
+  });
+  ConsoleConfig console;
+  console.mode = ConsoleConfig::Mode::kStdio;
+  config->devices.push_back(console);
+  if (config->serial.mode == SerialConfig::Mode::kStdio) {
+    config->serial.mode = SerialConfig::Mode::kFile;
+    config->serial.path = "/dev/stderr";
+  }
   config->cmdline = absl::StrCat("console=ttyS0 panic=-1 ",
                                  options.verbose ? "" : "quiet loglevel=1 ", config->cmdline);
   return root;

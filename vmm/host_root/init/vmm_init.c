@@ -3,8 +3,9 @@
 // kernel modules vmm packed (virtio-pci, virtio-fs, overlayfs...), mounts
 // the host's root (virtio-fs tag "vmmroot", read-only) under a tmpfs
 // overlay, the --rw directories (tags "vmmrw<N>") read-write at their own
-// paths, switches into that root, runs the command on the console
-// (ttyS0) in the host's working directory, and reports its exit status to
+// paths, switches into that root, runs the command on the virtio console
+// (hvc0, vmm's stdio; the kernel's messages and this init's own lines stay
+// on ttyS0) in the host's working directory, and reports its exit status to
 // vmm through the debug-exit port, then powers off.
 //
 // What to do comes from /vmm/config: NUL-separated "key=value" records,
@@ -174,10 +175,16 @@ static void set_up_root(void) {
   }
 }
 
+// The command's terminal: the virtio console (hvc0), which appears as its
+// driver probes it.
 static void set_up_console(void) {
   setsid();
-  int fd = open("/dev/ttyS0", O_RDWR);
-  if (fd < 0) fail(4, "cannot open /dev/ttyS0: %s", strerror(errno));
+  int fd = -1;
+  for (int tries = 0; tries < 100 && fd < 0; ++tries) {
+    fd = open("/dev/hvc0", O_RDWR);
+    if (fd < 0) usleep(50000);
+  }
+  if (fd < 0) fail(4, "cannot open /dev/hvc0 (the virtio console): %s", strerror(errno));
   dup2(fd, 0);
   dup2(fd, 1);
   dup2(fd, 2);
