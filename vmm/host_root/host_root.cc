@@ -337,6 +337,10 @@ absl::StatusOr<std::unique_ptr<HostRoot>> HostRoot::Prepare(const HostRootOption
     done += static_cast<size_t>(n);
   }
   config->initrd_path = absl::StrCat("/proc/self/fd/", root->initramfs_.get());
+  // For bench/nested-boot, which boots QEMU with the same initramfs.
+  if (const char* save = std::getenv("VMM_HOST_ROOT_SAVE_INITRAMFS"); save != nullptr && *save) {
+    std::ofstream(save, std::ios::binary | std::ios::trunc) << image;
+  }
   // The command's stdio is a virtio console on vmm's (hvc0: input is taken
   // only as the guest has room, so nothing typed or piped early is lost);
   // the kernel's messages and the init's own lines go to COM1, on vmm's
