@@ -1127,8 +1127,10 @@ def check_host_root(s):
         got = str(e)
     expect("a write to the --rw directory reaches the host", got == "from-the-guest\n", r)
     expect("a write elsewhere does not reach the host", not os.path.exists(probe), r)
-    # Input written once the command runs: what arrives before Linux has set
-    # up hvc0 is lost (README.md, "--host-root").
+    r = host_root(s, ["--", "head", "-n", "2"], cwd=share, stdin=b"one\ntwo\nthree\n")
+    expect("input piped before the guest has booted reaches the command (MULTIPORT)",
+           r[0] == 0 and r[1] == b"one\ntwo\n", r)
+    # And input written once the command runs.
     t0 = time.monotonic()
     p = subprocess.Popen([s.vmm, "--kernel", s.kernel, "--memory", "512M", "--timeout", "180",
                           "--host-root", "--", "sh", "-c", "echo ready; head -n 2"], cwd=share,

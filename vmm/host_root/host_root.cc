@@ -231,6 +231,7 @@ std::string BuildInitramfs(const InitramfsInputs& in) {
   if (!in.uid.empty()) record("uid", in.uid);
   if (!in.gid.empty()) record("gid", in.gid);
   record("stdin_tty", in.stdin_tty ? "1" : "0");
+  record("console", in.stdin_tty ? "hvc" : "vport");
   record("stdout_tty", in.stdout_tty ? "1" : "0");
   record("verbose", in.verbose ? "1" : "0");
 
@@ -357,6 +358,9 @@ absl::StatusOr<std::unique_ptr<HostRoot>> HostRoot::Prepare(const HostRootOption
   });
   ConsoleConfig console;
   console.mode = ConsoleConfig::Mode::kStdio;
+  // A terminal gets a terminal (hvc0); a pipe or file gets a byte stream
+  // that ends when vmm's stdin does (/dev/vportNp0).
+  console.generic_port = !in.stdin_tty;
   config->devices.push_back(console);
   if (config->serial.mode == SerialConfig::Mode::kStdio) {
     config->serial.mode = SerialConfig::Mode::kFile;

@@ -18,10 +18,11 @@
 //   /vmm/config (the command, working directory, environment, user).
 // - The kernel command line: the console on ttyS0, "quiet loglevel=1"
 //   unless --verbose, panic=-1.
-// - The command's stdio: a virtio console on vmm's stdio (hvc0 in the
-//   guest; the guest takes input only as it has room for it, so nothing
-//   typed or piped before the command starts is lost). COM1 (the kernel's
-//   messages, the init's own lines) goes to vmm's stderr.
+// - The command's stdio: a virtio console on vmm's stdio — hvc0 (a
+//   terminal) when vmm's stdin is one, else its port as a plain byte stream
+//   (/dev/vportNp0); with MULTIPORT the device holds input until the guest
+//   has opened its end, so nothing typed or piped early is lost. COM1 (the
+//   kernel's messages, the init's own lines) goes to vmm's stderr.
 // The init mounts the host's root read-only under a tmpfs overlay (writes
 // stay in the guest), the --rw directories at their own paths, fresh /proc,
 // /sys, /dev, /tmp and /run, switches root, runs the command on hvc0 (vmm's

@@ -48,7 +48,8 @@ absl::StatusOr<std::shared_ptr<VirtioDevice>> CreateConsole(const ConsoleConfig&
                         absl::StrCat("console: ", backend.status().message()));
   }
   if (console.mode == Mode::kPty) host.Notice(absl::StrCat("hvc0 is on ", (*backend)->path()));
-  return std::shared_ptr<VirtioDevice>(VirtioConsole::Create(std::move(*backend)));
+  return std::shared_ptr<VirtioDevice>(
+      VirtioConsole::Create(std::move(*backend), {.generic_port = console.generic_port}));
 }
 
 }  // namespace

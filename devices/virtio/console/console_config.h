@@ -22,6 +22,10 @@ struct ConsoleConfig : VirtioDeviceConfig {
   };
   Mode mode = Mode::kOff;
   std::string path;
+  // Port 0 as a plain byte stream (/dev/vportNp0 in Linux) rather than the
+  // console (hvc0), with the end of input passed on (VirtioConsoleOptions).
+  // Set by --host-root for a stdin that is not a terminal; no flag.
+  bool generic_port = false;
   bool operator==(const ConsoleConfig&) const = default;
 };
 

@@ -10,8 +10,9 @@
 
 namespace vmm {
 
-std::shared_ptr<VirtioConsole> VirtioConsole::Create(std::unique_ptr<Chardev> backend) {
-  auto console = std::make_shared<VirtioConsole>(std::move(backend));
+std::shared_ptr<VirtioConsole> VirtioConsole::Create(std::unique_ptr<Chardev> backend,
+                                                     Options options) {
+  auto console = std::make_shared<VirtioConsole>(std::move(backend), options);
   std::weak_ptr<VirtioConsole> weak = console;
   console->backend_->Start(Chardev::Callbacks{
       .readable = [weak] { if (auto self = weak.lock()) self->OnInputReady(); },
@@ -21,9 +22,9 @@ std::shared_ptr<VirtioConsole> VirtioConsole::Create(std::unique_ptr<Chardev> ba
   return console;
 }
 
-VirtioConsole::VirtioConsole(std::unique_ptr<Chardev> backend)
-    : backend_(std::move(backend)), features_(kVirtioFVersion1 | kVirtioFEventIdx |
-                                              kVirtioFIndirectDesc) {
+VirtioConsole::VirtioConsole(std::unique_ptr<Chardev> backend, Options options)
+    : backend_(std::move(backend)), options_(options), features_(kVirtioFVersion1 | kVirtioFEventIdx |
+                                              kVirtioFIndirectDesc | kFMultiport) {
   // struct virtio_console_config: cols, rows, max_nr_ports, emerg_wr.
   absl::MutexLock lock(&mu_);
   if (auto size = backend_->TerminalSize()) {
@@ -51,14 +52,98 @@ void VirtioConsole::OnResize() {
     std::memcpy(&fresh[2], &size->second, 2);
     if (std::memcmp(fresh, config_, 4) == 0) return;
     std::memcpy(config_, fresh, 4);
-    if (active_ && (active_->features & kFSize) != 0) context = active_->context;
+    if (active_ && (active_->features & kFSize) != 0) {
+      if (!active_->multiport) {
+        context = active_->context;
+      } else if (active_->port_open) {
+        // struct { le16 rows; le16 cols; } after the header, as Linux reads it.
+        uint8_t size_bytes[4];
+        std::memcpy(&size_bytes[0], &size->second, 2);
+        std::memcpy(&size_bytes[2], &size->first, 2);
+        SendControl(kResize, 0, absl::string_view(reinterpret_cast<char*>(size_bytes), 4));
+      }
+    }
   }
   if (context != nullptr) context->NotifyConfigChanged();
+  QueuePass pass("virtio-console");
+  {
+    absl::MutexLock lock(&mu_);
+    if (!active_ || !active_->multiport) return;
+    pass.Begin(*active_);
+    PumpControl(pass);
+    EndPass(pass);
+  }
+  pass.Deliver();
+}
+
+void VirtioConsole::SendControl(uint16_t event, uint16_t value, absl::string_view extra) {
+  // struct virtio_console_control: le32 id (port 0), le16 event, le16 value.
+  std::string message(8, '\0');
+  std::memcpy(&message[4], &event, 2);
+  std::memcpy(&message[6], &value, 2);
+  message.append(extra.data(), extra.size());
+  if (active_->control_out.size() < 64) active_->control_out.push_back(std::move(message));
+}
+
+void VirtioConsole::HandleControl(absl::string_view message) {
+  uint32_t id;
+  uint16_t event, value;
+  std::memcpy(&id, message.data(), 4);
+  std::memcpy(&event, message.data() + 4, 2);
+  std::memcpy(&value, message.data() + 6, 2);
+  switch (event) {
+    case kDeviceReady:
+      if (value == 1) SendControl(kDeviceAdd, 1);
+      break;
+    case kPortReady:
+      if (id != 0 || value != 1) break;
+      if (!options_.generic_port) SendControl(kConsolePort, 1);
+      SendControl(kPortOpen, 1);  // the host end is there
+      break;
+    case kPortOpen:
+      if (id == 0) active_->port_open = value != 0;
+      break;
+    default:
+      break;  // nothing else is the driver's to send
+  }
+}
+
+void VirtioConsole::PumpControl(QueuePass& pass) {
+  // The driver's messages first: they may queue answers.
+  while (QueueUsable(kControlTransmitQueue)) {
+    std::optional<DescriptorChain> chain = pass.Pop(kControlTransmitQueue);
+    if (!chain) break;
+    uint8_t message[8];
+    if (!chain->writable().empty() ||
+        chain->ReadFrom(*active_->memory, 0, absl::MakeSpan(message)) != sizeof(message)) {
+      ++stats_.malformed;
+    } else {
+      HandleControl(absl::string_view(reinterpret_cast<char*>(message), sizeof(message)));
+    }
+    pass.AddUsed(kControlTransmitQueue, std::move(*chain), 0);
+  }
+  while (QueueUsable(kControlReceiveQueue) && !active_->control_out.empty()) {
+    std::optional<DescriptorChain> chain = pass.Pop(kControlReceiveQueue);
+    if (!chain) break;
+    const std::string& message = active_->control_out.front();
+    if (!chain->readable().empty() || chain->writable_bytes() < message.size()) {
+      ++stats_.malformed;
+      pass.AddUsed(kControlReceiveQueue, std::move(*chain), 0);
+      continue;
+    }
+    const size_t written = chain->WriteTo(
+        *active_->memory, 0,
+        absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(message.data()), message.size()));
+    active_->control_out.pop_front();
+    pass.AddUsed(kControlReceiveQueue, std::move(*chain), static_cast<uint32_t>(written));
+  }
 }
 
 absl::Status VirtioConsole::Activate(VirtioActivation activation) {
   Active a;
   RETURN_IF_ERROR(TakeActivation("virtio-console", std::move(activation), a));
+  a.multiport = (a.features & kFMultiport) != 0;
+  a.port_open = !a.multiport;
   absl::MutexLock lock(&mu_);
   active_ = std::move(a);
   return absl::OkStatus();
@@ -74,17 +159,33 @@ absl::StatusOr<VirtioDeviceSnapshot> VirtioConsole::Snapshot() const {
   held[kTransmitQueue] = active_->tx ? 1 : 0;
   StateWriter out;
   out.Put<uint64_t>(active_->tx ? active_->tx_offset : 0);
+  out.Put<uint8_t>(active_->port_open);
+  out.Put<uint32_t>(static_cast<uint32_t>(active_->control_out.size()));
+  for (const std::string& message : active_->control_out) out.PutBytes(message);
   return VirtioDeviceSnapshot{SnapshotPositions(*active_, held), out.Take()};
 }
 
 absl::Status VirtioConsole::RestoreSnapshot(absl::string_view state) {
   StateReader in("virtio-console", state);
   uint64_t tx_resume = 0;
+  uint8_t port_open = 0;
+  uint32_t pending = 0;
   RETURN_IF_ERROR(in.Get("transmit offset", &tx_resume));
+  RETURN_IF_ERROR(in.Get("port open", &port_open));
+  RETURN_IF_ERROR(in.Get("control messages", &pending));
+  if (pending > 64) return absl::DataLossError("virtio-console: too many control messages");
+  std::deque<std::string> control_out(pending);
+  for (std::string& message : control_out) {
+    RETURN_IF_ERROR(in.GetBytes("control message", 64, &message));
+  }
   RETURN_IF_ERROR(in.Finish());
   absl::MutexLock lock(&mu_);
   if (!active_) return absl::FailedPreconditionError("virtio-console: not active");
   active_->tx_resume = tx_resume;
+  if (active_->multiport) {
+    active_->port_open = port_open != 0;
+    active_->control_out = std::move(control_out);
+  }
   return absl::OkStatus();
 }
 
@@ -161,7 +262,8 @@ void VirtioConsole::PumpTransmit(QueuePass& pass) {
 }
 
 void VirtioConsole::PumpReceive(QueuePass& pass) {
-  while (QueueUsable(kReceiveQueue)) {
+  // With MULTIPORT, nothing until the driver has opened the port.
+  while (QueueUsable(kReceiveQueue) && active_->port_open) {
     if (!active_->rx) {
       std::optional<DescriptorChain> chain = pass.Pop(kReceiveQueue);
       if (!chain) break;
@@ -185,7 +287,9 @@ void VirtioConsole::PumpReceive(QueuePass& pass) {
     active_->rx.reset();
     pass.AddUsed(kReceiveQueue, std::move(done), static_cast<uint32_t>(n));
   }
-  const bool want = active_ && !active_->broken && active_->rx.has_value();
+  // A held buffer with the port open; not while the driver has it closed
+  // (the backend's readiness would only spin the loop).
+  const bool want = active_ && !active_->broken && active_->port_open && active_->rx.has_value();
   if (want != watching_input_) {
     backend_->WatchInput(want);
     watching_input_ = want;
@@ -209,6 +313,12 @@ void VirtioConsole::ProcessQueue(uint16_t queue) {
     pass.Begin(*active_);
     if (queue == kReceiveQueue) PumpReceive(pass);
     if (queue == kTransmitQueue) PumpTransmit(pass);
+    if (queue == kControlReceiveQueue || queue == kControlTransmitQueue) {
+      const bool was_open = active_->port_open;
+      PumpControl(pass);
+      // The driver opened the port: input may flow now.
+      if (!was_open && active_->port_open) PumpReceive(pass);
+    }
     EndPass(pass);
   }
   pass.Deliver();

@@ -1,8 +1,26 @@
-// virtio-console (virtio 1.x, 5.3): port 0 only (hvc0 in Linux; no
-// MULTIPORT), receiveq 0 (host -> guest) and transmitq 1 (guest -> host),
-// over an injected Chardev. VIRTIO_CONSOLE_F_SIZE is offered when the
-// backend's output is a terminal (cols/rows from it, updated on resize with
-// a configuration-change notification).
+// virtio-console (virtio 1.x, 5.3): one port, port 0 (hvc0 in Linux):
+// receiveq 0 (host -> guest) and transmitq 1 (guest -> host), over an
+// injected Chardev. VIRTIO_CONSOLE_F_SIZE is offered when the backend's
+// output is a terminal (cols/rows from it, updated on resize).
+//
+// VIRTIO_CONSOLE_F_MULTIPORT is offered (max_nr_ports 1) for what its
+// control queues (2: control receiveq, 3: control transmitq) say: when the
+// driver has opened the port. Without it a driver gives no such signal, and
+// Linux drops input that arrives while it sets the port up (add_port fills
+// the receive queue before it marks the console connected): with it, the
+// device answers DEVICE_READY with DEVICE_ADD for port 0, PORT_READY with
+// CONSOLE_PORT and PORT_OPEN (the host side is there), and takes no input
+// from the backend until the driver's PORT_OPEN (as QEMU's virtconsole).
+// Terminal resizes then go as RESIZE messages (rows, cols, as Linux and
+// QEMU order them). A driver that does not negotiate MULTIPORT gets the
+// single-port device, input at once.
+//
+// With `generic_port` (Options) port 0 is not announced as a console: Linux
+// makes it /dev/vport<N>p0, a plain byte stream (no tty: no echo, no line
+// discipline) whose PORT_OPEN follows its open() and close(): input waits
+// for a reader. What --host-root gives a command whose stdin is not a
+// terminal. (The end of the host's input is not passed on: the only signal
+// for it, the host end closing, also stops the guest's writes.)
 //
 // Backpressure both ways, with no host-side buffer at all:
 // - transmit: bytes are written from guest memory straight to the backend;
@@ -23,6 +41,7 @@
 #define VMM_DEVICES_VIRTIO_CONSOLE_VIRTIO_CONSOLE_H_
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -43,23 +62,46 @@ struct VirtioConsoleStats {
   uint64_t tx_blocked = 0;  // times output would block
 };
 
+struct VirtioConsoleOptions {
+  bool generic_port = false;  // port 0 as /dev/vportNp0, not hvc0 (MULTIPORT only)
+};
+
 class VirtioConsole : public VirtioDevice {
  public:
   static constexpr uint32_t kDeviceType = 3;  // VIRTIO_ID_CONSOLE
   static constexpr uint16_t kQueueSize = 128;
   static constexpr uint16_t kReceiveQueue = 0;
   static constexpr uint16_t kTransmitQueue = 1;
+  static constexpr uint16_t kControlReceiveQueue = 2;   // MULTIPORT
+  static constexpr uint16_t kControlTransmitQueue = 3;  // MULTIPORT
+  static constexpr uint16_t kControlQueueSize = 32;
   static constexpr uint64_t kFSize = 1ull << 0;  // VIRTIO_CONSOLE_F_SIZE
+  static constexpr uint64_t kFMultiport = 1ull << 1;  // VIRTIO_CONSOLE_F_MULTIPORT
+  // struct virtio_console_control's events.
+  enum ControlEvent : uint16_t {
+    kDeviceReady = 0,
+    kDeviceAdd = 1,
+    kDeviceRemove = 2,
+    kPortReady = 3,
+    kConsolePort = 4,
+    kResize = 5,
+    kPortOpen = 6,
+    kPortName = 7,
+  };
   // Bytes moved per backend call (bounds the work of one step).
   static constexpr uint32_t kMaxChunk = 4096;
 
+  using Options = VirtioConsoleOptions;
   // Starts `backend` with callbacks into the device (hence shared_ptr).
-  static std::shared_ptr<VirtioConsole> Create(std::unique_ptr<Chardev> backend);
-  explicit VirtioConsole(std::unique_ptr<Chardev> backend);
+  static std::shared_ptr<VirtioConsole> Create(std::unique_ptr<Chardev> backend,
+                                               Options options = {});
+  explicit VirtioConsole(std::unique_ptr<Chardev> backend, Options options = {});
 
   uint32_t device_type() const override { return kDeviceType; }
   uint64_t device_features() const override { return features_; }
-  std::vector<uint16_t> queue_max_sizes() const override { return {kQueueSize, kQueueSize}; }
+  std::vector<uint16_t> queue_max_sizes() const override {
+    return {kQueueSize, kQueueSize, kControlQueueSize, kControlQueueSize};
+  }
   // cols, rows (u16 each), max_nr_ports = 1, emerg_wr (u32, write-only).
   void ReadConfig(uint64_t offset, absl::Span<uint8_t> data) override;
   void WriteConfig(uint64_t, absl::Span<const uint8_t>) override {}
@@ -88,7 +130,18 @@ class VirtioConsole : public VirtioDevice {
     // Restored: bytes of the first transmit chain popped that were written
     // before the snapshot.
     uint64_t tx_resume = 0;
+    bool multiport = false;  // negotiated
+    // The driver opened port 0 (always, without MULTIPORT): input flows.
+    bool port_open = false;
+    // Control messages for the driver, sent as it gives control buffers
+    // (bounded: the device sends a handful per driver message).
+    std::deque<std::string> control_out;
   };
+  // MULTIPORT: the driver's control messages, and the device's to it.
+  void PumpControl(QueuePass& pass) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void HandleControl(absl::string_view message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SendControl(uint16_t event, uint16_t value, absl::string_view extra = {})
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Under mu_, after a pump: drops the held chains if the driver broke a
   // ring, then settles the pass (which the caller delivers without mu_).
   void EndPass(QueuePass& pass) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -97,6 +150,7 @@ class VirtioConsole : public VirtioDevice {
   bool QueueUsable(uint16_t queue) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::unique_ptr<Chardev> backend_;
+  const Options options_;
   uint64_t features_;
 
   mutable absl::Mutex mu_;

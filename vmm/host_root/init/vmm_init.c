@@ -18,6 +18,7 @@
 // kInitFailed | reason when the init itself could not run the command
 // (vmm then exits 125 with this init's line on the console).
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -175,16 +176,47 @@ static void set_up_root(void) {
   }
 }
 
-// The command's terminal: the virtio console (hvc0), which appears as its
-// driver probes it.
+// The first /dev/vport<N>p0: the virtio console's port 0 when vmm made it a
+// plain byte stream (stdin not a terminal).
+static int open_vport(void) {
+  DIR* dev = opendir("/dev");
+  if (dev == NULL) return -1;
+  int fd = -1;
+  for (struct dirent* e; fd < 0 && (e = readdir(dev)) != NULL;) {
+    const size_t n = strlen(e->d_name);
+    if (strncmp(e->d_name, "vport", 5) == 0 && n > 2 && strcmp(e->d_name + n - 2, "p0") == 0) {
+      char path[300];
+      snprintf(path, sizeof(path), "/dev/%s", e->d_name);
+      fd = open(path, O_RDWR);
+    }
+  }
+  closedir(dev);
+  return fd;
+}
+
+// The command's stdin/stdout/stderr: the virtio console, as its driver
+// probes it — hvc0 (a terminal) or the plain port (a byte stream whose
+// reader sees the end of vmm's stdin).
 static void set_up_console(void) {
   setsid();
+  const char* kind = value("console");
+  const int vport = kind != NULL && strcmp(kind, "vport") == 0;
   int fd = -1;
   for (int tries = 0; tries < 100 && fd < 0; ++tries) {
-    fd = open("/dev/hvc0", O_RDWR);
+    fd = vport ? open_vport() : open("/dev/hvc0", O_RDWR);
     if (fd < 0) usleep(50000);
   }
-  if (fd < 0) fail(4, "cannot open /dev/hvc0 (the virtio console): %s", strerror(errno));
+  if (fd < 0) {
+    fail(4, "cannot open %s (the virtio console): %s", vport ? "/dev/vport*p0" : "/dev/hvc0",
+         strerror(errno));
+  }
+  if (vport) {
+    dup2(fd, 0);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    if (fd > 2) close(fd);
+    return;
+  }
   dup2(fd, 0);
   dup2(fd, 1);
   dup2(fd, 2);

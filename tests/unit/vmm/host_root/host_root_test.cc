@@ -104,7 +104,8 @@ TEST(InitramfsTest, HoldsTheInitTheModulesAndTheCommand) {
   EXPECT_THAT(records, ElementsAre("module=fuse.ko", "module=virtiofs.ko", "arg=sh", "arg=-c",
                                    "arg=exit 7", "env=PATH=/bin", "env=TERM=dumb",
                                    "rw=vmmrw0:/home/me/src", "cwd=/home/me/src", "uid=1000",
-                                   "gid=100", "stdin_tty=0", "stdout_tty=0", "verbose=0"));
+                                   "gid=100", "stdin_tty=0", "console=vport", "stdout_tty=0",
+                                   "verbose=0"));
 }
 
 class ModuleTreeTest : public ::testing::Test {

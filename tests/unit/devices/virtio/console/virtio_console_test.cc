@@ -63,8 +63,11 @@ class VirtioConsoleTest : public ::testing::Test {
 TEST_F(VirtioConsoleTest, IsDeviceTypeThreeWithReceiveAndTransmitQueuesAndOnePort) {
   Start();
   EXPECT_EQ(dev_->device_type(), 3u);
-  EXPECT_THAT(dev_->queue_max_sizes(), ElementsAre(VirtioConsole::kQueueSize,
-                                                   VirtioConsole::kQueueSize));
+  // Port 0's receive and transmit queues, then MULTIPORT's control queues.
+  EXPECT_THAT(dev_->queue_max_sizes(),
+              ElementsAre(VirtioConsole::kQueueSize, VirtioConsole::kQueueSize,
+                          VirtioConsole::kControlQueueSize, VirtioConsole::kControlQueueSize));
+  EXPECT_NE(dev_->device_features() & VirtioConsole::kFMultiport, 0u);
   EXPECT_EQ(dev_->device_features() & VirtioConsole::kFSize, 0u) << "not a terminal";
   uint8_t config[12];
   dev_->ReadConfig(0, absl::MakeSpan(config));
@@ -301,6 +304,130 @@ TEST_F(VirtioConsoleTest, ARestoredConsoleRetakesItsHeldChainsWithoutRepeatingOu
   ASSERT_TRUE(used.has_value());
   EXPECT_EQ(Str(used->written), "hi");
   EXPECT_FALSE(restored->RestoreSnapshot("x").ok()) << "a damaged state";
+}
+
+// --- MULTIPORT ---
+
+// What a driver that negotiates MULTIPORT hears and says on the control
+// queues, as Linux does: the device adds port 0 as a console, opens its host
+// end, and holds host input back until the driver opens the port (Linux
+// drops input that comes while it sets the port up).
+TEST_F(VirtioConsoleTest, WithMultiportInputWaitsForTheDriverToOpenThePort) {
+  dev_ = VirtioConsole::Create(std::make_unique<FakeChardev>(&backend_));
+  rx_.emplace(memory_, FakeVirtqueueDriverOptions{.size = 16, .ring_base = GuestAddress(0x10000),
+                                                  .data_base = GuestAddress(0x100000)});
+  tx_.emplace(memory_, FakeVirtqueueDriverOptions{.size = 16, .ring_base = GuestAddress(0x20000),
+                                                  .data_base = GuestAddress(0x200000)});
+  FakeVirtqueueDriver c_in(memory_, {.size = 16, .ring_base = GuestAddress(0x30000),
+                                     .data_base = GuestAddress(0x300000)});
+  FakeVirtqueueDriver c_out(memory_, {.size = 16, .ring_base = GuestAddress(0x40000),
+                                      .data_base = GuestAddress(0x380000)});
+  VirtioActivation a;
+  a.memory = &memory_;
+  a.features = kVirtioFVersion1 | VirtioConsole::kFMultiport;
+  for (FakeVirtqueueDriver* d : {&*rx_, &*tx_, &c_in, &c_out}) {
+    auto q = Virtqueue::Create(d->config(), memory_);
+    ASSERT_TRUE(q.ok()) << q.status();
+    a.queues.push_back(std::move(*q));
+    a.queue_enabled.push_back(true);
+  }
+  a.context = &context_;
+  ASSERT_TRUE(dev_->Activate(std::move(a)).ok());
+  auto message = [](uint32_t id, uint16_t event, uint16_t value) {
+    std::vector<uint8_t> m(8);
+    std::memcpy(&m[0], &id, 4);
+    std::memcpy(&m[4], &event, 2);
+    std::memcpy(&m[6], &value, 2);
+    return m;
+  };
+  auto driver_says = [&](uint16_t event, uint16_t value) {
+    c_out.AddChainBytes({message(0, event, value)}, {});
+    dev_->ProcessQueue(VirtioConsole::kControlTransmitQueue);
+  };
+  auto device_said = [&]() {
+    std::vector<std::vector<uint8_t>> said;
+    for (auto& used : c_in.PopAllUsed()) said.push_back(used.written);
+    return said;
+  };
+  for (int i = 0; i < 4; ++i) c_in.AddChainBytes({}, {64});
+
+  // Input is there from the start, and so is a receive buffer: held back.
+  Input("typed early\n");
+  rx_->AddChainBytes({}, {64});
+  dev_->ProcessQueue(kRx);
+  EXPECT_EQ(rx_->pending_used(), 0u) << "input before the port is open would be dropped";
+  EXPECT_FALSE(backend_.watching_input);
+
+  driver_says(VirtioConsole::kDeviceReady, 1);
+  EXPECT_THAT(device_said(), ElementsAre(message(0, VirtioConsole::kDeviceAdd, 1)));
+  driver_says(VirtioConsole::kPortReady, 1);
+  EXPECT_THAT(device_said(), ElementsAre(message(0, VirtioConsole::kConsolePort, 1),
+                                         message(0, VirtioConsole::kPortOpen, 1)));
+  EXPECT_EQ(rx_->pending_used(), 0u);
+  driver_says(VirtioConsole::kPortOpen, 1);
+  auto used = rx_->PopUsed();
+  ASSERT_TRUE(used.has_value()) << "the port is open: the early input goes in";
+  EXPECT_EQ(Str(used->written), "typed early\n");
+
+  // A short control message is counted and returned, nothing else.
+  c_out.AddChainBytes({{1, 2, 3}}, {});
+  dev_->ProcessQueue(VirtioConsole::kControlTransmitQueue);
+  EXPECT_EQ(dev_->stats().malformed, 1u);
+}
+
+// The generic port (--host-root with a piped stdin): port 0 is not made the
+// console (Linux makes it /dev/vportNp0, no tty), and input waits for the
+// driver's PORT_OPEN, which Linux sends when a reader opens the port.
+TEST_F(VirtioConsoleTest, AGenericPortIsNoConsoleAndItsInputWaitsForAReader) {
+  dev_ = VirtioConsole::Create(std::make_unique<FakeChardev>(&backend_), {.generic_port = true});
+  rx_.emplace(memory_, FakeVirtqueueDriverOptions{.size = 16, .ring_base = GuestAddress(0x10000),
+                                                  .data_base = GuestAddress(0x100000)});
+  tx_.emplace(memory_, FakeVirtqueueDriverOptions{.size = 16, .ring_base = GuestAddress(0x20000),
+                                                  .data_base = GuestAddress(0x200000)});
+  FakeVirtqueueDriver c_in(memory_, {.size = 16, .ring_base = GuestAddress(0x30000),
+                                     .data_base = GuestAddress(0x300000)});
+  FakeVirtqueueDriver c_out(memory_, {.size = 16, .ring_base = GuestAddress(0x40000),
+                                      .data_base = GuestAddress(0x380000)});
+  VirtioActivation a;
+  a.memory = &memory_;
+  a.features = kVirtioFVersion1 | VirtioConsole::kFMultiport;
+  for (FakeVirtqueueDriver* d : {&*rx_, &*tx_, &c_in, &c_out}) {
+    auto q = Virtqueue::Create(d->config(), memory_);
+    ASSERT_TRUE(q.ok()) << q.status();
+    a.queues.push_back(std::move(*q));
+    a.queue_enabled.push_back(true);
+  }
+  a.context = &context_;
+  ASSERT_TRUE(dev_->Activate(std::move(a)).ok());
+  auto message = [](uint16_t event, uint16_t value) {
+    std::vector<uint8_t> m(8, 0);
+    std::memcpy(&m[4], &event, 2);
+    std::memcpy(&m[6], &value, 2);
+    return m;
+  };
+  auto driver_says = [&](uint16_t event, uint16_t value) {
+    c_out.AddChainBytes({message(event, value)}, {});
+    dev_->ProcessQueue(VirtioConsole::kControlTransmitQueue);
+  };
+  auto device_said = [&]() {
+    std::vector<std::vector<uint8_t>> said;
+    for (auto& used : c_in.PopAllUsed()) said.push_back(used.written);
+    return said;
+  };
+  for (int i = 0; i < 8; ++i) c_in.AddChainBytes({}, {64});
+  Input("last line\n");
+  driver_says(VirtioConsole::kDeviceReady, 1);
+  driver_says(VirtioConsole::kPortReady, 1);
+  EXPECT_THAT(device_said(), ElementsAre(message(VirtioConsole::kDeviceAdd, 1),
+                                         message(VirtioConsole::kPortOpen, 1)))
+      << "no CONSOLE_PORT: a plain port";
+  rx_->AddChainBytes({}, {64});
+  dev_->ProcessQueue(kRx);
+  EXPECT_EQ(rx_->pending_used(), 0u) << "no reader yet";
+  driver_says(VirtioConsole::kPortOpen, 1);  // the reader opened /dev/vport0p0
+  auto used = rx_->PopUsed();
+  ASSERT_TRUE(used.has_value());
+  EXPECT_EQ(Str(used->written), "last line\n");
 }
 
 }  // namespace
