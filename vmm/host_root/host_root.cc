@@ -60,6 +60,11 @@ std::string Dirname(const std::string& path) {
 // Runs `argv` and returns what it printed on stdout and stderr (the first
 // 64 KiB), for probing a program's options.
 std::string Probe(const std::vector<std::string>& argv) {
+  // Built before fork: the child of a threaded process may only make
+  // async-signal-safe calls (no malloc).
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return "";
   const pid_t pid = ::fork();
@@ -69,9 +74,6 @@ std::string Probe(const std::vector<std::string>& argv) {
     ::sigprocmask(SIG_SETMASK, &none, nullptr);  // vmm blocks its stop signals
     ::dup2(pipe_fds[1], 1);
     ::dup2(pipe_fds[1], 2);
-    std::vector<char*> args;
-    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
     ::execv(args[0], args.data());
     ::_exit(127);
   }
@@ -162,6 +164,11 @@ absl::StatusOr<pid_t> StartVirtiofsd(const Virtiofsd& d, const std::string& dir,
     argv.insert(argv.end(), {"-o", absl::StrCat("source=", dir), "-o", "cache=auto"});
     if (whole_root) argv.insert(argv.end(), {"-o", "sandbox=chroot"});
   }
+  // Built before fork: the child of a threaded process may only make
+  // async-signal-safe calls (no malloc).
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
   const int log_fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (log_fd < 0) return Errno(absl::StrCat("cannot create ", log));
   const pid_t parent = ::getpid();
@@ -181,9 +188,6 @@ absl::StatusOr<pid_t> StartVirtiofsd(const Virtiofsd& d, const std::string& dir,
     ::dup2(null_fd, 0);
     ::dup2(null_fd, 1);
     ::dup2(log_fd, 2);
-    std::vector<char*> args;
-    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
     ::execv(args[0], args.data());
     ::_exit(127);
   }
