@@ -96,6 +96,8 @@ class FdChardev : public Chardev {
     return bytes.size();
   }
 
+  bool InputEnded() const override { return had_input_ && in_ < 0; }
+
   // stdin that epoll cannot watch (a regular file, /dev/null) gives no input.
   void WatchInput(bool watch) override {
     if (!input_watch_.Set(in_, watch, callbacks_.readable) && watch && callbacks_.readable) {
@@ -115,6 +117,7 @@ class FdChardev : public Chardev {
 
  private:
   int in_;
+  const bool had_input_ = in_ >= 0;
   int out_;
   UniqueFd owned_;
   bool is_file_;

@@ -50,6 +50,10 @@ class Chardev {
   // Up to out.size() bytes of input; 0 when there is none now (the chardev
   // deals with end of input and disconnected clients itself).
   virtual size_t Read(absl::Span<uint8_t> out) = 0;
+  // True once input has ended for good (stdin at its end, or closed), for a
+  // device that can tell its driver (virtio-console's input port). A socket
+  // client leaving is no end: another may connect.
+  virtual bool InputEnded() const { return false; }
   // How many of `bytes` were taken; fewer (0 included) means "would block":
   // call again after the writable callback. Output nobody can receive (no
   // client, a closed stdout) is taken and dropped.

@@ -29,6 +29,7 @@ class FakeChardev : public Chardev {
     int input_watch_changes = 0;
     size_t reads = 0;
     std::optional<std::pair<uint16_t, uint16_t>> size;
+    bool input_ends = false;  // InputEnded() once `input` is used up
 
     void Input(const std::string& s) { input.insert(input.end(), s.begin(), s.end()); }
   };
@@ -43,6 +44,7 @@ class FakeChardev : public Chardev {
     s_->started = false;
     s_->watching_input = s_->watching_output = false;
   }
+  bool InputEnded() const override { return s_->input_ends && s_->input.empty(); }
   size_t Read(absl::Span<uint8_t> out) override {
     ++s_->reads;
     size_t n = 0;

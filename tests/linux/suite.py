@@ -1130,6 +1130,9 @@ def check_host_root(s):
     r = host_root(s, ["--", "head", "-n", "2"], cwd=share, stdin=b"one\ntwo\nthree\n")
     expect("input piped before the guest has booted reaches the command (MULTIPORT)",
            r[0] == 0 and r[1] == b"one\ntwo\n", r)
+    r = host_root(s, ["--", "sh", "-c", "cat; echo end"], cwd=share, stdin=b"a\nb")
+    expect("the end of vmm's stdin is the end of the command's (cat returns)",
+           r[0] == 0 and r[1] == b"a\nbend\n", r)
     # And input written once the command runs.
     t0 = time.monotonic()
     p = subprocess.Popen([s.vmm, "--kernel", s.kernel, "--memory", "512M", "--timeout", "180",

@@ -364,7 +364,7 @@ absl::StatusOr<std::unique_ptr<HostRoot>> HostRoot::Prepare(const HostRootOption
   console.mode = ConsoleConfig::Mode::kStdio;
   // A terminal gets a terminal (hvc0); a pipe or file gets a byte stream
   // that ends when vmm's stdin does (/dev/vportNp0).
-  console.generic_port = !in.stdin_tty;
+  console.generic_port = console.input_port = !in.stdin_tty;
   config->devices.push_back(console);
   if (config->serial.mode == SerialConfig::Mode::kStdio) {
     config->serial.mode = SerialConfig::Mode::kFile;

@@ -19,9 +19,11 @@
 // - The kernel command line: the console on ttyS0, "quiet loglevel=1"
 //   unless --verbose, panic=-1.
 // - The command's stdio: a virtio console on vmm's stdio — hvc0 (a
-//   terminal) when vmm's stdin is one, else its port as a plain byte stream
-//   (/dev/vportNp0); with MULTIPORT the device holds input until the guest
-//   has opened its end, so nothing typed or piped early is lost. COM1 (the
+//   terminal) when vmm's stdin is one, else plain byte streams: port 0
+//   (/dev/vportNp0) for stdout/stderr and port 1 (/dev/vportNp1) for stdin,
+//   whose host end closes at the end of vmm's stdin (the command sees end of
+//   file); with MULTIPORT the device holds input until the guest has opened
+//   its end, so nothing typed or piped early is lost. COM1 (the
 //   kernel's messages, the init's own lines) goes to vmm's stderr.
 // The init mounts the host's root read-only under a tmpfs overlay (writes
 // stay in the guest), the --rw directories at their own paths, fresh /proc,

@@ -49,7 +49,7 @@ absl::StatusOr<std::shared_ptr<VirtioDevice>> CreateConsole(const ConsoleConfig&
   }
   if (console.mode == Mode::kPty) host.Notice(absl::StrCat("hvc0 is on ", (*backend)->path()));
   return std::shared_ptr<VirtioDevice>(
-      VirtioConsole::Create(std::move(*backend), {.generic_port = console.generic_port}));
+      VirtioConsole::Create(std::move(*backend), {.generic_port = console.generic_port, .input_port = console.input_port}));
 }
 
 }  // namespace

@@ -26,6 +26,9 @@ struct ConsoleConfig : VirtioDeviceConfig {
   // console (hvc0), with the end of input passed on (VirtioConsoleOptions).
   // Set by --host-root for a stdin that is not a terminal; no flag.
   bool generic_port = false;
+  // Input on a port of its own whose end is passed on (VirtioConsoleOptions);
+  // with generic_port, for --host-root.
+  bool input_port = false;
   bool operator==(const ConsoleConfig&) const = default;
 };
 

@@ -32,7 +32,7 @@ VirtioConsole::VirtioConsole(std::unique_ptr<Chardev> backend, Options options)
     std::memcpy(&config_[0], &size->first, 2);
     std::memcpy(&config_[2], &size->second, 2);
   }
-  const uint32_t ports = 1;
+  const uint32_t ports = options_.input_port ? 2 : 1;
   std::memcpy(&config_[4], &ports, 4);
 }
 
@@ -76,9 +76,13 @@ void VirtioConsole::OnResize() {
   pass.Deliver();
 }
 
-void VirtioConsole::SendControl(uint16_t event, uint16_t value, absl::string_view extra) {
-  // struct virtio_console_control: le32 id (port 0), le16 event, le16 value.
+uint32_t VirtioConsole::InputPort() const { return active_->input_queue == 0 ? 0 : 1; }
+
+void VirtioConsole::SendControl(uint16_t event, uint16_t value, absl::string_view extra,
+                                uint32_t port) {
+  // struct virtio_console_control: le32 id, le16 event, le16 value.
   std::string message(8, '\0');
+  std::memcpy(&message[0], &port, 4);
   std::memcpy(&message[4], &event, 2);
   std::memcpy(&message[6], &value, 2);
   message.append(extra.data(), extra.size());
@@ -93,15 +97,21 @@ void VirtioConsole::HandleControl(absl::string_view message) {
   std::memcpy(&value, message.data() + 6, 2);
   switch (event) {
     case kDeviceReady:
-      if (value == 1) SendControl(kDeviceAdd, 1);
+      if (value != 1) break;
+      SendControl(kDeviceAdd, 1);
+      if (InputPort() == 1) SendControl(kDeviceAdd, 1, {}, 1);
       break;
     case kPortReady:
-      if (id != 0 || value != 1) break;
-      if (!options_.generic_port) SendControl(kConsolePort, 1);
-      SendControl(kPortOpen, 1);  // the host end is there
+      if (value != 1) break;
+      if (id == 0) {
+        if (!options_.generic_port) SendControl(kConsolePort, 1);
+        SendControl(kPortOpen, 1);  // the host end is there
+      } else if (id == 1 && InputPort() == 1) {
+        SendControl(kPortOpen, active_->input_ended_told ? 0 : 1, {}, 1);
+      }
       break;
     case kPortOpen:
-      if (id == 0) active_->port_open = value != 0;
+      if (id == InputPort()) active_->port_open = value != 0;
       break;
     default:
       break;  // nothing else is the driver's to send
@@ -144,6 +154,7 @@ absl::Status VirtioConsole::Activate(VirtioActivation activation) {
   RETURN_IF_ERROR(TakeActivation("virtio-console", std::move(activation), a));
   a.multiport = (a.features & kFMultiport) != 0;
   a.port_open = !a.multiport;
+  a.input_queue = a.multiport && options_.input_port ? kInputPortReceiveQueue : kReceiveQueue;
   absl::MutexLock lock(&mu_);
   active_ = std::move(a);
   return absl::OkStatus();
@@ -154,12 +165,13 @@ absl::Status VirtioConsole::Activate(VirtioActivation activation) {
 absl::StatusOr<VirtioDeviceSnapshot> VirtioConsole::Snapshot() const {
   absl::MutexLock lock(&mu_);
   if (!active_) return absl::FailedPreconditionError("virtio-console: not active");
-  size_t held[2] = {};
-  held[kReceiveQueue] = active_->rx ? 1 : 0;
-  held[kTransmitQueue] = active_->tx ? 1 : 0;
+  std::vector<size_t> held(active_->queues.size(), 0);
+  if (active_->input_queue < held.size()) held[active_->input_queue] = active_->rx ? 1 : 0;
+  if (kTransmitQueue < held.size()) held[kTransmitQueue] = active_->tx ? 1 : 0;
   StateWriter out;
   out.Put<uint64_t>(active_->tx ? active_->tx_offset : 0);
   out.Put<uint8_t>(active_->port_open);
+  out.Put<uint8_t>(active_->input_ended_told);
   out.Put<uint32_t>(static_cast<uint32_t>(active_->control_out.size()));
   for (const std::string& message : active_->control_out) out.PutBytes(message);
   return VirtioDeviceSnapshot{SnapshotPositions(*active_, held), out.Take()};
@@ -171,7 +183,9 @@ absl::Status VirtioConsole::RestoreSnapshot(absl::string_view state) {
   uint8_t port_open = 0;
   uint32_t pending = 0;
   RETURN_IF_ERROR(in.Get("transmit offset", &tx_resume));
+  uint8_t input_ended = 0;
   RETURN_IF_ERROR(in.Get("port open", &port_open));
+  RETURN_IF_ERROR(in.Get("input ended", &input_ended));
   RETURN_IF_ERROR(in.Get("control messages", &pending));
   if (pending > 64) return absl::DataLossError("virtio-console: too many control messages");
   std::deque<std::string> control_out(pending);
@@ -184,6 +198,7 @@ absl::Status VirtioConsole::RestoreSnapshot(absl::string_view state) {
   active_->tx_resume = tx_resume;
   if (active_->multiport) {
     active_->port_open = port_open != 0;
+    active_->input_ended_told = input_ended != 0;
     active_->control_out = std::move(control_out);
   }
   return absl::OkStatus();
@@ -263,13 +278,14 @@ void VirtioConsole::PumpTransmit(QueuePass& pass) {
 
 void VirtioConsole::PumpReceive(QueuePass& pass) {
   // With MULTIPORT, nothing until the driver has opened the port.
-  while (QueueUsable(kReceiveQueue) && active_->port_open) {
+  const uint16_t queue = active_ ? active_->input_queue : kReceiveQueue;
+  while (QueueUsable(queue) && active_->port_open) {
     if (!active_->rx) {
-      std::optional<DescriptorChain> chain = pass.Pop(kReceiveQueue);
+      std::optional<DescriptorChain> chain = pass.Pop(queue);
       if (!chain) break;
       if (!chain->readable().empty() || chain->writable_bytes() == 0) {
         ++stats_.malformed;  // receiveq buffers are device-writable only
-        pass.AddUsed(kReceiveQueue, std::move(*chain), 0);
+        pass.AddUsed(queue, std::move(*chain), 0);
         continue;
       }
       active_->rx = std::move(chain);
@@ -281,11 +297,21 @@ void VirtioConsole::PumpReceive(QueuePass& pass) {
       n = backend_->Read(
           absl::MakeSpan(static_cast<uint8_t*>((*iov)[0].iov_base), (*iov)[0].iov_len));
     }
-    if (n == 0) break;  // no input now: keep the chain and watch
+    if (n == 0) {
+      // The input port's reader learns of the end of input as its host end
+      // closing.
+      if (active_->input_queue != kReceiveQueue && backend_->InputEnded() &&
+          !active_->input_ended_told) {
+        active_->input_ended_told = true;
+        SendControl(kPortOpen, 0, {}, 1);
+        PumpControl(pass);
+      }
+      break;  // no input now: keep the chain and watch
+    }
     stats_.bytes_in += n;
     DescriptorChain done = std::move(*active_->rx);
     active_->rx.reset();
-    pass.AddUsed(kReceiveQueue, std::move(done), static_cast<uint32_t>(n));
+    pass.AddUsed(queue, std::move(done), static_cast<uint32_t>(n));
   }
   // A held buffer with the port open; not while the driver has it closed
   // (the backend's readiness would only spin the loop).
@@ -311,7 +337,13 @@ void VirtioConsole::ProcessQueue(uint16_t queue) {
     absl::MutexLock lock(&mu_);
     if (!active_ || active_->broken) return;
     pass.Begin(*active_);
-    if (queue == kReceiveQueue) PumpReceive(pass);
+    if (queue == active_->input_queue) PumpReceive(pass);
+    if (queue == kInputPortTransmitQueue && active_->input_queue == kInputPortReceiveQueue) {
+      // Nothing is written to the input port; what is, is dropped.
+      while (std::optional<DescriptorChain> chain = pass.Pop(queue)) {
+        pass.AddUsed(queue, std::move(*chain), 0);
+      }
+    }
     if (queue == kTransmitQueue) PumpTransmit(pass);
     if (queue == kControlReceiveQueue || queue == kControlTransmitQueue) {
       const bool was_open = active_->port_open;

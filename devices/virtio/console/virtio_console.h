@@ -19,8 +19,9 @@
 // makes it /dev/vport<N>p0, a plain byte stream (no tty: no echo, no line
 // discipline) whose PORT_OPEN follows its open() and close(): input waits
 // for a reader. What --host-root gives a command whose stdin is not a
-// terminal. (The end of the host's input is not passed on: the only signal
-// for it, the host end closing, also stops the guest's writes.)
+// terminal. With `input_port` too, input goes to port 1 instead, whose host
+// end closes at the end of the backend's input (the reader sees the end of
+// file) while port 0 keeps the output; max_nr_ports is then 2.
 //
 // Backpressure both ways, with no host-side buffer at all:
 // - transmit: bytes are written from guest memory straight to the backend;
@@ -64,6 +65,11 @@ struct VirtioConsoleStats {
 
 struct VirtioConsoleOptions {
   bool generic_port = false;  // port 0 as /dev/vportNp0, not hvc0 (MULTIPORT only)
+  // Input on a port of its own, port 1 (/dev/vportNp1), whose host end
+  // closes when the backend's input ends (Chardev::InputEnded): its reader
+  // sees the end of file, and port 0's output goes on (a closed host end
+  // also stops the guest's writes, so port 0 could not carry the end).
+  bool input_port = false;
 };
 
 class VirtioConsole : public VirtioDevice {
@@ -99,8 +105,13 @@ class VirtioConsole : public VirtioDevice {
 
   uint32_t device_type() const override { return kDeviceType; }
   uint64_t device_features() const override { return features_; }
+  // Port 1's receive and transmit queues (input_port).
+  static constexpr uint16_t kInputPortReceiveQueue = 4;
+  static constexpr uint16_t kInputPortTransmitQueue = 5;
   std::vector<uint16_t> queue_max_sizes() const override {
-    return {kQueueSize, kQueueSize, kControlQueueSize, kControlQueueSize};
+    std::vector<uint16_t> sizes = {kQueueSize, kQueueSize, kControlQueueSize, kControlQueueSize};
+    if (options_.input_port) sizes.insert(sizes.end(), {kQueueSize, kQueueSize});
+    return sizes;
   }
   // cols, rows (u16 each), max_nr_ports = 1, emerg_wr (u32, write-only).
   void ReadConfig(uint64_t offset, absl::Span<uint8_t> data) override;
@@ -131,8 +142,12 @@ class VirtioConsole : public VirtioDevice {
     // before the snapshot.
     uint64_t tx_resume = 0;
     bool multiport = false;  // negotiated
-    // The driver opened port 0 (always, without MULTIPORT): input flows.
+    // The driver opened the port input goes to (always, without
+    // MULTIPORT): input flows.
     bool port_open = false;
+    bool input_ended_told = false;  // input_port: its host end closed
+    // Where input goes: port 0's receive queue, or port 1's (input_port).
+    uint16_t input_queue = 0;
     // Control messages for the driver, sent as it gives control buffers
     // (bounded: the device sends a handful per driver message).
     std::deque<std::string> control_out;
@@ -140,8 +155,10 @@ class VirtioConsole : public VirtioDevice {
   // MULTIPORT: the driver's control messages, and the device's to it.
   void PumpControl(QueuePass& pass) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void HandleControl(absl::string_view message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void SendControl(uint16_t event, uint16_t value, absl::string_view extra = {})
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SendControl(uint16_t event, uint16_t value, absl::string_view extra = {},
+                   uint32_t port = 0) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The port input goes to.
+  uint32_t InputPort() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Under mu_, after a pump: drops the held chains if the driver broke a
   // ring, then settles the pass (which the caller delivers without mu_).
   void EndPass(QueuePass& pass) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -176,18 +176,18 @@ static void set_up_root(void) {
   }
 }
 
-// The first /dev/vport<N>p0: the virtio console's port 0 when vmm made it a
-// plain byte stream (stdin not a terminal).
-static int open_vport(void) {
+// The first /dev/vport<N>p<port>: the virtio console's plain ports, when
+// vmm's stdin is not a terminal (port 0 the output, port 1 the input).
+static int open_vport(const char* port, int flags) {
   DIR* dev = opendir("/dev");
   if (dev == NULL) return -1;
   int fd = -1;
   for (struct dirent* e; fd < 0 && (e = readdir(dev)) != NULL;) {
     const size_t n = strlen(e->d_name);
-    if (strncmp(e->d_name, "vport", 5) == 0 && n > 2 && strcmp(e->d_name + n - 2, "p0") == 0) {
+    if (strncmp(e->d_name, "vport", 5) == 0 && n > 2 && strcmp(e->d_name + n - 2, port) == 0) {
       char path[300];
       snprintf(path, sizeof(path), "/dev/%s", e->d_name);
-      fd = open(path, O_RDWR);
+      fd = open(path, flags);
     }
   }
   closedir(dev);
@@ -201,19 +201,22 @@ static void set_up_console(void) {
   setsid();
   const char* kind = value("console");
   const int vport = kind != NULL && strcmp(kind, "vport") == 0;
-  int fd = -1;
-  for (int tries = 0; tries < 100 && fd < 0; ++tries) {
-    fd = vport ? open_vport() : open("/dev/hvc0", O_RDWR);
-    if (fd < 0) usleep(50000);
+  int fd = -1, in = -1;
+  for (int tries = 0; tries < 100 && (fd < 0 || (vport && in < 0)); ++tries) {
+    if (fd < 0) fd = vport ? open_vport("p0", O_WRONLY) : open("/dev/hvc0", O_RDWR);
+    if (vport && in < 0) in = open_vport("p1", O_RDONLY);
+    if (fd < 0 || (vport && in < 0)) usleep(50000);
   }
-  if (fd < 0) {
-    fail(4, "cannot open %s (the virtio console): %s", vport ? "/dev/vport*p0" : "/dev/hvc0",
-         strerror(errno));
+  if (fd < 0 || (vport && in < 0)) {
+    fail(4, "cannot open %s (the virtio console): %s",
+         vport ? "/dev/vport*p0 and p1" : "/dev/hvc0", strerror(errno));
   }
   if (vport) {
-    dup2(fd, 0);
+    // The input port's end is vmm's stdin's (its host end closes).
+    dup2(in, 0);
     dup2(fd, 1);
     dup2(fd, 2);
+    if (in > 2) close(in);
     if (fd > 2) close(fd);
     return;
   }

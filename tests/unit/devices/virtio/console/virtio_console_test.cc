@@ -430,5 +430,68 @@ TEST_F(VirtioConsoleTest, AGenericPortIsNoConsoleAndItsInputWaitsForAReader) {
   EXPECT_EQ(Str(used->written), "last line\n");
 }
 
+// The input port (--host-root with a piped stdin): input goes to port 1
+// once its reader opened it, and the end of the host's input reaches that
+// reader as port 1's host end closing; port 0 (the output) stays open.
+TEST_F(VirtioConsoleTest, TheInputPortPassesTheEndOfInputOn) {
+  backend_.input_ends = true;
+  dev_ = VirtioConsole::Create(std::make_unique<FakeChardev>(&backend_),
+                               {.generic_port = true, .input_port = true});
+  ASSERT_EQ(dev_->queue_max_sizes().size(), 6u);
+  uint8_t ports[4];
+  dev_->ReadConfig(4, absl::MakeSpan(ports));
+  EXPECT_THAT(ports, ElementsAre(2, 0, 0, 0)) << "max_nr_ports";
+  std::vector<std::unique_ptr<FakeVirtqueueDriver>> q;
+  VirtioActivation a;
+  a.memory = &memory_;
+  a.features = kVirtioFVersion1 | VirtioConsole::kFMultiport;
+  for (uint64_t i = 0; i < 6; ++i) {
+    q.push_back(std::make_unique<FakeVirtqueueDriver>(
+        memory_, FakeVirtqueueDriverOptions{.size = 16,
+                                            .ring_base = GuestAddress(0x10000 * (i + 1)),
+                                            .data_base = GuestAddress(0x100000 + 0x40000 * i)}));
+    auto vq = Virtqueue::Create(q.back()->config(), memory_);
+    ASSERT_TRUE(vq.ok()) << vq.status();
+    a.queues.push_back(std::move(*vq));
+    a.queue_enabled.push_back(true);
+  }
+  a.context = &context_;
+  ASSERT_TRUE(dev_->Activate(std::move(a)).ok());
+  auto message = [](uint32_t id, uint16_t event, uint16_t value) {
+    std::vector<uint8_t> m(8);
+    std::memcpy(&m[0], &id, 4);
+    std::memcpy(&m[4], &event, 2);
+    std::memcpy(&m[6], &value, 2);
+    return m;
+  };
+  auto driver_says = [&](uint32_t id, uint16_t event, uint16_t value) {
+    q[3]->AddChainBytes({message(id, event, value)}, {});
+    dev_->ProcessQueue(VirtioConsole::kControlTransmitQueue);
+  };
+  auto device_said = [&]() {
+    std::vector<std::vector<uint8_t>> said;
+    for (auto& used : q[2]->PopAllUsed()) said.push_back(used.written);
+    return said;
+  };
+  for (int i = 0; i < 8; ++i) q[2]->AddChainBytes({}, {64});
+  Input("last line\n");
+  driver_says(0, VirtioConsole::kDeviceReady, 1);
+  driver_says(0, VirtioConsole::kPortReady, 1);
+  driver_says(1, VirtioConsole::kPortReady, 1);
+  EXPECT_THAT(device_said(), ElementsAre(message(0, VirtioConsole::kDeviceAdd, 1),
+                                         message(1, VirtioConsole::kDeviceAdd, 1),
+                                         message(0, VirtioConsole::kPortOpen, 1),
+                                         message(1, VirtioConsole::kPortOpen, 1)));
+  q[4]->AddChainBytes({}, {64});
+  q[4]->AddChainBytes({}, {64});
+  driver_says(1, VirtioConsole::kPortOpen, 1);  // the command's stdin opened
+  auto used = q[4]->PopUsed();
+  ASSERT_TRUE(used.has_value()) << "input goes to port 1";
+  EXPECT_EQ(Str(used->written), "last line\n");
+  EXPECT_THAT(device_said(), ElementsAre(message(1, VirtioConsole::kPortOpen, 0)))
+      << "the end of input, as port 1's host end closing";
+  EXPECT_EQ(q[0]->pending_used(), 0u) << "nothing for port 0";
+}
+
 }  // namespace
 }  // namespace vmm::testing
