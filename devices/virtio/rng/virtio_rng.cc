@@ -80,11 +80,6 @@ absl::StatusOr<VirtioDeviceSnapshot> VirtioRng::Snapshot() const {
   return VirtioDeviceSnapshot{SnapshotPositions(*active_, held), ""};
 }
 
-absl::Status VirtioRng::RestoreSnapshot(absl::string_view state) {
-  if (!state.empty()) return absl::DataLossError("virtio-rng: unexpected state");
-  return absl::OkStatus();
-}
-
 void VirtioRng::Reset() {
   absl::MutexLock lock(&mu_);
   active_.reset();

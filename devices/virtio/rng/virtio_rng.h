@@ -80,9 +80,9 @@ class VirtioRng : public VirtioDevice {
   absl::Status Activate(VirtioActivation activation) override;
   void ProcessQueue(uint16_t queue) override;
   void Reset() override;
-  // Snapshots: the queues' positions (a chain held back by the rate limit is offered again; the bucket starts full).
+  // Snapshots: the queues' positions (a chain held back by the rate limit is
+  // offered again; the bucket starts full). No state of its own to restore.
   absl::StatusOr<VirtioDeviceSnapshot> Snapshot() const override;
-  absl::Status RestoreSnapshot(absl::string_view state) override;
 
   // The retry scheduled through options.schedule_retry is due.
   void OnRetryTimer();

@@ -46,12 +46,16 @@ static const char* records[MAX_RECORDS];
 static int record_count;
 static int verbose;
 
-static void say(const char* fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
+static void vsay(const char* fmt, va_list ap) {
   fputs("vmm-init: ", stderr);
   vfprintf(stderr, fmt, ap);
   fputc('\n', stderr);
+}
+
+static void say(const char* fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsay(fmt, ap);
   va_end(ap);
 }
 
@@ -66,9 +70,7 @@ static void report(unsigned status) {
 static void fail(unsigned reason, const char* fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  fputs("vmm-init: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
+  vsay(fmt, ap);
   va_end(ap);
   report(INIT_FAILED | reason);
 }

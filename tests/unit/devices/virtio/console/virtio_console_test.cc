@@ -308,69 +308,81 @@ TEST_F(VirtioConsoleTest, ARestoredConsoleRetakesItsHeldChainsWithoutRepeatingOu
 
 // --- MULTIPORT ---
 
-// What a driver that negotiates MULTIPORT hears and says on the control
-// queues, as Linux does: the device adds port 0 as a console, opens its host
-// end, and holds host input back until the driver opens the port (Linux
-// drops input that comes while it sets the port up).
-TEST_F(VirtioConsoleTest, WithMultiportInputWaitsForTheDriverToOpenThePort) {
-  dev_ = VirtioConsole::Create(std::make_unique<FakeChardev>(&backend_));
-  rx_.emplace(memory_, FakeVirtqueueDriverOptions{.size = 16, .ring_base = GuestAddress(0x10000),
-                                                  .data_base = GuestAddress(0x100000)});
-  tx_.emplace(memory_, FakeVirtqueueDriverOptions{.size = 16, .ring_base = GuestAddress(0x20000),
-                                                  .data_base = GuestAddress(0x200000)});
-  FakeVirtqueueDriver c_in(memory_, {.size = 16, .ring_base = GuestAddress(0x30000),
-                                     .data_base = GuestAddress(0x300000)});
-  FakeVirtqueueDriver c_out(memory_, {.size = 16, .ring_base = GuestAddress(0x40000),
-                                      .data_base = GuestAddress(0x380000)});
-  VirtioActivation a;
-  a.memory = &memory_;
-  a.features = kVirtioFVersion1 | VirtioConsole::kFMultiport;
-  for (FakeVirtqueueDriver* d : {&*rx_, &*tx_, &c_in, &c_out}) {
-    auto q = Virtqueue::Create(d->config(), memory_);
-    ASSERT_TRUE(q.ok()) << q.status();
-    a.queues.push_back(std::move(*q));
-    a.queue_enabled.push_back(true);
+// A driver that negotiated MULTIPORT: one FakeVirtqueueDriver per queue
+// (port 0's receiveq and transmitq, the control receiveq and transmitq,
+// then port 1's when the device has it), and the control exchange.
+class VirtioConsoleMultiportTest : public VirtioConsoleTest {
+ protected:
+  void StartMultiport(VirtioConsoleOptions options = {}) {
+    dev_ = VirtioConsole::Create(std::make_unique<FakeChardev>(&backend_), options);
+    VirtioActivation a;
+    a.memory = &memory_;
+    a.features = kVirtioFVersion1 | VirtioConsole::kFMultiport;
+    for (uint64_t i = 0; i < dev_->queue_max_sizes().size(); ++i) {
+      q_.push_back(std::make_unique<FakeVirtqueueDriver>(
+          memory_, FakeVirtqueueDriverOptions{.size = 16,
+                                              .ring_base = GuestAddress(0x10000 * (i + 1)),
+                                              .data_base = GuestAddress(0x100000 + 0x40000 * i)}));
+      auto vq = Virtqueue::Create(q_.back()->config(), memory_);
+      ASSERT_TRUE(vq.ok()) << vq.status();
+      a.queues.push_back(std::move(*vq));
+      a.queue_enabled.push_back(true);
+    }
+    a.context = &context_;
+    ASSERT_TRUE(dev_->Activate(std::move(a)).ok());
   }
-  a.context = &context_;
-  ASSERT_TRUE(dev_->Activate(std::move(a)).ok());
-  auto message = [](uint32_t id, uint16_t event, uint16_t value) {
+  // struct virtio_console_control.
+  static std::vector<uint8_t> Message(uint32_t id, uint16_t event, uint16_t value) {
     std::vector<uint8_t> m(8);
     std::memcpy(&m[0], &id, 4);
     std::memcpy(&m[4], &event, 2);
     std::memcpy(&m[6], &value, 2);
     return m;
-  };
-  auto driver_says = [&](uint16_t event, uint16_t value) {
-    c_out.AddChainBytes({message(0, event, value)}, {});
+  }
+  void DriverSays(uint32_t id, uint16_t event, uint16_t value) {
+    ControlOut().AddChainBytes({Message(id, event, value)}, {});
     dev_->ProcessQueue(VirtioConsole::kControlTransmitQueue);
-  };
-  auto device_said = [&]() {
+  }
+  std::vector<std::vector<uint8_t>> DeviceSaid() {
     std::vector<std::vector<uint8_t>> said;
-    for (auto& used : c_in.PopAllUsed()) said.push_back(used.written);
+    for (auto& used : ControlIn().PopAllUsed()) said.push_back(used.written);
     return said;
-  };
-  for (int i = 0; i < 4; ++i) c_in.AddChainBytes({}, {64});
+  }
+  FakeVirtqueueDriver& Receive() { return *q_[kRx]; }
+  FakeVirtqueueDriver& ControlIn() { return *q_[VirtioConsole::kControlReceiveQueue]; }
+  FakeVirtqueueDriver& ControlOut() { return *q_[VirtioConsole::kControlTransmitQueue]; }
+
+  std::vector<std::unique_ptr<FakeVirtqueueDriver>> q_;
+};
+
+// What a driver that negotiates MULTIPORT hears and says on the control
+// queues, as Linux does: the device adds port 0 as a console, opens its host
+// end, and holds host input back until the driver opens the port (Linux
+// drops input that comes while it sets the port up).
+TEST_F(VirtioConsoleMultiportTest, WithMultiportInputWaitsForTheDriverToOpenThePort) {
+  StartMultiport();
+  for (int i = 0; i < 4; ++i) ControlIn().AddChainBytes({}, {64});
 
   // Input is there from the start, and so is a receive buffer: held back.
   Input("typed early\n");
-  rx_->AddChainBytes({}, {64});
+  Receive().AddChainBytes({}, {64});
   dev_->ProcessQueue(kRx);
-  EXPECT_EQ(rx_->pending_used(), 0u) << "input before the port is open would be dropped";
+  EXPECT_EQ(Receive().pending_used(), 0u) << "input before the port is open would be dropped";
   EXPECT_FALSE(backend_.watching_input);
 
-  driver_says(VirtioConsole::kDeviceReady, 1);
-  EXPECT_THAT(device_said(), ElementsAre(message(0, VirtioConsole::kDeviceAdd, 1)));
-  driver_says(VirtioConsole::kPortReady, 1);
-  EXPECT_THAT(device_said(), ElementsAre(message(0, VirtioConsole::kConsolePort, 1),
-                                         message(0, VirtioConsole::kPortOpen, 1)));
-  EXPECT_EQ(rx_->pending_used(), 0u);
-  driver_says(VirtioConsole::kPortOpen, 1);
-  auto used = rx_->PopUsed();
+  DriverSays(0, VirtioConsole::kDeviceReady, 1);
+  EXPECT_THAT(DeviceSaid(), ElementsAre(Message(0, VirtioConsole::kDeviceAdd, 1)));
+  DriverSays(0, VirtioConsole::kPortReady, 1);
+  EXPECT_THAT(DeviceSaid(), ElementsAre(Message(0, VirtioConsole::kConsolePort, 1),
+                                        Message(0, VirtioConsole::kPortOpen, 1)));
+  EXPECT_EQ(Receive().pending_used(), 0u);
+  DriverSays(0, VirtioConsole::kPortOpen, 1);
+  auto used = Receive().PopUsed();
   ASSERT_TRUE(used.has_value()) << "the port is open: the early input goes in";
   EXPECT_EQ(Str(used->written), "typed early\n");
 
   // A short control message is counted and returned, nothing else.
-  c_out.AddChainBytes({{1, 2, 3}}, {});
+  ControlOut().AddChainBytes({{1, 2, 3}}, {});
   dev_->ProcessQueue(VirtioConsole::kControlTransmitQueue);
   EXPECT_EQ(dev_->stats().malformed, 1u);
 }
@@ -378,54 +390,20 @@ TEST_F(VirtioConsoleTest, WithMultiportInputWaitsForTheDriverToOpenThePort) {
 // The generic port (--host-root with a piped stdin): port 0 is not made the
 // console (Linux makes it /dev/vportNp0, no tty), and input waits for the
 // driver's PORT_OPEN, which Linux sends when a reader opens the port.
-TEST_F(VirtioConsoleTest, AGenericPortIsNoConsoleAndItsInputWaitsForAReader) {
-  dev_ = VirtioConsole::Create(std::make_unique<FakeChardev>(&backend_), {.generic_port = true});
-  rx_.emplace(memory_, FakeVirtqueueDriverOptions{.size = 16, .ring_base = GuestAddress(0x10000),
-                                                  .data_base = GuestAddress(0x100000)});
-  tx_.emplace(memory_, FakeVirtqueueDriverOptions{.size = 16, .ring_base = GuestAddress(0x20000),
-                                                  .data_base = GuestAddress(0x200000)});
-  FakeVirtqueueDriver c_in(memory_, {.size = 16, .ring_base = GuestAddress(0x30000),
-                                     .data_base = GuestAddress(0x300000)});
-  FakeVirtqueueDriver c_out(memory_, {.size = 16, .ring_base = GuestAddress(0x40000),
-                                      .data_base = GuestAddress(0x380000)});
-  VirtioActivation a;
-  a.memory = &memory_;
-  a.features = kVirtioFVersion1 | VirtioConsole::kFMultiport;
-  for (FakeVirtqueueDriver* d : {&*rx_, &*tx_, &c_in, &c_out}) {
-    auto q = Virtqueue::Create(d->config(), memory_);
-    ASSERT_TRUE(q.ok()) << q.status();
-    a.queues.push_back(std::move(*q));
-    a.queue_enabled.push_back(true);
-  }
-  a.context = &context_;
-  ASSERT_TRUE(dev_->Activate(std::move(a)).ok());
-  auto message = [](uint16_t event, uint16_t value) {
-    std::vector<uint8_t> m(8, 0);
-    std::memcpy(&m[4], &event, 2);
-    std::memcpy(&m[6], &value, 2);
-    return m;
-  };
-  auto driver_says = [&](uint16_t event, uint16_t value) {
-    c_out.AddChainBytes({message(event, value)}, {});
-    dev_->ProcessQueue(VirtioConsole::kControlTransmitQueue);
-  };
-  auto device_said = [&]() {
-    std::vector<std::vector<uint8_t>> said;
-    for (auto& used : c_in.PopAllUsed()) said.push_back(used.written);
-    return said;
-  };
-  for (int i = 0; i < 8; ++i) c_in.AddChainBytes({}, {64});
+TEST_F(VirtioConsoleMultiportTest, AGenericPortIsNoConsoleAndItsInputWaitsForAReader) {
+  StartMultiport({.generic_port = true});
+  for (int i = 0; i < 8; ++i) ControlIn().AddChainBytes({}, {64});
   Input("last line\n");
-  driver_says(VirtioConsole::kDeviceReady, 1);
-  driver_says(VirtioConsole::kPortReady, 1);
-  EXPECT_THAT(device_said(), ElementsAre(message(VirtioConsole::kDeviceAdd, 1),
-                                         message(VirtioConsole::kPortOpen, 1)))
+  DriverSays(0, VirtioConsole::kDeviceReady, 1);
+  DriverSays(0, VirtioConsole::kPortReady, 1);
+  EXPECT_THAT(DeviceSaid(), ElementsAre(Message(0, VirtioConsole::kDeviceAdd, 1),
+                                        Message(0, VirtioConsole::kPortOpen, 1)))
       << "no CONSOLE_PORT: a plain port";
-  rx_->AddChainBytes({}, {64});
+  Receive().AddChainBytes({}, {64});
   dev_->ProcessQueue(kRx);
-  EXPECT_EQ(rx_->pending_used(), 0u) << "no reader yet";
-  driver_says(VirtioConsole::kPortOpen, 1);  // the reader opened /dev/vport0p0
-  auto used = rx_->PopUsed();
+  EXPECT_EQ(Receive().pending_used(), 0u) << "no reader yet";
+  DriverSays(0, VirtioConsole::kPortOpen, 1);  // the reader opened /dev/vport0p0
+  auto used = Receive().PopUsed();
   ASSERT_TRUE(used.has_value());
   EXPECT_EQ(Str(used->written), "last line\n");
 }
@@ -433,64 +411,32 @@ TEST_F(VirtioConsoleTest, AGenericPortIsNoConsoleAndItsInputWaitsForAReader) {
 // The input port (--host-root with a piped stdin): input goes to port 1
 // once its reader opened it, and the end of the host's input reaches that
 // reader as port 1's host end closing; port 0 (the output) stays open.
-TEST_F(VirtioConsoleTest, TheInputPortPassesTheEndOfInputOn) {
+TEST_F(VirtioConsoleMultiportTest, TheInputPortPassesTheEndOfInputOn) {
   backend_.input_ends = true;
-  dev_ = VirtioConsole::Create(std::make_unique<FakeChardev>(&backend_),
-                               {.generic_port = true, .input_port = true});
-  ASSERT_EQ(dev_->queue_max_sizes().size(), 6u);
+  StartMultiport({.generic_port = true, .input_port = true});
+  ASSERT_EQ(q_.size(), 6u);
   uint8_t ports[4];
   dev_->ReadConfig(4, absl::MakeSpan(ports));
   EXPECT_THAT(ports, ElementsAre(2, 0, 0, 0)) << "max_nr_ports";
-  std::vector<std::unique_ptr<FakeVirtqueueDriver>> q;
-  VirtioActivation a;
-  a.memory = &memory_;
-  a.features = kVirtioFVersion1 | VirtioConsole::kFMultiport;
-  for (uint64_t i = 0; i < 6; ++i) {
-    q.push_back(std::make_unique<FakeVirtqueueDriver>(
-        memory_, FakeVirtqueueDriverOptions{.size = 16,
-                                            .ring_base = GuestAddress(0x10000 * (i + 1)),
-                                            .data_base = GuestAddress(0x100000 + 0x40000 * i)}));
-    auto vq = Virtqueue::Create(q.back()->config(), memory_);
-    ASSERT_TRUE(vq.ok()) << vq.status();
-    a.queues.push_back(std::move(*vq));
-    a.queue_enabled.push_back(true);
-  }
-  a.context = &context_;
-  ASSERT_TRUE(dev_->Activate(std::move(a)).ok());
-  auto message = [](uint32_t id, uint16_t event, uint16_t value) {
-    std::vector<uint8_t> m(8);
-    std::memcpy(&m[0], &id, 4);
-    std::memcpy(&m[4], &event, 2);
-    std::memcpy(&m[6], &value, 2);
-    return m;
-  };
-  auto driver_says = [&](uint32_t id, uint16_t event, uint16_t value) {
-    q[3]->AddChainBytes({message(id, event, value)}, {});
-    dev_->ProcessQueue(VirtioConsole::kControlTransmitQueue);
-  };
-  auto device_said = [&]() {
-    std::vector<std::vector<uint8_t>> said;
-    for (auto& used : q[2]->PopAllUsed()) said.push_back(used.written);
-    return said;
-  };
-  for (int i = 0; i < 8; ++i) q[2]->AddChainBytes({}, {64});
+  FakeVirtqueueDriver& input = *q_[VirtioConsole::kInputPortReceiveQueue];
+  for (int i = 0; i < 8; ++i) ControlIn().AddChainBytes({}, {64});
   Input("last line\n");
-  driver_says(0, VirtioConsole::kDeviceReady, 1);
-  driver_says(0, VirtioConsole::kPortReady, 1);
-  driver_says(1, VirtioConsole::kPortReady, 1);
-  EXPECT_THAT(device_said(), ElementsAre(message(0, VirtioConsole::kDeviceAdd, 1),
-                                         message(1, VirtioConsole::kDeviceAdd, 1),
-                                         message(0, VirtioConsole::kPortOpen, 1),
-                                         message(1, VirtioConsole::kPortOpen, 1)));
-  q[4]->AddChainBytes({}, {64});
-  q[4]->AddChainBytes({}, {64});
-  driver_says(1, VirtioConsole::kPortOpen, 1);  // the command's stdin opened
-  auto used = q[4]->PopUsed();
+  DriverSays(0, VirtioConsole::kDeviceReady, 1);
+  DriverSays(0, VirtioConsole::kPortReady, 1);
+  DriverSays(1, VirtioConsole::kPortReady, 1);
+  EXPECT_THAT(DeviceSaid(), ElementsAre(Message(0, VirtioConsole::kDeviceAdd, 1),
+                                        Message(1, VirtioConsole::kDeviceAdd, 1),
+                                        Message(0, VirtioConsole::kPortOpen, 1),
+                                        Message(1, VirtioConsole::kPortOpen, 1)));
+  input.AddChainBytes({}, {64});
+  input.AddChainBytes({}, {64});
+  DriverSays(1, VirtioConsole::kPortOpen, 1);  // the command's stdin opened
+  auto used = input.PopUsed();
   ASSERT_TRUE(used.has_value()) << "input goes to port 1";
   EXPECT_EQ(Str(used->written), "last line\n");
-  EXPECT_THAT(device_said(), ElementsAre(message(1, VirtioConsole::kPortOpen, 0)))
+  EXPECT_THAT(DeviceSaid(), ElementsAre(Message(1, VirtioConsole::kPortOpen, 0)))
       << "the end of input, as port 1's host end closing";
-  EXPECT_EQ(q[0]->pending_used(), 0u) << "nothing for port 0";
+  EXPECT_EQ(Receive().pending_used(), 0u) << "nothing for port 0";
 }
 
 }  // namespace
