@@ -9,7 +9,8 @@
 //   blk_harness --dir /dev/shm [--direct] [--size-mib 256] [--seconds 2]
 //               [--patterns randread:1,randwrite:1,randread:32,randwrite:32]
 //               [--label NAME] [--no-baseline] [--round-trip]
-//               [--io-uring off|direct|always] [--vhost-user-blk QSD]
+//               [--io-uring off|direct|always] [--vhost-user-blk QSD] [--poll-us N]
+//               [--driver-poll-us N]
 //
 // Creates a file of --size-mib in --dir (filled, so no read hits a hole and
 // no write allocates), runs each pattern on the device and on the baseline
@@ -18,6 +19,10 @@
 // with no device behind it. --vhost-user-blk QSD adds, per pattern, the same
 // driver against qemu-storage-daemon (path QSD) exporting the same file over
 // vhost-user, as a ratio to vmm's own device path measured just before.
+// --poll-us N sets the device's polling maximum (0: off; default: the
+// device's own, QueuePoller::DefaultMax); --driver-poll-us N makes the
+// driver watch the used ring N µs before sleeping, as a vCPU halt-polls on
+// KVM (RingDriver::HaltPoll).
 // Errors go to stderr with exit status 1.
 #include <fcntl.h>
 #include <linux/virtio_blk.h>
@@ -172,6 +177,12 @@ constexpr int kMaxQd = 64;  // 3 descriptors each: fits the 256-entry queue
 
 // A driver with Linux's split-ring behaviour (EVENT_IDX negotiated): slot i
 // owns descriptors 3i (header), 3i+1 (data), 3i+2 (status).
+// --poll-us: the device's polling maximum in µs; -1: its default.
+int g_poll_us = -1;
+// --driver-poll-us: how long the driver watches the used ring before it
+// sleeps on the irqfd (RingDriver::HaltPoll); 0: it sleeps at once.
+int g_driver_poll_us = 0;
+
 class RingDriver {
  public:
   RingDriver(const GuestMemory& mem, int ioeventfd, int irqfd)
@@ -217,6 +228,7 @@ class RingDriver {
       if (!done.empty()) return;
       Store16(kAvail + 4 + 2ull * kQueueSize, last_used_);  // used_event
       if (Load16(kUsed + 2) != last_used_) continue;
+      if (HaltPoll()) continue;
       uint64_t v;
       // A vhost-user back-end may have made the eventfd non-blocking (file
       // flags are shared with the process it was passed to): wait in poll.
@@ -232,6 +244,22 @@ class RingDriver {
   uint64_t interrupts = 0;
 
  private:
+  // --driver-poll-us: a vCPU waiting for its interrupt on KVM halt-polls
+  // (halt_poll_ns, 200 µs by default) before it is scheduled out. The
+  // driver does the same: it watches the used ring that long before it
+  // sleeps; an interrupt that came meanwhile is taken without sleeping.
+  bool HaltPoll() {
+    if (g_driver_poll_us <= 0) return false;
+    const absl::Time deadline = absl::Now() + absl::Microseconds(g_driver_poll_us);
+    while (Load16(kUsed + 2) == last_used_) {
+      if (absl::Now() >= deadline) return false;
+    }
+    pollfd pfd{irqfd_, POLLIN, 0};
+    uint64_t v;
+    if (::poll(&pfd, 1, 0) == 1 && ::read(irqfd_, &v, sizeof(v)) == sizeof(v)) ++interrupts;
+    return true;
+  }
+
   void Drain(std::vector<int>& done) {
     const uint16_t used = Load16(kUsed + 2);
     while (last_used_ != used) {
@@ -338,7 +366,8 @@ Measure RunDevice(const std::string& path, bool direct, const Pattern& p, double
   std::unique_ptr<RawFileBackend> backend =
       Check(RawFileBackend::Open(
                 RawFileOptions{.path = path, .direct = direct, .io_uring = g_io_uring}), "open");
-  VirtioBlock device(std::move(backend), "bench");
+  VirtioBlock device(std::move(backend), "bench",
+                     g_poll_us >= 0 ? absl::Microseconds(g_poll_us) : QueuePoller::DefaultMax());
   // What Linux negotiates: everything offered here.
   VirtioActivation activation = rig.Activation(device.device_features());
   Check(device.Activate(std::move(activation)), "activate");
@@ -546,6 +575,12 @@ int Main(int argc, char** argv) {
       }
     } else if (a == "--vhost-user-blk") {
       qsd = value();
+    } else if (a == "--poll-us") {  // the device's polling maximum (0: off)
+      if (!absl::SimpleAtoi(value(), &g_poll_us) || g_poll_us < 0) Die("bad --poll-us");
+    } else if (a == "--driver-poll-us") {  // KVM's halt polling, modelled (0: off)
+      if (!absl::SimpleAtoi(value(), &g_driver_poll_us) || g_driver_poll_us < 0) {
+        Die("bad --driver-poll-us");
+      }
     } else if (a == "--round-trip") {
       round_trip = true;
     } else if (a == "--label") {

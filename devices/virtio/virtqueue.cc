@@ -201,6 +201,11 @@ absl::StatusOr<std::optional<DescriptorChain>> Virtqueue::PopChain(const GuestMe
   return std::optional<DescriptorChain>(std::move(chain));
 }
 
+absl::StatusOr<bool> Virtqueue::HasAvailable(const GuestMemory& memory) const {
+  ASSIGN_OR_RETURN(uint16_t avail_idx, LoadRingField(memory, config_.avail + kRingIdxOffset));
+  return avail_idx != next_avail_;
+}
+
 absl::Status Virtqueue::AddUsed(DescriptorChain chain, uint32_t written,
                                 const GuestMemory& memory) {
   const uint16_t n = config_.size;

@@ -93,6 +93,11 @@ class Virtqueue {
   // is bounded: at most size + 1024 descriptors, no allocation beyond that.
   absl::StatusOr<std::optional<DescriptorChain>> PopChain(const GuestMemory& memory);
 
+  // Whether the driver has made a chain available that PopChain has not
+  // taken (one read of the avail index; for a device polling its ring). An
+  // error when the index is unreadable.
+  absl::StatusOr<bool> HasAvailable(const GuestMemory& memory) const;
+
   // Returns `chain` to the driver with `written` bytes written into its
   // device-writable buffers (the used ring entry), and publishes the new used
   // index.

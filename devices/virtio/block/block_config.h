@@ -3,6 +3,7 @@
 #ifndef VMM_DEVICES_VIRTIO_BLOCK_BLOCK_CONFIG_H_
 #define VMM_DEVICES_VIRTIO_BLOCK_BLOCK_CONFIG_H_
 
+#include <optional>
 #include <string>
 
 #include "devices/virtio/device_spec.h"
@@ -15,6 +16,9 @@ struct VirtioBlockOptions {
   bool read_only = false;
   std::string serial;   // VIRTIO_BLK_T_GET_ID answer, at most VIRTIO_BLK_ID_BYTES (20)
   bool direct = false;  // O_DIRECT: bypass the host page cache (blk_size 4096)
+  // The polling window's maximum in µs (0: never poll); unset:
+  // QueuePoller::DefaultMax().
+  std::optional<int> poll_us;
   bool operator==(const VirtioBlockOptions&) const = default;
 };
 

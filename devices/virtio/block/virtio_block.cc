@@ -64,14 +64,18 @@ absl::StatusOr<std::unique_ptr<VirtioBlock>> VirtioBlock::Open(const VirtioBlock
                             backend->block_size(), " bytes; the last ",
                             backend->ignored_tail_bytes(), " bytes are not visible to the guest");
   }
-  return std::make_unique<VirtioBlock>(std::move(backend), options.serial);
+  const absl::Duration poll_max =
+      options.poll_us ? absl::Microseconds(*options.poll_us) : QueuePoller::DefaultMax();
+  return std::make_unique<VirtioBlock>(std::move(backend), options.serial, poll_max);
 }
 
-VirtioBlock::VirtioBlock(std::unique_ptr<BlockBackend> backend, std::string serial)
+VirtioBlock::VirtioBlock(std::unique_ptr<BlockBackend> backend, std::string serial,
+                         absl::Duration poll_max)
     : backend_(std::move(backend)),
       serial_(serial.substr(0, VIRTIO_BLK_ID_BYTES)),
       features_(OfferedFeatures(backend_->read_only())),
-      config_(MakeConfig(*backend_)) {}
+      config_(MakeConfig(*backend_)),
+      poller_(poll_max) {}
 
 void VirtioBlock::ReadConfig(uint64_t offset, absl::Span<uint8_t> data) {
   ReadConfigBytes(config_, offset, data);
@@ -127,22 +131,56 @@ std::vector<DeviceCounter> VirtioBlock::counters() const {
       {"io_errors", s.io_errors},
       {"unsupported", s.unsupported},
       {"no_status", s.no_status},
+      {"poll_hits", s.poll_hits},
+      {"poll_misses", s.poll_misses},
   };
 }
 
 void VirtioBlock::ProcessQueue(uint16_t queue) {
-  QueuePass pass("virtio-blk");
   {
     absl::MutexLock lock(&mu_);
-    if (!active_ || !active_->QueueUsable(queue)) return;
-    pass.Begin(*active_);
-    ProcessLocked(queue, pass);
-    pass.Settle();
+    poller_.PassStarted(absl::Now());
   }
-  pass.Deliver();
+  // Each round drains the ring with kicks off. While the poll window is
+  // open the ring is then watched with kicks still off (the interrupt for
+  // what was done goes first); the round that finds it dry at the end of
+  // the window, or with no window, turns kicks back on.
+  bool arm = false;
+  bool missed = false;
+  for (;;) {
+    QueuePass pass("virtio-blk");
+    absl::Duration window;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!active_ || !active_->QueueUsable(queue)) return;
+      window = poller_.window();
+      if (window == absl::ZeroDuration()) arm = true;
+      pass.Begin(*active_);
+      ProcessLocked(queue, pass, arm);
+      pass.Settle();
+      // The ring ran dry when this round ended, or, after a miss, when the
+      // round before the poll did (the poll's time counts as waiting).
+      if (!missed) poller_.PassEnded(absl::Now());
+      if (arm) poller_.Armed();
+    }
+    pass.Deliver();
+    // Failed, or out of budget (the loop runs the queue again): done.
+    if (arm || pass.failed() || pass.budget_spent(queue)) return;
+    const bool hit = QueuePoller::Spin(window, [&] { return HasAvailable(queue); });
+    absl::MutexLock lock(&mu_);
+    ++(hit ? stats_.poll_hits : stats_.poll_misses);
+    if (!hit) arm = missed = true;
+  }
 }
 
-void VirtioBlock::ProcessLocked(uint16_t index, QueuePass& pass) {
+bool VirtioBlock::HasAvailable(uint16_t queue) {
+  absl::MutexLock lock(&mu_);
+  if (!active_ || !active_->QueueUsable(queue)) return true;  // the next round returns
+  absl::StatusOr<bool> has = active_->queues[queue].HasAvailable(*active_->memory);
+  return !has.ok() || *has;  // a broken ring: the next round's pop reports it
+}
+
+void VirtioBlock::ProcessLocked(uint16_t index, QueuePass& pass, bool arm) {
   const GuestMemory& memory = *active_->memory;
   // Kicks are off while draining. When the ring runs dry, what this pass
   // queued on the backend runs first: its completions are the used entries
@@ -150,7 +188,7 @@ void VirtioBlock::ProcessLocked(uint16_t index, QueuePass& pass) {
   // Only then are kicks turned back on.
   if (!pass.SetNotificationsEnabled(index, false)) return;
   for (;;) {
-    std::optional<DescriptorChain> chain = pass.PopKicksOff(index, /*arm=*/batch_.empty());
+    std::optional<DescriptorChain> chain = pass.PopKicksOff(index, arm && batch_.empty());
     if (!chain) {
       if (pass.failed() || batch_.empty()) break;
       CompleteBatch(index, pass);

@@ -20,6 +20,11 @@
 // its fdatasync). FLUSH stays exact: the backend completes every queued
 // write before fdatasync.
 //
+// Polling: after a pass the device watches the ring a while with kicks
+// still off (QueuePoller: adaptive, up to VirtioBlockOptions::poll_us), so a
+// guest that submits its next request soon neither exits to kick nor waits
+// for the device thread to wake.
+//
 // Threads: ProcessQueue (event loop) and Activate/Reset (vCPU threads via the
 // transport) are serialised by the device mutex; calls into the
 // VirtioDeviceContext happen after it is released, so a transport may hold
@@ -41,6 +46,7 @@
 #include "devices/virtio/block/block_backend.h"
 #include "devices/virtio/block/block_config.h"
 #include "devices/virtio/queue_pass.h"
+#include "devices/virtio/queue_poller.h"
 #include "devices/virtio/virtio_device.h"
 
 namespace vmm {
@@ -51,6 +57,8 @@ struct VirtioBlockStats {
   uint64_t io_errors = 0;      // answered VIRTIO_BLK_S_IOERR
   uint64_t unsupported = 0;    // answered VIRTIO_BLK_S_UNSUPP
   uint64_t no_status = 0;      // chains with no writable byte: returned with len 0
+  uint64_t poll_hits = 0;      // passes started by the poll (no kick needed)
+  uint64_t poll_misses = 0;    // polls that timed out (kicks turned back on)
 };
 
 class VirtioBlock : public VirtioDevice {
@@ -77,7 +85,9 @@ class VirtioBlock : public VirtioDevice {
                                                            std::string* warning = nullptr);
 
   // `serial` longer than VIRTIO_BLK_ID_BYTES is truncated (Open rejects it).
-  VirtioBlock(std::unique_ptr<BlockBackend> backend, std::string serial);
+  // `poll_max`: the polling window's maximum (zero: never poll).
+  VirtioBlock(std::unique_ptr<BlockBackend> backend, std::string serial,
+              absl::Duration poll_max = QueuePoller::DefaultMax());
 
   uint32_t device_type() const override { return kDeviceType; }
   uint64_t device_features() const override { return features_; }
@@ -116,7 +126,10 @@ class VirtioBlock : public VirtioDevice {
   static constexpr Result kIoError{VIRTIO_BLK_S_IOERR, 0};
   static constexpr Result kUnsupported{VIRTIO_BLK_S_UNSUPP, 0};
 
-  void ProcessLocked(uint16_t queue, QueuePass& pass) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drains `queue`; when it runs dry, kicks go back on only if `arm`.
+  void ProcessLocked(uint16_t queue, QueuePass& pass, bool arm) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether `queue` has a chain waiting (for the poll).
+  bool HasAvailable(uint16_t queue) ABSL_LOCKS_EXCLUDED(mu_);
   // Executes one request; returns the used length, or nullopt when it was
   // queued on the backend (then *deferred says where its status goes, and
   // the caller appends the chain to batch_).
@@ -154,6 +167,7 @@ class VirtioBlock : public VirtioDevice {
   mutable absl::Mutex mu_;
   std::optional<Active> active_ ABSL_GUARDED_BY(mu_);
   VirtioBlockStats stats_ ABSL_GUARDED_BY(mu_);
+  QueuePoller poller_ ABSL_GUARDED_BY(mu_);
   // Requests queued during the current ProcessQueue pass; empty between
   // passes (every pass completes what it queued).
   std::vector<Queued> batch_ ABSL_GUARDED_BY(mu_);

@@ -119,7 +119,7 @@ TEST(CliDeviceTest, BadDeviceUsesAreOneLineErrors) {
   ExpectUsageError({"--kernel", "k", "--device", "virtio-blk,readonly=on"},
                    "path=IMAGE (or vhost_user=SOCKET) is required");
   ExpectUsageError({"--kernel", "k", "--device", "virtio-blk,path=a,colour=red"},
-                   "unknown key 'colour' (expected path, readonly, serial, direct, vhost_user, "
+                   "unknown key 'colour' (expected path, readonly, serial, direct, poll_us, vhost_user, "
                    "reconnect, transport, addr)");
 }
 

@@ -60,15 +60,17 @@ TEST(DiskSpecTest, PathAloneGivesAWritablePciDisk) {
   EXPECT_FALSE(disk->read_only);
   EXPECT_FALSE(disk->direct);
   EXPECT_EQ(disk->serial, "");
+  EXPECT_EQ(disk->poll_us, std::nullopt) << "unset: the device's own default";
   EXPECT_EQ(disk->transport, DiskConfig::Transport::kPci);
 }
 
 TEST(DiskSpecTest, EveryKeyIsApplied) {
   absl::StatusOr<DiskConfig> disk =
-      ParseDiskSpec("path=d.img,readonly=on,serial=SN-42,transport=mmio,direct=on");
+      ParseDiskSpec("path=d.img,readonly=on,serial=SN-42,transport=mmio,direct=on,poll_us=50");
   ASSERT_TRUE(disk.ok()) << disk.status();
   EXPECT_TRUE(disk->read_only);
   EXPECT_TRUE(disk->direct);
+  EXPECT_EQ(disk->poll_us, 50);
   EXPECT_EQ(disk->serial, "SN-42");
   EXPECT_EQ(disk->transport, DiskConfig::Transport::kMmio);
 }
@@ -105,6 +107,10 @@ INSTANTIATE_TEST_SUITE_P(
                       BadSpec{"path=a,colour=red", "unknown key 'colour'"},
                       BadSpec{"path=a,readonly=maybe", "expected on or off"},
                       BadSpec{"path=a,transport=usb", "expected pci or mmio"},
+                      BadSpec{"path=a,poll_us=-1", "not a number from 0 to 1000"},
+                      BadSpec{"path=a,poll_us=1001", "not a number from 0 to 1000"},
+                      BadSpec{"path=a,poll_us=fast", "not a number from 0 to 1000"},
+                      BadSpec{"vhost_user=s,poll_us=5", "poll_us= are the vhost-user"},
                       BadSpec{"path=a,serial=123456789012345678901", "longer than 20"},
                       BadSpec{"path=a,,readonly=on", "empty option"},
                       BadSpec{"path=a,=on", "key=value"}, BadSpec{"path", "expected path=PATH"},
