@@ -124,7 +124,17 @@ absl::StatusOr<std::unique_ptr<Machine>> Machine::Create(const VmConfig& config,
   std::unique_ptr<Machine> machine(
       new Machine(std::move(kvm), std::move(vm), std::move(*memory), std::move(hooks)));
   const Cancellation* cancel = std::exchange(machine->hooks_.cancel, nullptr);
-  RETURN_IF_ERROR(machine->RegisterMemory());
+  // The PIT only for a guest told about the machine by the MP table alone
+  // (--acpi off): Linux then ticks on it until its LAPIC timer is
+  // calibrated. vmm's ACPI is hardware-reduced, which tells Linux there is
+  // no PIT or PIC to use (acpi_reduced_hw_init: no timer_init, a null
+  // legacy PIC), and a KVM guest skips the IOAPIC timer check
+  // (no_timer_check). Creating it costs start-up and teardown a kernel
+  // worker thread: 15 ms of 25 on PVM KVM, 26 of 77 in the nested lane
+  // (bench/run's KVM floor). A snapshot that had one gets one back
+  // (snapshot::RestoreVm). Port 0x40-0x43 accesses without it reach vmm's
+  // PIO bus, which ignores them (reads: all ones).
+  RETURN_IF_ERROR(machine->RegisterMemory(/*pit=*/!config.acpi));
   RETURN_IF_ERROR(machine->CreateDevices(config, loop, cancel));
   RETURN_IF_ERROR(CancellationStatus(cancel));
   if (start == MachineStart::kBoot) {
@@ -139,14 +149,14 @@ bool Machine::PressPowerButton() const {
   return power_button_.has_value() && power_button_->Write(1).ok();
 }
 
-absl::Status Machine::RegisterMemory() {
+absl::Status Machine::RegisterMemory(bool pit) {
   // KVM needs these before the first vCPU runs; both sit in the MMIO hole.
   RETURN_IF_ERROR(vm_.SetTssAddr(x86::kTssStart));
   RETURN_IF_ERROR(vm_.SetIdentityMapAddr(x86::kIdentityMapStart));
   RETURN_IF_ERROR(vm_.CreateIrqchip());
   gsi_router_ = std::make_unique<GsiRouter>(&vm_);
   RETURN_IF_ERROR(gsi_router_->Init());
-  RETURN_IF_ERROR(vm_.CreatePit2());
+  if (pit) RETURN_IF_ERROR(vm_.CreatePit2());
   // Emulation failures outside ring 0 come to vmm too (see VcpuRunner): on
   // PVM hosts a guest's user space enters the emulator for INT n.
   RETURN_IF_ERROR(vm_.EnableExitOnEmulationFailure());

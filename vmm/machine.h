@@ -86,7 +86,8 @@ class Machine {
 
  private:
   Machine(KvmSystem kvm, KvmVm vm, GuestMemory memory, MachineHooks hooks);
-  absl::Status RegisterMemory();
+  // Also creates the in-kernel interrupt controllers, and the PIT if `pit`.
+  absl::Status RegisterMemory(bool pit);
   absl::Status CreateDevices(const VmConfig& config, EventLoop* loop, const Cancellation* cancel);
   absl::Status CreateRtc(EventLoop* loop);
   absl::StatusOr<x86_64::LoadedKernel> LoadKernel(const VmConfig& config);

@@ -79,6 +79,7 @@ absl::Status SaveVm(const KvmVm& vm, uint64_t clock, StateFile* file) {
     ASSIGN_OR_RETURN(kvm_irqchip state, vm.GetIrqchip(chip));
     RETURN_IF_ERROR(AddValue(file, absl::StrCat("irqchip/", chip), state));
   }
+  if (!vm.has_pit()) return absl::OkStatus();
   ASSIGN_OR_RETURN(kvm_pit_state2 pit, vm.GetPit2());
   return AddValue(file, "pit", pit);
 }
@@ -93,8 +94,12 @@ absl::Status RestoreVm(KvmVm& vm, const StateFile& file) {
     }
     RETURN_IF_ERROR(vm.SetIrqchip(state));
   }
-  ASSIGN_OR_RETURN(kvm_pit_state2 pit, GetValue<kvm_pit_state2>(file, "pit"));
-  RETURN_IF_ERROR(vm.SetPit2(pit));
+  // A PIT comes back if the snapshot had one, whatever this VM's --acpi.
+  if (file.Has("pit")) {
+    ASSIGN_OR_RETURN(kvm_pit_state2 pit, GetValue<kvm_pit_state2>(file, "pit"));
+    if (!vm.has_pit()) RETURN_IF_ERROR(vm.CreatePit2());
+    RETURN_IF_ERROR(vm.SetPit2(pit));
+  }
   ASSIGN_OR_RETURN(uint64_t clock, GetValue<uint64_t>(file, "clock"));
   return vm.SetClock(clock);
 }

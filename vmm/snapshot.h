@@ -5,7 +5,7 @@
 //   "machine"              memory size and vCPU count, checked at restore
 //   "clock"                kvmclock at the pause
 //   "irqchip/0".."/2"      PIC master, PIC slave, IOAPIC
-//   "pit"                  the PIT
+//   "pit"                  the PIT, when the VM has one (--acpi off)
 //   "vcpu<N>"              vCPU N
 //   "device/com1"          the 16550 UART (devices/legacy/serial.h)
 //   "device/i8042", "device/rtc"   the keyboard controller and CMOS clock

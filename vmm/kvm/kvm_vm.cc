@@ -114,6 +114,7 @@ absl::Status KvmVm::CreatePit2() {
   kvm_pit_config config{};
   config.flags = KVM_PIT_SPEAKER_DUMMY;
   if (::ioctl(fd_.get(), KVM_CREATE_PIT2, &config) != 0) return KvmError("KVM_CREATE_PIT2");
+  has_pit_ = true;
   return absl::OkStatus();
 }
 

@@ -31,7 +31,9 @@ class KvmVm final : public VmWiring {
   absl::Status SetIdentityMapAddr(uint64_t addr);
   // In-kernel PIC, IOAPIC and per-vCPU LAPICs; must precede vCPU creation.
   absl::Status CreateIrqchip();
+  // The in-kernel PIT (i8254); after CreateIrqchip, at any time.
   absl::Status CreatePit2();
+  bool has_pit() const { return has_pit_; }
   // KVM_CAP_EXIT_ON_EMULATION_FAILURE: an emulation failure at any CPL
   // exits to user space (without it KVM turns one outside ring 0 into a #UD
   // for the guest). Changes nothing where KVM lacks the capability.
@@ -66,6 +68,7 @@ class KvmVm final : public VmWiring {
   absl::Status Irqfd(int eventfd, uint32_t gsi, bool remove);
 
   UniqueFd fd_;
+  bool has_pit_ = false;
 };
 
 }  // namespace vmm
