@@ -199,7 +199,10 @@ class Boot:
 
     def facts(self):
         out = {}
-        for key, value in re.findall(r"^l2: fact ([\w-]+)=(.*?)\r?$", self.console(), re.M):
+        # Anywhere in a line: a shell's prompt (busybox's "/ # " and its
+        # cursor query, ESC [6n) or a kernel message may share the console
+        # line the fact is printed on.
+        for key, value in re.findall(r"l2: fact ([\w-]+)=(.*?)\r?$", self.console(), re.M):
             out.setdefault(key, []).append(value)
         return out
 
