@@ -173,8 +173,8 @@ int main(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<vmm::Vm>> created =
       vmm::Vm::Create(std::move(request->config), startup->get());
   // Every thread is under its filter before the guest runs.
-  if (!stopper.WaitConfined().ok()) {
-    PrintLine(stderr, vmm::cli::ErrorLine(stopper.WaitConfined()));
+  if (const absl::Status& confined = stopper.WaitConfined(); !confined.ok()) {
+    PrintLine(stderr, vmm::cli::ErrorLine(confined));
     return vmm::cli::kExitVmmFailure;
   }
   if (!created.ok()) {

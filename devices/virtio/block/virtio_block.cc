@@ -137,21 +137,18 @@ std::vector<DeviceCounter> VirtioBlock::counters() const {
 }
 
 void VirtioBlock::ProcessQueue(uint16_t queue) {
-  {
-    absl::MutexLock lock(&mu_);
-    poller_.PassStarted(absl::Now());
-  }
   // Each round drains the ring with kicks off. While the poll window is
   // open the ring is then watched with kicks still off (the interrupt for
   // what was done goes first); the round that finds it dry at the end of
   // the window, or with no window, turns kicks back on.
   bool arm = false;
   bool missed = false;
-  for (;;) {
+  for (bool first = true;; first = false) {
     QueuePass pass("virtio-blk");
     absl::Duration window;
     {
       absl::MutexLock lock(&mu_);
+      if (first) poller_.PassStarted(absl::Now());
       if (!active_ || !active_->QueueUsable(queue)) return;
       window = poller_.window();
       if (window == absl::ZeroDuration()) arm = true;
