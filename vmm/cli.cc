@@ -16,7 +16,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 #include "absl/strings/string_view.h"
 #include "base/status_macros.h"
@@ -355,12 +354,6 @@ absl::StatusOr<DeviceFlag> ParseDeviceFlag(absl::string_view value) {
 
 }  // namespace
 
-std::string OneLine(const absl::Status& status) {
-  std::string message(status.message());
-  if (message.empty()) message = absl::StatusCodeToString(status.code());
-  return absl::StrReplaceAll(message, {{"\r\n", "; "}, {"\n", "; "}, {"\r", "; "}});
-}
-
 absl::StatusOr<CliRequest> ParseCommandLine(int argc, char** argv) {
   CliRequest request;  // the flags apply to it in order; VmConfig's defaults otherwise
   bool help = false;
@@ -533,24 +526,6 @@ absl::StatusOr<CliRequest> ParseCommandLine(int argc, char** argv) {
   return request;
 }
 
-std::string StatsLine(const VmStats& stats) {
-  std::string first_run = "never";
-  if (stats.first_kvm_run != absl::UnixEpoch()) {
-    first_run = absl::StrFormat(
-        "%.3f ms after Vm::Create began (unix time %.6f), RSS then %.1f MiB",
-        absl::ToDoubleMilliseconds(stats.first_kvm_run - stats.create_started),
-        absl::ToDoubleSeconds(stats.first_kvm_run - absl::UnixEpoch()),
-        static_cast<double>(stats.rss_at_first_run_bytes) / (1 << 20));
-  }
-  return absl::StrFormat(
-      "%s: stats: first KVM_RUN %s; user-space exits: %d pio, %d mmio, %d virtio notify; "
-      "%d virtio devices needed reset; %d restarts; %d emulation assists, %d #UD to guest "
-      "programs",
-      kProgram, first_run, stats.pio_exits, stats.mmio_exits, stats.virtio_notify_exits,
-      stats.virtio_needs_reset, stats.restarts, stats.emulation_assists,
-      stats.emulation_user_ud);
-}
-
 std::string HelpText() {
   std::string text = absl::StrCat(
       "Usage: ", kProgram, " --kernel PATH [flags]\n\n",
@@ -597,30 +572,5 @@ std::string HelpText() {
 }
 
 std::string VersionText() { return absl::StrCat(kProgram, " ", VMM_VERSION, "\n"); }
-
-int ExitCodeForError(const absl::Status& status) {
-  switch (status.code()) {
-    case absl::StatusCode::kInvalidArgument:
-    case absl::StatusCode::kNotFound:
-    case absl::StatusCode::kFailedPrecondition:
-    case absl::StatusCode::kOutOfRange:
-    case absl::StatusCode::kAlreadyExists:
-    case absl::StatusCode::kPermissionDenied:
-    case absl::StatusCode::kDataLoss:  // a truncated or corrupted snapshot to --restore
-      return kExitUsage;
-    case absl::StatusCode::kCancelled:
-      return kExitInterrupted;
-    default:
-      return kExitVmmFailure;
-  }
-}
-
-std::string UsageErrorLine(const absl::Status& status) {
-  return absl::StrCat(kProgram, ": ", OneLine(status), "; see --help");
-}
-
-std::string ErrorLine(const absl::Status& status) {
-  return absl::StrCat(kProgram, ": ", OneLine(status));
-}
 
 }  // namespace vmm::cli

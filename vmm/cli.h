@@ -89,6 +89,9 @@ int ExitCodeForError(const absl::Status& status);
 // "vmm: stats: ..." — start-up latency, RSS at the first KVM_RUN and the
 // user-space exit counts, for --stats.
 std::string StatsLine(const VmStats& stats);
+// "vmm: stats: virtio-net (pci 0000:00:02.0): notify_exits=... rx_frames=...":
+// one device's counters (Vm::devices()), a line per device after StatsLine.
+std::string DeviceStatsLine(const DeviceInfo& device);
 
 // The single stderr line for a usage error: "vmm: <message>; see --help".
 std::string UsageErrorLine(const absl::Status& status);

@@ -189,7 +189,12 @@ int main(int argc, char** argv) {
   // running this VM needs.
   vm->ConfineRunThread();
   const vmm::ExitStatus status = vm->Run();
-  if (request->print_stats) PrintLine(stderr, vmm::cli::StatsLine(vm->stats()));
+  if (request->print_stats) {
+    PrintLine(stderr, vmm::cli::StatsLine(vm->stats()));
+    for (const vmm::DeviceInfo& device : vm->devices()) {
+      PrintLine(stderr, vmm::cli::DeviceStatsLine(device));
+    }
+  }
   if (status.reason == vmm::ExitStatus::Reason::kTimeout ||
       status.reason == vmm::ExitStatus::Reason::kGuestPanic) {
     PrintLine(stderr, "vmm: " + status.message);

@@ -77,11 +77,13 @@ class Boot:
     """One vmm run of the L2 kernel; the console goes to NAME.console."""
 
     def __init__(self, suite, name, check, vmm_args=(), cmdline="", timeout=150, serial="file",
-                 restore=None):
+                 restore=None, qemu_args=None):
         """serial="pty": COM1 on a pty (--serial pty) that a thread copies
         into NAME.console; write_serial() types into it. restore=DIR: start
         from the snapshot in DIR (--restore) instead of booting: no kernel,
-        initrd or command line."""
+        initrd or command line. qemu_args=[...]: the same guest under QEMU's
+        microvm (the peer, for benchmarks): those devices, COM1 to the
+        console file, no --timeout (finish() kills it after `timeout`)."""
         self.suite = suite
         self.name = name
         self.console_path = os.path.join(suite.work, f"{name}.console")
@@ -98,6 +100,13 @@ class Boot:
         self.cmd = [suite.vmm, *boot,
                     "--serial", "pty" if serial == "pty" else f"file={self.console_path}",
                     "--timeout", str(timeout), *vmm_args]
+        if qemu_args is not None:
+            self.cmd = [shutil.which("qemu-system-x86_64") or "qemu-system-x86_64",
+                        "-M", "microvm,pcie=on", "-enable-kvm", "-cpu", "host",
+                        "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
+                        "-serial", f"file:{self.console_path}", "-kernel", boot[1],
+                        "-initrd", boot[3], "-append", boot[5], *qemu_args]
+            timeout -= 60  # finish() waits a minute more than vmm's own --timeout
         self.timeout = timeout
         self.start = time.monotonic()
         with open(self.stderr_path, "wb") as err:
@@ -482,6 +491,21 @@ def check_net_vhost(s):
                    f"{out1 / out0:.2f}x, peer->guest {in1 / in0:.2f}x")
 
 
+def check_net_qemu(s):
+    """A peer, not a test (bench/nested-boot --net runs it): the net check's
+    guest and transfers under QEMU's microvm (PCIe, virtio-net-pci with two
+    queue pairs on the same multiqueue tap, its data path in QEMU: vhost
+    off), and each way's throughput beside vmm's when net ran first."""
+    if not shutil.which("qemu-system-x86_64"):
+        s.tap.skip("net-qemu", "no qemu-system-x86_64")
+        return
+    net_transfer(s, "net-qemu", vhost=False, qemu=True)
+    if "net" in s.throughput and "net-qemu" in s.throughput:
+        (out0, in0), (out1, in1) = s.throughput["net"], s.throughput["net-qemu"]
+        s.tap.diag(f"net-qemu: vmm / QEMU throughput, same L1: guest->peer "
+                   f"{out0 / out1:.2f}x, peer->guest {in0 / in1:.2f}x")
+
+
 def timing_rates(timing):
     """MiB/s of the 64 MiB sent and received, from the guest's net-timing
     fact ("T0 made:T1 hashed:T2 sent:T3 received:T4 hashed:T5": uptime at
@@ -496,7 +520,7 @@ def timing_rates(timing):
         return None
 
 
-def net_transfer(s, name, vhost):
+def net_transfer(s, name, vhost, qemu=False):
     tap = "vmmtap0"
     subprocess.run(["ip", "link", "del", tap], capture_output=True)
     ip("tuntap", "add", "dev", tap, "mode", "tap", "multi_queue")
@@ -553,10 +577,16 @@ def net_transfer(s, name, vhost):
         send_thread.start()
         # 64 MiB each way, made and checksummed in the guest: minutes in a
         # one-vCPU L1 shared by the guest's two vCPUs, vmm and the peer.
-        b = Boot(s, name, "net", ["--cpus", "2", "--memory", "512M", "--net",
+        b = Boot(s, name, "net", ["--cpus", "2", "--memory", "512M", "--stats", "--net",
                                   f"tap={tap},queues=2" + (",vhost=on" if vhost else "")],
-                 timeout=450)
+                 timeout=450,
+                 qemu_args=["-smp", "2", "-m", "512M", "-netdev",
+                            f"tap,id=n0,ifname={tap},script=no,downscript=no,queues=2,vhost=off",
+                            "-device", "virtio-net-pci,netdev=n0,mq=on,vectors=6"]
+                 if qemu else None)
         s.expect_exit(b, 0, "powered off")
+        for line in re.findall(r"^vmm: stats: virtio-net .*", b.stderr(), re.M):
+            s.tap.diag(f"{name}: {line}")  # where a slow transfer's time went
         thread.join(timeout=30)
         send_thread.join(timeout=30)
         listener.close()
@@ -1224,6 +1254,10 @@ CHECKS = {
     "host-root": check_host_root,
     "distro": check_distro,
 }
+# Run only when --only names them: peers for benchmarks, not tests.
+PEER_CHECKS = {
+    "net-qemu": check_net_qemu,
+}
 
 
 def main():
@@ -1241,7 +1275,7 @@ def main():
     parser.add_argument("--list", action="store_true")
     args = parser.parse_args()
     if args.list:
-        for name, fn in CHECKS.items():
+        for name, fn in {**CHECKS, **PEER_CHECKS}.items():
             print(f"{name}: {' '.join(fn.__doc__.split())}")
         return 0
     if os.path.exists("/sys/module/kvm_pvm") or not os.path.exists("/dev/kvm"):
@@ -1252,7 +1286,8 @@ def main():
         print("1..0 # SKIP no busybox (Debian: busybox-static)")
         return 0
     wanted = [c for c in args.only.split(",") if c] or list(CHECKS)
-    unknown = [c for c in wanted if c not in CHECKS]
+    checks = {**CHECKS, **PEER_CHECKS}
+    unknown = [c for c in wanted if c not in checks]
     if unknown:
         print(f"suite.py: unknown check {unknown[0]!r} (--list names them)", file=sys.stderr)
         return 2
@@ -1261,7 +1296,7 @@ def main():
     for name in wanted:
         t0 = time.monotonic()
         try:
-            CHECKS[name](suite)
+            checks[name](suite)
         except Exception as e:  # a broken check is a failure, not a crash of the suite
             suite.tap.check(f"{name}: ran to the end", False, f"{type(e).__name__}: {e}")
         suite.tap.diag(f"{name}: {time.monotonic() - t0:.1f} s")

@@ -218,6 +218,17 @@ TEST(CliTest, StatsLineReportsLatencyRssAndExits) {
   EXPECT_THAT(StatsLine(VmStats{}), HasSubstr("first KVM_RUN never"));
 }
 
+TEST(CliTest, DeviceStatsLineNamesTheDeviceAndEveryCounterInOrder) {
+  DeviceInfo device;
+  device.kind = "virtio-net";
+  device.transport = "pci";
+  device.address = "0000:00:02.0";
+  device.counters = {{"notify_exits", 5}, {"tx_dropped", 0}, {"rx_frames", 123456789012}};
+  EXPECT_EQ(DeviceStatsLine(device),
+            "vmm: stats: virtio-net (pci 0000:00:02.0): notify_exits=5 tx_dropped=0 "
+            "rx_frames=123456789012");
+}
+
 TEST(CliTest, HelpIsARequestNotAnError) {
   for (const char* flag : {"--help", "-h", "-help"}) {
     absl::StatusOr<CliRequest> request = Parse({flag});
