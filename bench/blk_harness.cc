@@ -42,6 +42,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <thread>
@@ -50,6 +51,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "base/event_loop.h"
 #include "base/eventfd.h"
 #include "base/guest_memory.h"
@@ -654,4 +656,11 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace vmm
 
-int main(int argc, char** argv) { return vmm::Main(argc, argv); }
+int main(int argc, char** argv) {
+  // As vmm's main() runs the device: without absl's per-lock deadlock check
+  // unless VMM_LOCK_CHECKS is set.
+  if (std::getenv("VMM_LOCK_CHECKS") == nullptr) {
+    absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  }
+  return vmm::Main(argc, argv);
+}
