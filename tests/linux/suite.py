@@ -587,6 +587,16 @@ def net_transfer(s, name, vhost, qemu=False):
         s.expect_exit(b, 0, "powered off")
         for line in re.findall(r"^vmm: stats: virtio-net .*", b.stderr(), re.M):
             s.tap.diag(f"{name}: {line}")  # where a slow transfer's time went
+        # The same for any VMM, from the tap's side: frames from the guest
+        # (the tap's rx) and to it, and their mean size (TSO at work or not).
+        tap_stats = {}
+        for key in ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes"):
+            with open(f"/sys/class/net/{tap}/statistics/{key}") as f:
+                tap_stats[key] = int(f.read())
+        s.tap.diag(f"{name}: tap: {tap_stats['rx_packets']} frames from the guest "
+                   f"(mean {tap_stats['rx_bytes'] // max(tap_stats['rx_packets'], 1)} bytes), "
+                   f"{tap_stats['tx_packets']} to it "
+                   f"(mean {tap_stats['tx_bytes'] // max(tap_stats['tx_packets'], 1)} bytes)")
         thread.join(timeout=30)
         send_thread.join(timeout=30)
         listener.close()
