@@ -27,13 +27,19 @@ namespace {
 // writes on eventfds and consoles, and leaving. sched_getparam and
 // sched_getscheduler: a thread that queues on a contended absl::Mutex reads
 // its own priority (pthread_getschedparam); a reset race with 2 vCPUs under
-// hardware KVM (the nested lane) died of SIGSYS there.
+// hardware KVM (the nested lane) died of SIGSYS there. gettimeofday, time
+// and clock_getres beside clock_gettime: the vDSO answers them without a
+// system call only while the clocksource is one user space can read; when
+// the kernel marks the TSC unstable (an L1 of the nested lane did, mid-run,
+// and fell back to hpet) each becomes a real one — vmm died of SIGSYS in
+// gettimeofday there.
 constexpr int kCommonSyscalls[] = {
     SCMP_SYS(read),          SCMP_SYS(write),          SCMP_SYS(readv),
     SCMP_SYS(writev),        SCMP_SYS(close),          SCMP_SYS(futex),
     SCMP_SYS(mmap),          SCMP_SYS(munmap),         SCMP_SYS(mremap),
     SCMP_SYS(mprotect),      SCMP_SYS(madvise),        SCMP_SYS(brk),
     SCMP_SYS(clock_gettime), SCMP_SYS(clock_nanosleep), SCMP_SYS(nanosleep),
+    SCMP_SYS(clock_getres),  SCMP_SYS(gettimeofday),   SCMP_SYS(time),
     SCMP_SYS(sched_yield),   SCMP_SYS(gettid),         SCMP_SYS(getpid),
     SCMP_SYS(tgkill),        SCMP_SYS(rt_sigreturn),   SCMP_SYS(rt_sigprocmask),
     SCMP_SYS(restart_syscall), SCMP_SYS(exit),         SCMP_SYS(exit_group),
