@@ -618,6 +618,8 @@ def net_transfer(s, name, vhost, qemu=False):
                  received.get("bytes") == 64 * MiB and
                  received.get("sha256") == b.fact("tcp-sha256"), f"received {received}")
         s.tap.diag(f"{name}: guest uptime at each step: {b.fact('net-timing')}")
+        s.tap.diag(f"{name}: guest clocksource {b.fact('net-clocksource')}; "
+                   f"interrupts by vector: {b.fact('net-irqs')}")
         rates = timing_rates(b.fact("net-timing") or "")
         if rates:
             s.throughput[name] = rates
