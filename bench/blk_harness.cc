@@ -42,7 +42,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <cstdlib>
 #include <memory>
 #include <string>
 #include <thread>
@@ -51,8 +50,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "absl/synchronization/mutex.h"
 #include "base/event_loop.h"
+#include "base/lock_checks.h"
 #include "base/eventfd.h"
 #include "base/guest_memory.h"
 #include "base/unique_fd.h"
@@ -657,10 +656,6 @@ int Main(int argc, char** argv) {
 }  // namespace vmm
 
 int main(int argc, char** argv) {
-  // As vmm's main() runs the device: without absl's per-lock deadlock check
-  // unless VMM_LOCK_CHECKS is set.
-  if (std::getenv("VMM_LOCK_CHECKS") == nullptr) {
-    absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  }
+  vmm::SetLockChecksFromEnvironment();  // as vmm's main() runs the device
   return vmm::Main(argc, argv);
 }

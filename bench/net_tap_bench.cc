@@ -32,14 +32,13 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <cstdlib>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
 #include "base/event_loop.h"
+#include "base/lock_checks.h"
 #include "base/unique_fd.h"
 #include "devices/virtio/net/tap.h"
 #include "devices/virtio/net/virtio_net.h"
@@ -328,11 +327,7 @@ int Run() {
 }  // namespace vmm
 
 int main() {
-  // As vmm's main() runs the device: without absl's per-lock deadlock check
-  // unless VMM_LOCK_CHECKS is set.
-  if (std::getenv("VMM_LOCK_CHECKS") == nullptr) {
-    absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  }
+  vmm::SetLockChecksFromEnvironment();  // as vmm's main() runs the device
   int rc = 1;
   // unshare(CLONE_NEWNET) on a thread of its own: only that thread moves.
   std::thread([&] { rc = vmm::Run(); }).join();

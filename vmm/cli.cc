@@ -28,8 +28,6 @@
 namespace vmm::cli {
 namespace {
 
-constexpr absl::string_view kProgram = "vmm";
-
 // One flag of `vmm`: everything about it in one row (the parser, --help,
 // its default), applied straight to the request. Not absl flags: those are
 // process-global (the library may be parsed for more than one VM, and

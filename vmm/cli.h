@@ -27,6 +27,9 @@
 
 namespace vmm::cli {
 
+// The program's name, as its messages start ("vmm: ...").
+inline constexpr absl::string_view kProgram = "vmm";
+
 // Exit codes of the `vmm` command that are not about how the guest ended.
 inline constexpr int kExitVmmFailure = 1;  // the VMM itself failed at runtime
 inline constexpr int kExitUsage = 2;       // bad flags or bad user input

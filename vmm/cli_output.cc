@@ -12,11 +12,6 @@
 #include "vmm/cli.h"
 
 namespace vmm::cli {
-namespace {
-
-constexpr absl::string_view kProgram = "vmm";
-
-}  // namespace
 
 std::string OneLine(const absl::Status& status) {
   std::string message(status.message());

@@ -6,7 +6,6 @@
 
 #include <atomic>
 #include <cstdio>
-#include <cstdlib>
 #include <memory>
 #include <string>
 #include <thread>
@@ -16,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "base/lock_checks.h"
 #include "vmm/cli.h"
 #include "vmm/host_root/host_root.h"
 #include "vmm/seccomp_filter.h"
@@ -111,14 +111,7 @@ void PrintLine(std::FILE* stream, const std::string& line) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Debian's abseil is built without NDEBUG, so by default every
-  // absl::Mutex::Lock runs its deadlock detector (a global graph behind a
-  // global lock: 13 ns -> 55 ns per lock and unlock, measured). The tests
-  // keep it (VMM_LOCK_CHECKS=1, set by tests/kvm and the nested lane); a
-  // user's vmm does not pay for it on every device request.
-  if (std::getenv("VMM_LOCK_CHECKS") == nullptr) {
-    absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  }
+  vmm::SetLockChecksFromEnvironment();  // off unless VMM_LOCK_CHECKS (the tests)
   absl::StatusOr<vmm::cli::CliRequest> request = vmm::cli::ParseCommandLine(argc, argv);
   if (!request.ok()) {
     PrintLine(stderr, vmm::cli::UsageErrorLine(request.status()));

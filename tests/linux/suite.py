@@ -90,13 +90,13 @@ class Boot:
         if os.path.exists(self.console_path):
             os.remove(self.console_path)
         self.stderr_path = os.path.join(suite.work, f"{name}.stderr")
+        # dis_ucode_ldr: the nested lane's L1 twice stopped for good with its
+        # L2 in the AMD microcode loader's MSR access as a CPU came up
+        # (QEMU's SVM emulation; tests/nested/README.md, "Flakes"). A guest
+        # has no microcode to load anyway.
+        kernel_cmdline = f"console=ttyS0 quiet dis_ucode_ldr check={check} {cmdline}".strip()
         boot = ["--restore", restore] if restore else [
-            "--kernel", suite.kernel, "--initrd", suite.initrd,
-            # dis_ucode_ldr: the nested lane's L1 twice stopped for good
-            # with its L2 in the AMD microcode loader's MSR access as a
-            # CPU came up (QEMU's SVM emulation; tests/nested/README.md,
-            # "Flakes"). A guest has no microcode to load anyway.
-            "--cmdline", f"console=ttyS0 quiet dis_ucode_ldr check={check} {cmdline}".strip()]
+            "--kernel", suite.kernel, "--initrd", suite.initrd, "--cmdline", kernel_cmdline]
         self.cmd = [suite.vmm, *boot,
                     "--serial", "pty" if serial == "pty" else f"file={self.console_path}",
                     "--timeout", str(timeout), *vmm_args]
@@ -104,8 +104,8 @@ class Boot:
             self.cmd = [shutil.which("qemu-system-x86_64") or "qemu-system-x86_64",
                         "-M", "microvm,pcie=on", "-enable-kvm", "-cpu", "host",
                         "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
-                        "-serial", f"file:{self.console_path}", "-kernel", boot[1],
-                        "-initrd", boot[3], "-append", boot[5], *qemu_args]
+                        "-serial", f"file:{self.console_path}", "-kernel", suite.kernel,
+                        "-initrd", suite.initrd, "-append", kernel_cmdline, *qemu_args]
             timeout -= 60  # finish() waits a minute more than vmm's own --timeout
         self.timeout = timeout
         self.start = time.monotonic()
@@ -485,10 +485,7 @@ def check_net_vhost(s):
         s.tap.skip("net-vhost", "no /dev/vhost-net (modprobe vhost_net)")
         return
     net_transfer(s, "net-vhost", vhost=True)
-    if "net" in s.throughput and "net-vhost" in s.throughput:
-        (out0, in0), (out1, in1) = s.throughput["net"], s.throughput["net-vhost"]
-        s.tap.diag(f"net-vhost: vhost-net / in-VMM throughput, same L1: guest->peer "
-                   f"{out1 / out0:.2f}x, peer->guest {in1 / in0:.2f}x")
+    diag_throughput_ratio(s, "net-vhost", "net", "vhost-net / in-VMM throughput")
 
 
 def check_net_qemu(s):
@@ -500,10 +497,17 @@ def check_net_qemu(s):
         s.tap.skip("net-qemu", "no qemu-system-x86_64")
         return
     net_transfer(s, "net-qemu", vhost=False, qemu=True)
-    if "net" in s.throughput and "net-qemu" in s.throughput:
-        (out0, in0), (out1, in1) = s.throughput["net"], s.throughput["net-qemu"]
-        s.tap.diag(f"net-qemu: vmm / QEMU throughput, same L1: guest->peer "
-                   f"{out0 / out1:.2f}x, peer->guest {in0 / in1:.2f}x")
+    diag_throughput_ratio(s, "net", "net-qemu", "vmm / QEMU throughput", on="net-qemu")
+
+
+def diag_throughput_ratio(s, over, under, what, on=None):
+    """Prints each way's throughput of check `over` divided by check
+    `under`'s (both from this run, the same L1) as a diagnostic of check
+    `on` (default `over`), when both ran."""
+    if over in s.throughput and under in s.throughput:
+        (out1, in1), (out0, in0) = s.throughput[over], s.throughput[under]
+        s.tap.diag(f"{on or over}: {what}, same L1: guest->peer "
+                   f"{out1 / out0:.2f}x, peer->guest {in1 / in0:.2f}x")
 
 
 def timing_rates(timing):

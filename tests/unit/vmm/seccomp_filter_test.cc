@@ -23,12 +23,24 @@ namespace {
 
 using ::vmm::testing::SanitizerBuild;
 
+// Runs `body` in a forked child that then exits 0; the child's wait status.
+template <typename Body>
+int WaitStatusOfChild(Body body) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    body();
+    _exit(0);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return status;
+}
+
 // Two threads, filtered as `thread`, wait on an absl::Mutex the first one
 // holds: absl queues the second waiter behind the first and then reads its
 // scheduling priority (pthread_getschedparam).
 int ContendAMutexUnder(SeccompThread thread) {
-  pid_t pid = fork();
-  if (pid == 0) {
+  return WaitStatusOfChild([thread] {
     absl::Mutex mu;
     std::atomic<int> filtered{0};
     mu.Lock();
@@ -47,11 +59,7 @@ int ContendAMutexUnder(SeccompThread thread) {
     mu.Unlock();
     first.join();
     second.join();
-    _exit(0);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return status;
+  });
 }
 
 TEST(SeccompFilterTest, ContendedMutexOnAVcpuThreadIsAllowed) {
@@ -73,8 +81,7 @@ TEST(SeccompFilterTest, ContendedMutexOnTheLoopThreadIsAllowed) {
 // in the nested lane, where vmm died of SIGSYS in gettimeofday): the clock
 // calls become real system calls, made here directly.
 int ReadTheClockBySyscallUnder(SeccompThread thread) {
-  pid_t pid = fork();
-  if (pid == 0) {
+  return WaitStatusOfChild([thread] {
     std::thread t([thread] {
       if (!InstallSeccompFilter(thread, SeccompMode::kEnforce).ok()) _exit(3);
       timespec ts;
@@ -85,11 +92,7 @@ int ReadTheClockBySyscallUnder(SeccompThread thread) {
       if (syscall(SYS_time, nullptr) == -1) _exit(7);
     });
     t.join();
-    _exit(0);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return status;
+  });
 }
 
 TEST(SeccompFilterTest, EveryThreadReadsTheClockWithoutTheVdso) {
